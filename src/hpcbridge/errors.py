@@ -1,0 +1,97 @@
+"""The one exception tree of hpcbridge.
+
+Every error carries a user-facing message that says what failed, on which object and how
+to fix it. Errors become wire formats in exactly two places: exit codes plus one line in
+the CLI, and problem+json in the API.
+
+    HpcbridgeError
+    ├── SpecError                  invalid job spec (exit code 2)
+    │   └── UnsupportedFieldError  a valid field that the chosen backend cannot honour
+    ├── ConfigError                invalid settings (exit code 2)
+    ├── NotFoundError              unknown job, attempt or cluster (exit code 3)
+    ├── StoreError
+    │   ├── InvalidTransitionError the state machine forbids the change
+    │   └── ConflictError          optimistic version check failed; reload and retry
+    └── BackendError               a scheduler call failed
+        ├── TransientBackendError  worth retrying later (scheduler slow or down)
+        └── PermanentBackendError  retrying the same call cannot help
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class HpcbridgeError(Exception):
+    """Base of every error hpcbridge raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if hint is None else f"{message} ({hint})")
+
+
+class SpecError(HpcbridgeError):
+    """The job spec is invalid; ``problems`` lists each as ``path: message``."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, problems: Sequence[str] = (), hint: str | None = None):
+        self.problems = list(problems)
+        super().__init__(message, hint=hint)
+
+
+class UnsupportedFieldError(SpecError):
+    """A field is valid but the backend that would run the job cannot honour it yet."""
+
+
+class ConfigError(HpcbridgeError):
+    exit_code = 2
+
+
+class NotFoundError(HpcbridgeError):
+    exit_code = 3
+
+
+class StoreError(HpcbridgeError):
+    pass
+
+
+class InvalidTransitionError(StoreError):
+    pass
+
+
+class ConflictError(StoreError):
+    """Someone else changed the record first; reload it and decide again."""
+
+
+class BackendError(HpcbridgeError):
+    """A scheduler call failed. ``argv``/``returncode``/``stderr`` say which and how."""
+
+    transient = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        argv: Sequence[str] = (),
+        returncode: int | None = None,
+        stdout: str = "",
+        stderr: str = "",
+        hint: str | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        super().__init__(message, hint=hint)
+
+
+class TransientBackendError(BackendError):
+    transient = True
+
+
+class PermanentBackendError(BackendError):
+    transient = False
