@@ -1,0 +1,168 @@
+"""The in-memory twin of the SQL store: same contract, for fast tests and dry runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from hpcbridge.errors import NotFoundError, StoreError
+from hpcbridge.states import AttemptState, JobState
+from hpcbridge.store._protocol import ACTIVE_ATTEMPT_STATES, transition_event_data
+from hpcbridge.store._records import Attempt, Event, Job, JobFilter, JobId, NewJob
+from hpcbridge.store._rules import (
+    attempt_fields,
+    check_fields,
+    check_transition,
+    check_version,
+    JOB_MUTABLE_FIELDS,
+    next_attempt_number,
+    transition_fields,
+)
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._jobs: dict[JobId, Job] = {}
+        self._attempts: dict[JobId, list[Attempt]] = {}
+        self._events: list[Event] = []
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        with self._lock:
+            saved = (dict(self._jobs), {k: list(v) for k, v in self._attempts.items()},
+                     list(self._events))
+            try:
+                yield
+            except BaseException:
+                self._jobs, self._attempts, self._events = saved
+                raise
+
+    def create_jobs(self, jobs: Sequence[NewJob], *, now: float, actor: str) -> list[Job]:
+        with self._lock:
+            for new in jobs:
+                if new.job_id in self._jobs:
+                    raise StoreError(f"job {new.job_id} already exists")
+            created = []
+            for new in jobs:
+                job = Job(**{f.name: getattr(new, f.name) for f in dataclasses.fields(NewJob)},
+                          state=JobState.ACCEPTED, version=1, created_at=now, updated_at=now)
+                self._jobs[job.job_id] = job
+                self._attempts[job.job_id] = []
+                self._append(job.job_id, "accepted", now, to_state=JobState.ACCEPTED, actor=actor)
+                created.append(job)
+            return created
+
+    def get_job(self, job_id: str) -> Job:
+        with self._lock:
+            try:
+                return self._jobs[JobId(job_id)]
+            except KeyError:
+                raise NotFoundError(f"no job {job_id!r}", hint="see 'hpcbridge list'") from None
+
+    def find_by_idempotency_key(self, key: str) -> Job | None:
+        with self._lock:
+            return next((j for j in self._jobs.values() if j.idempotency_key == key), None)
+
+    def list_jobs(self, query: JobFilter = JobFilter()) -> list[Job]:
+        with self._lock:
+            found = [j for j in self._jobs.values() if _matches(j, query)]
+        found.sort(key=lambda j: (j.created_at, j.job_id))
+        return found[: query.limit] if query.limit is not None else found
+
+    def active_jobs(self) -> list[Job]:
+        with self._lock:
+            return sorted((j for j in self._jobs.values() if not j.state.terminal),
+                          key=lambda j: (j.created_at, j.job_id))
+
+    def transition(self, job_id: JobId, target: JobState, *, expected_version: int, now: float,
+                   reason: str | None = None, actor: str = "system", attempt: int | None = None,
+                   data: dict[str, Any] | None = None, **fields: Any) -> Job:
+        with self._lock:
+            job = self.get_job(job_id)
+            check_transition(job, target, expected_version)
+            changes = transition_fields(job, target, now, fields)
+            updated = dataclasses.replace(job, state=target, version=job.version + 1,
+                                          updated_at=now, reason=reason, **changes)
+            self._jobs[job_id] = updated
+            self._append(job_id, "transition", now, attempt=attempt, from_state=job.state,
+                         to_state=target, reason=reason, actor=actor,
+                         data=transition_event_data(fields, data))
+            return updated
+
+    def update_job(self, job_id: JobId, *, expected_version: int, now: float,
+                   **fields: Any) -> Job:
+        with self._lock:
+            job = self.get_job(job_id)
+            check_version(job, expected_version)
+            check_fields(fields, JOB_MUTABLE_FIELDS, "job")
+            updated = dataclasses.replace(job, version=job.version + 1, updated_at=now, **fields)
+            self._jobs[job_id] = updated
+            return updated
+
+    def create_attempt(self, job_id: JobId, *, backend: str, token: str, now: float,
+                       details: dict[str, Any]) -> Attempt:
+        with self._lock:
+            self.get_job(job_id)
+            attempts = self._attempts[job_id]
+            attempt = Attempt(job_id=job_id, number=next_attempt_number(attempts), token=token,
+                              backend=backend, state=AttemptState.PREPARED, created_at=now,
+                              details=dict(details))
+            attempts.append(attempt)
+            return attempt
+
+    def update_attempt(self, job_id: JobId, number: int, **fields: Any) -> Attempt:
+        with self._lock:
+            attempts = self._attempts.get(job_id, [])
+            for position, attempt in enumerate(attempts):
+                if attempt.number == number:
+                    updated = dataclasses.replace(attempt, **attempt_fields(fields))
+                    attempts[position] = updated
+                    return updated
+            raise NotFoundError(f"job {job_id} has no attempt {number}")
+
+    def attempts(self, job_id: JobId) -> list[Attempt]:
+        with self._lock:
+            return list(self._attempts.get(job_id, []))
+
+    def active_attempts(self) -> list[Attempt]:
+        with self._lock:
+            return [a for attempts in self._attempts.values() for a in attempts
+                    if a.state in ACTIVE_ATTEMPT_STATES]
+
+    def add_event(self, job_id: JobId, kind: str, *, now: float, attempt: int | None = None,
+                  reason: str | None = None, data: dict[str, Any] | None = None,
+                  actor: str = "system") -> None:
+        with self._lock:
+            self.get_job(job_id)
+            self._append(job_id, kind, now, attempt=attempt, reason=reason, data=data or {},
+                         actor=actor)
+
+    def events(self, job_id: JobId, *, after_seq: int = 0) -> list[Event]:
+        with self._lock:
+            return [e for e in self._events if e.job_id == job_id and e.seq > after_seq]
+
+    def all_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        with self._lock:
+            found = [e for e in self._events if e.seq > after_seq]
+        return found[:limit] if limit is not None else found
+
+    def close(self) -> None:
+        return None
+
+    def _append(self, job_id: JobId, kind: str, now: float, **fields: Any) -> None:
+        self._events.append(Event(seq=len(self._events) + 1, job_id=job_id, time=now, kind=kind,
+                                  **fields))
+
+
+def _matches(job: Job, query: JobFilter) -> bool:
+    return (
+        (query.states is None or job.state in query.states)
+        and (query.project is None or job.project == query.project)
+        and (query.name is None or job.name == query.name)
+        and (query.parent_id is None or job.parent_id == query.parent_id)
+        and (not query.top_level_only or job.parent_id is None)
+    )

@@ -1,0 +1,100 @@
+"""The store port: one Protocol, held by SQL and in-memory implementations to one contract."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from hpcbridge.states import AttemptState, FailureClass, JobState
+from hpcbridge.store._records import Attempt, Event, Job, JobFilter, JobId, NewJob
+
+ACTIVE_ATTEMPT_STATES = frozenset(
+    {AttemptState.PREPARED, AttemptState.SUBMITTED, AttemptState.RUNNING}
+)
+
+
+class Store(Protocol):
+    """Durable state of every job. Writes commit on return, or at the end of ``batch()``."""
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group the writes inside into one transaction (one fsync)."""
+        ...
+
+    def create_jobs(self, jobs: Sequence[NewJob], *, now: float, actor: str) -> list[Job]: ...
+
+    def get_job(self, job_id: str) -> Job:
+        """Raises NotFoundError."""
+        ...
+
+    def find_by_idempotency_key(self, key: str) -> Job | None: ...
+
+    def list_jobs(self, query: JobFilter = ...) -> list[Job]: ...
+
+    def active_jobs(self) -> list[Job]: ...
+
+    def transition(
+        self,
+        job_id: JobId,
+        target: JobState,
+        *,
+        expected_version: int,
+        now: float,
+        reason: str | None = None,
+        actor: str = "system",
+        attempt: int | None = None,
+        data: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Job:
+        """Move a job to ``target`` if the table allows it and nobody changed it meanwhile.
+
+        ``fields`` update other job columns in the same write (``failure_class``, ...).
+        Raises InvalidTransitionError, ConflictError or NotFoundError.
+        """
+        ...
+
+    def update_job(
+        self, job_id: JobId, *, expected_version: int, now: float, **fields: Any
+    ) -> Job: ...
+
+    def create_attempt(
+        self, job_id: JobId, *, backend: str, token: str, now: float, details: dict[str, Any]
+    ) -> Attempt: ...
+
+    def update_attempt(self, job_id: JobId, number: int, **fields: Any) -> Attempt: ...
+
+    def attempts(self, job_id: JobId) -> list[Attempt]: ...
+
+    def active_attempts(self) -> list[Attempt]: ...
+
+    def add_event(
+        self,
+        job_id: JobId,
+        kind: str,
+        *,
+        now: float,
+        attempt: int | None = None,
+        reason: str | None = None,
+        data: dict[str, Any] | None = None,
+        actor: str = "system",
+    ) -> None: ...
+
+    def events(self, job_id: JobId, *, after_seq: int = 0) -> list[Event]: ...
+
+    def all_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[Event]: ...
+
+    def close(self) -> None: ...
+
+
+def transition_event_data(fields: dict[str, Any], data: dict[str, Any] | None) -> dict[str, Any]:
+    """Event payload of a transition: the caller's data plus the failure class it sets."""
+    merged = dict(data or {})
+    failure_class = fields.get("failure_class")
+    if isinstance(failure_class, FailureClass):
+        merged.setdefault("failure_class", failure_class.value)
+    return merged
+
+
+def iterate_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

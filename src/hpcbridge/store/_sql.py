@@ -1,0 +1,336 @@
+"""SQLAlchemy store: SQLite by default (WAL, synchronous=FULL), PostgreSQL for scale-out."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.sql import Select
+
+from hpcbridge.errors import ConfigError, NotFoundError, StoreError
+from hpcbridge.states import AttemptState, FailureClass, JobState
+from hpcbridge.store._protocol import ACTIVE_ATTEMPT_STATES, transition_event_data
+from hpcbridge.store._records import Attempt, Event, Job, JobFilter, JobId, NewJob
+from hpcbridge.store._rules import (
+    JOB_MUTABLE_FIELDS,
+    attempt_fields,
+    check_fields,
+    check_transition,
+    check_version,
+    transition_fields,
+)
+from hpcbridge.store._schema import attempts as attempts_t
+from hpcbridge.store._schema import events as events_t
+from hpcbridge.store._schema import jobs as jobs_t
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_NON_TERMINAL = [s.value for s in JobState if not s.terminal]
+
+
+class SqlStore:
+    def __init__(self, url: str) -> None:
+        self._url = make_url(url)
+        self._engine = _make_engine(url)
+        self._conn: Connection | None = None
+        try:
+            migrate(self._engine)
+        except OperationalError as exc:
+            raise ConfigError(f"cannot open the database {self._url!r}: {exc.orig}") from exc
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        if self._conn is not None:
+            yield
+            return
+        with self._write() as conn:
+            self._conn = conn
+            try:
+                yield
+            finally:
+                self._conn = None
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        if self._conn is not None:
+            yield self._conn
+            return
+        with self._engine.connect().execution_options(immediate=True) as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        if self._conn is not None:
+            yield self._conn
+            return
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def create_jobs(self, jobs: Sequence[NewJob], *, now: float, actor: str) -> list[Job]:
+        rows = [_new_job_row(new, now) for new in jobs]
+        try:
+            with self._write() as conn:
+                for start in range(0, len(rows), 500):
+                    conn.execute(insert(jobs_t), rows[start : start + 500])
+                conn.execute(insert(events_t), [
+                    _event_row(row["job_id"], "accepted", now, to_state=JobState.ACCEPTED,
+                               actor=actor) for row in rows])
+        except IntegrityError as exc:
+            raise StoreError(f"cannot create jobs: {exc.orig}") from exc
+        return [_job(row) for row in rows]
+
+    def get_job(self, job_id: str) -> Job:
+        with self._read() as conn:
+            row = conn.execute(select(jobs_t).where(jobs_t.c.job_id == job_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no job {job_id!r}", hint="see 'hpcbridge list'")
+        return _job(row)
+
+    def find_by_idempotency_key(self, key: str) -> Job | None:
+        with self._read() as conn:
+            row = conn.execute(
+                select(jobs_t).where(jobs_t.c.idempotency_key == key)).mappings().first()
+        return None if row is None else _job(row)
+
+    def list_jobs(self, query: JobFilter = JobFilter()) -> list[Job]:
+        stmt = _filtered(select(jobs_t), query).order_by(jobs_t.c.created_at, jobs_t.c.job_id)
+        if query.limit is not None:
+            stmt = stmt.limit(query.limit)
+        return self._jobs(stmt)
+
+    def active_jobs(self) -> list[Job]:
+        return self._jobs(select(jobs_t).where(jobs_t.c.state.in_(_NON_TERMINAL))
+                          .order_by(jobs_t.c.created_at, jobs_t.c.job_id))
+
+    def _jobs(self, stmt: Select[Any]) -> list[Job]:
+        with self._read() as conn:
+            return [_job(row) for row in conn.execute(stmt).mappings()]
+
+    def transition(self, job_id: JobId, target: JobState, *, expected_version: int, now: float,
+                   reason: str | None = None, actor: str = "system", attempt: int | None = None,
+                   data: dict[str, Any] | None = None, **fields: Any) -> Job:
+        with self._write() as conn:
+            job = self._locked_job(conn, job_id)
+            check_transition(job, target, expected_version)
+            changes = transition_fields(job, target, now, fields)
+            updated = dataclasses.replace(job, state=target, version=job.version + 1,
+                                          updated_at=now, reason=reason, **changes)
+            self._save_versioned(conn, job, updated,
+                                 {"state": target.value, "reason": reason, **changes})
+            conn.execute(insert(events_t), _event_row(
+                job_id, "transition", now, attempt=attempt, from_state=job.state,
+                to_state=target, reason=reason, actor=actor,
+                data=transition_event_data(fields, data)))
+            return updated
+
+    def update_job(self, job_id: JobId, *, expected_version: int, now: float,
+                   **fields: Any) -> Job:
+        check_fields(fields, JOB_MUTABLE_FIELDS, "job")
+        with self._write() as conn:
+            job = self._locked_job(conn, job_id)
+            check_version(job, expected_version)
+            updated = dataclasses.replace(job, version=job.version + 1, updated_at=now, **fields)
+            self._save_versioned(conn, job, updated, dict(fields))
+            return updated
+
+    def _locked_job(self, conn: Connection, job_id: str) -> Job:
+        stmt = select(jobs_t).where(jobs_t.c.job_id == job_id)
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no job {job_id!r}", hint="see 'hpcbridge list'")
+        return _job(row)
+
+    @staticmethod
+    def _save_versioned(conn: Connection, job: Job, updated: Job, values: dict[str, Any]) -> None:
+        values = {k: _column_value(v) for k, v in values.items()}
+        result = conn.execute(
+            update(jobs_t)
+            .where(jobs_t.c.job_id == job.job_id, jobs_t.c.version == job.version)
+            .values(version=updated.version, updated_at=updated.updated_at, **values))
+        if result.rowcount != 1:
+            check_version(updated, job.version)  # raises ConflictError with a clear message
+
+    def create_attempt(self, job_id: JobId, *, backend: str, token: str, now: float,
+                       details: dict[str, Any]) -> Attempt:
+        with self._write() as conn:
+            self._locked_job(conn, job_id)
+            numbers = conn.execute(select(attempts_t.c.number)
+                                   .where(attempts_t.c.job_id == job_id)).scalars().all()
+            attempt = Attempt(job_id=job_id, number=max(numbers, default=0) + 1, token=token,
+                              backend=backend, state=AttemptState.PREPARED, created_at=now,
+                              details=dict(details))
+            conn.execute(insert(attempts_t), _attempt_row(attempt))
+            return attempt
+
+    def update_attempt(self, job_id: JobId, number: int, **fields: Any) -> Attempt:
+        fields = attempt_fields(fields)
+        with self._write() as conn:
+            values = {k: list(v) if k == "nodes" else _column_value(v) for k, v in fields.items()}
+            result = conn.execute(update(attempts_t).where(
+                attempts_t.c.job_id == job_id, attempts_t.c.number == number).values(**values))
+            if result.rowcount != 1:
+                raise NotFoundError(f"job {job_id} has no attempt {number}")
+            row = conn.execute(select(attempts_t).where(
+                attempts_t.c.job_id == job_id, attempts_t.c.number == number)).mappings().one()
+            return _attempt(row)
+
+    def attempts(self, job_id: JobId) -> list[Attempt]:
+        with self._read() as conn:
+            rows = conn.execute(select(attempts_t).where(attempts_t.c.job_id == job_id)
+                                .order_by(attempts_t.c.number)).mappings()
+            return [_attempt(row) for row in rows]
+
+    def active_attempts(self) -> list[Attempt]:
+        states = [s.value for s in ACTIVE_ATTEMPT_STATES]
+        with self._read() as conn:
+            rows = conn.execute(select(attempts_t).where(attempts_t.c.state.in_(states))
+                                .order_by(attempts_t.c.job_id, attempts_t.c.number)).mappings()
+            return [_attempt(row) for row in rows]
+
+    def add_event(self, job_id: JobId, kind: str, *, now: float, attempt: int | None = None,
+                  reason: str | None = None, data: dict[str, Any] | None = None,
+                  actor: str = "system") -> None:
+        with self._write() as conn:
+            self._locked_job(conn, job_id)
+            conn.execute(insert(events_t), _event_row(job_id, kind, now, attempt=attempt,
+                                                      reason=reason, data=data, actor=actor))
+
+    def events(self, job_id: JobId, *, after_seq: int = 0) -> list[Event]:
+        return self._events(select(events_t).where(events_t.c.job_id == job_id,
+                                                   events_t.c.seq > after_seq))
+
+    def all_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        stmt = select(events_t).where(events_t.c.seq > after_seq)
+        return self._events(stmt if limit is None else stmt.order_by(events_t.c.seq).limit(limit))
+
+    def _events(self, stmt: Select[Any]) -> list[Event]:
+        with self._read() as conn:
+            return [_event(row) for row in conn.execute(stmt.order_by(events_t.c.seq)).mappings()]
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # Autocommit at the driver so that SQLAlchemy's BEGIN below is the only one.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: an acknowledged submission survives a power cut, not only a process crash.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front, so two processes never deadlock on upgrade.
+        immediate = conn.get_execution_options().get("immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (a no-op when already there)."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    with engine.connect().execution_options(immediate=True) as conn:
+        with conn.begin():
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+        conn.commit()
+
+
+def _column_value(value: Any) -> Any:
+    if isinstance(value, JobState | FailureClass | AttemptState):
+        return value.value
+    return value
+
+
+def _new_job_row(new: NewJob, now: float) -> dict[str, Any]:
+    row = {f.name: getattr(new, f.name) for f in dataclasses.fields(NewJob)}
+    return row | {"state": JobState.ACCEPTED.value, "version": 1, "created_at": now,
+                  "updated_at": now, "attempt_count": 0, "cancel_requested": False,
+                  "reason": None, "failure_class": None, "exit_code": None,
+                  "next_attempt_at": None, "started_at": None, "finished_at": None}
+
+
+def _job(row: Any) -> Job:
+    values = dict(row)
+    values["state"] = JobState(values["state"])
+    if values["failure_class"] is not None:
+        values["failure_class"] = FailureClass(values["failure_class"])
+    return Job(**values)
+
+
+def _attempt_row(attempt: Attempt) -> dict[str, Any]:
+    row = {f.name: _column_value(getattr(attempt, f.name)) for f in dataclasses.fields(Attempt)}
+    return row | {"nodes": list(attempt.nodes)}
+
+
+def _attempt(row: Any) -> Attempt:
+    values = dict(row)
+    values["state"] = AttemptState(values["state"])
+    values["nodes"] = tuple(values["nodes"])
+    if values["failure_class"] is not None:
+        values["failure_class"] = FailureClass(values["failure_class"])
+    return Attempt(**values)
+
+
+def _event_row(job_id: str, kind: str, now: float, *, attempt: int | None = None,
+               from_state: JobState | None = None, to_state: JobState | None = None,
+               reason: str | None = None, data: dict[str, Any] | None = None,
+               actor: str = "system") -> dict[str, Any]:
+    return {"job_id": job_id, "attempt": attempt, "time": now, "kind": kind,
+            "from_state": _column_value(from_state), "to_state": _column_value(to_state),
+            "reason": reason, "data": data or {}, "actor": actor}
+
+
+def _event(row: Any) -> Event:
+    values = dict(row)
+    for key in ("from_state", "to_state"):
+        if values[key] is not None:
+            values[key] = JobState(values[key])
+    return Event(**values)
+
+
+def _filtered(stmt: Select[Any], query: JobFilter) -> Select[Any]:
+    if query.states is not None:
+        stmt = stmt.where(jobs_t.c.state.in_([s.value for s in query.states]))
+    if query.project is not None:
+        stmt = stmt.where(jobs_t.c.project == query.project)
+    if query.name is not None:
+        stmt = stmt.where(jobs_t.c.name == query.name)
+    if query.parent_id is not None:
+        stmt = stmt.where(jobs_t.c.parent_id == query.parent_id)
+    if query.top_level_only:
+        stmt = stmt.where(jobs_t.c.parent_id.is_(None))
+    return stmt
