@@ -63,8 +63,10 @@ def parse_memory_mb(value: object) -> int:
 
 
 def format_duration(seconds: float) -> str:
-    """``5400`` -> ``1h30m``: short and exact to the second."""
-    total = round(seconds)
+    """``5400`` -> ``1h30m``; exact, so that parsing the text gives ``seconds`` back."""
+    if seconds != int(seconds):
+        return f"{seconds:g}s"
+    total = int(seconds)
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         count, total = divmod(total, size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -77,6 +78,10 @@ class MemoryStore:
         with self._lock:
             return sorted((j for j in self._jobs.values() if not j.state.terminal),
                           key=lambda j: (j.created_at, j.job_id))
+
+    def count_children(self, parent_id: JobId) -> dict[JobState, int]:
+        with self._lock:
+            return dict(Counter(j.state for j in self._jobs.values() if j.parent_id == parent_id))
 
     def transition(self, job_id: JobId, target: JobState, *, expected_version: int, now: float,
                    reason: str | None = None, actor: str = "system", attempt: int | None = None,

@@ -33,6 +33,10 @@ class Store(Protocol):
 
     def active_jobs(self) -> list[Job]: ...
 
+    def count_children(self, parent_id: JobId) -> dict[JobState, int]:
+        """How many tasks of an array job are in each state."""
+        ...
+
     def transition(
         self,
         job_id: JobId,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql import Select
@@ -41,7 +42,7 @@ class SqlStore:
     def __init__(self, url: str) -> None:
         self._url = make_url(url)
         self._engine = _make_engine(url)
-        self._conn: Connection | None = None
+        self._local = threading.local()  # the batch connection belongs to one thread
         try:
             migrate(self._engine)
         except OperationalError as exc:
@@ -51,17 +52,22 @@ class SqlStore:
     def engine(self) -> Engine:
         return self._engine
 
+    @property
+    def _conn(self) -> Connection | None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        return conn
+
     @contextmanager
     def batch(self) -> Iterator[None]:
         if self._conn is not None:
             yield
             return
         with self._write() as conn:
-            self._conn = conn
+            self._local.conn = conn
             try:
                 yield
             finally:
-                self._conn = None
+                self._local.conn = None
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -114,6 +120,12 @@ class SqlStore:
     def active_jobs(self) -> list[Job]:
         return self._jobs(select(jobs_t).where(jobs_t.c.state.in_(_NON_TERMINAL))
                           .order_by(jobs_t.c.created_at, jobs_t.c.job_id))
+
+    def count_children(self, parent_id: JobId) -> dict[JobState, int]:
+        stmt = (select(jobs_t.c.state, func.count()).where(jobs_t.c.parent_id == parent_id)
+                .group_by(jobs_t.c.state))
+        with self._read() as conn:
+            return {JobState(state): count for state, count in conn.execute(stmt).tuples()}
 
     def _jobs(self, stmt: Select[Any]) -> list[Job]:
         with self._read() as conn:
@@ -232,7 +244,7 @@ def _make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30})
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,232 @@
+"""The Python API of hpcbridge in embedded mode: submit, inspect, cancel and wait for jobs.
+
+The reconciler runs in-process while a caller waits. Whoever holds the leader lock drives
+it; a caller that submits and leaves starts a detached agent, so jobs always progress.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+from hpcbridge.backends import AttemptRef, Backend, available_backends, load_backend
+from hpcbridge.config import Settings
+from hpcbridge.errors import ConflictError, NotFoundError, SpecError
+from hpcbridge.reconciler import CycleReport, LeaderLock, Policy, Reconciler
+from hpcbridge.spec import JobSpec, expand, task_count
+from hpcbridge.states import JobState
+from hpcbridge.store import (
+    Attempt,
+    Event,
+    Job,
+    JobFilter,
+    JobId,
+    NewJob,
+    Store,
+    new_job_id,
+    open_store,
+    task_job_id,
+)
+
+_MAX_CANCEL_TRIES = 20
+
+
+class _Backends(Mapping[str, Backend]):
+    """Backends loaded on first use, so a laptop never needs Slurm's configuration."""
+
+    def __init__(self, settings: Settings, wake: Callable[[], None]) -> None:
+        self._settings = settings
+        self._wake = wake
+        self._loaded: dict[str, Backend] = {}
+
+    def __getitem__(self, name: str) -> Backend:
+        if name not in self._loaded:
+            self._loaded[name] = load_backend(name, self._settings, self._wake)
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(available_backends())
+
+    def __len__(self) -> int:
+        return len(available_backends())
+
+    def get(self, name: str, default: Backend | None = None) -> Backend | None:  # type: ignore[override]
+        try:
+            return self[name]
+        except Exception:
+            return default
+
+    def close(self) -> None:
+        for backend in self._loaded.values():
+            backend.close()
+
+
+class Client:
+    def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings or Settings()
+        self.store = store or open_store(self.settings)
+        self._clock = clock
+        self._wake = threading.Event()
+        self.backends = _Backends(self.settings, self._wake.set)
+        self.reconciler = Reconciler(
+            self.store, self.backends, policy=Policy(lost_grace_s=self.settings.lost_grace_s),
+            checkpoints_dir=self.settings.home / "checkpoints", clock=clock)
+        self._leader = LeaderLock(self.settings.home / "reconciler.lock")
+
+    # -- submission ------------------------------------------------------------------------
+
+    def check(self, spec: JobSpec) -> list[str]:
+        """Every problem that would stop ``spec`` from running as written."""
+        problems = spec.check_required_tags(self.settings.required_tags)
+        if spec.backend not in available_backends():
+            return [*problems, f"backend: {spec.backend!r} is not installed; available: "
+                               f"{', '.join(available_backends())}"]
+        backend = self.backends[spec.backend]
+        for task in expand(spec)[:1] if spec.array else [None]:
+            problems += backend.check(task.spec if task else spec)
+        return problems
+
+    def submit(self, spec: JobSpec, *, idempotency_key: str | None = None,
+               actor: str = "cli") -> Job:
+        if idempotency_key is not None:
+            existing = self.store.find_by_idempotency_key(idempotency_key)
+            if existing is not None:
+                return existing
+        problems = self.check(spec)
+        if problems:
+            raise SpecError(f"job {spec.name!r} cannot run: " + "; ".join(problems),
+                            problems=problems)
+        now = self._clock()
+        job_id = new_job_id()
+        document = spec.to_document()
+        common = {"name": spec.name, "project": spec.project, "tags": dict(spec.tags),
+                  "workload_class": spec.workload_class, "backend": spec.backend,
+                  "cluster": spec.cluster, "priority": spec.priority}
+        if spec.array is None:
+            new = [NewJob(job_id=job_id, spec=document, idempotency_key=idempotency_key,
+                          **common)]  # type: ignore[arg-type]
+        else:
+            tasks = expand(spec)
+            new = [NewJob(job_id=job_id, spec=document, idempotency_key=idempotency_key,
+                          task_count=task_count(spec.array), **common)]  # type: ignore[arg-type]
+            new += [NewJob(job_id=task_job_id(job_id, t.index), spec=t.spec.to_document(),
+                           parent_id=job_id, task_index=t.index, task_params=t.params,
+                           **common) for t in tasks]  # type: ignore[arg-type]
+        created = self.store.create_jobs(new, now=now, actor=actor)
+        self._wake.set()
+        return created[0]
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        return self.store.get_job(job_id)
+
+    def tasks(self, job_id: str) -> list[Job]:
+        return self.store.list_jobs(JobFilter(parent_id=JobId(job_id)))
+
+    def list(self, query: JobFilter = JobFilter(top_level_only=True)) -> list[Job]:
+        return self.store.list_jobs(query)
+
+    def attempts(self, job_id: str) -> list[Attempt]:
+        self.get(job_id)
+        return self.store.attempts(JobId(job_id))
+
+    def events(self, job_id: str, *, after_seq: int = 0) -> list[Event]:
+        self.get(job_id)
+        return self.store.events(JobId(job_id), after_seq=after_seq)
+
+    def log_paths(self, job_id: str, attempt: int | None = None) -> tuple[Path | None, Path | None]:
+        attempts = self.attempts(job_id)
+        if not attempts:
+            raise NotFoundError(f"job {job_id} has no attempts yet",
+                                hint="wait until it starts, see 'hpcbridge status'")
+        chosen = attempts[-1] if attempt is None else next(
+            (a for a in attempts if a.number == attempt), None)
+        if chosen is None:
+            raise NotFoundError(f"job {job_id} has no attempt {attempt}; it has "
+                                f"{', '.join(str(a.number) for a in attempts)}")
+        backend = self.backends[chosen.backend]
+        return backend.log_paths(AttemptRef(chosen.job_id, chosen.number, chosen.token,
+                                            chosen.native_id, chosen.details))
+
+    # -- control ---------------------------------------------------------------------------
+
+    def cancel(self, job_id: str, *, actor: str = "cli") -> Job:
+        for _ in range(_MAX_CANCEL_TRIES):
+            job = self.get(job_id)
+            if job.state.terminal or job.cancel_requested:
+                return job
+            try:
+                job = self.store.update_job(job.job_id, expected_version=job.version,
+                                            now=self._clock(), cancel_requested=True)
+            except ConflictError:
+                continue
+            self.store.add_event(job.job_id, "cancel_requested", now=self._clock(), actor=actor)
+            self._wake.set()
+            return job
+        raise ConflictError(f"job {job_id} kept changing; try 'hpcbridge cancel' again")
+
+    def reconcile_once(self) -> CycleReport | None:
+        """One reconciler cycle if this process is (or becomes) the leader."""
+        if not self._leader.try_acquire():
+            return None
+        return self.reconciler.cycle()
+
+    def wait(self, job_ids: Sequence[str], *, timeout_s: float | None = None,
+             on_cycle: Callable[[], None] | None = None) -> list[Job]:
+        """Drive (or watch) the reconciler until every job is finished."""
+        for job_id in job_ids:
+            self.get(job_id)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+
+        def finished() -> bool:
+            return all(self.get(job_id).state.terminal for job_id in job_ids)
+
+        self.drive(finished, deadline=deadline, on_cycle=on_cycle)
+        return [self.get(job_id) for job_id in job_ids]
+
+    def drive(self, done: Callable[[], bool], *, deadline: float | None = None,
+              on_cycle: Callable[[], None] | None = None) -> None:
+        while not done():
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("timed out waiting for jobs to finish")
+            report = self.reconcile_once()
+            if on_cycle is not None:
+                on_cycle()
+            if report is None or not (report.changes or report.submitted):
+                self._wake.wait(self.settings.poll_interval_s)
+                self._wake.clear()
+
+    def has_active_jobs(self) -> bool:
+        return bool(self.store.active_jobs())
+
+    def hand_over(self) -> None:
+        """Before this process exits: let a detached agent drive any unfinished jobs."""
+        self._leader.release()
+        if self.has_active_jobs():
+            start_agent(self.settings)
+
+    def close(self) -> None:
+        self._leader.release()
+        self.backends.close()
+        self.store.close()
+
+
+def start_agent(settings: Settings) -> None:
+    """A detached ``hpcbridge agent`` that drives jobs until none is active, then exits."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "HPCBRIDGE_HOME": str(settings.home)}
+    if settings.database_url:
+        env["HPCBRIDGE_DATABASE_URL"] = settings.database_url
+    with open(settings.home / "agent.log", "ab") as log_file:
+        subprocess.Popen([sys.executable, "-m", "hpcbridge", "agent"], stdin=subprocess.DEVNULL,
+                         stdout=log_file, stderr=log_file, env=env, start_new_session=True)
+
+
+__all__ = ["Client", "JobState", "start_agent"]

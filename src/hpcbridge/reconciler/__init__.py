@@ -1,0 +1,37 @@
+"""The reconciler: a level-triggered loop around the pure ``decide()``."""
+
+from hpcbridge.reconciler._actions import (
+    Action,
+    CancelTasks,
+    Kill,
+    Note,
+    RecordAttempt,
+    Submit,
+    Transition,
+)
+from hpcbridge.reconciler._decide import JobView, Policy, decide
+from hpcbridge.reconciler._environment import attempt_environment
+from hpcbridge.reconciler._leader import LeaderLock
+from hpcbridge.reconciler._loop import CycleReport, Reconciler
+from hpcbridge.reconciler._retry import RetryDecision, backoff_s, decide_retry, retry_classes
+
+__all__ = [
+    "Action",
+    "CancelTasks",
+    "CycleReport",
+    "JobView",
+    "Kill",
+    "LeaderLock",
+    "Note",
+    "Policy",
+    "RecordAttempt",
+    "Reconciler",
+    "RetryDecision",
+    "Submit",
+    "Transition",
+    "attempt_environment",
+    "backoff_s",
+    "decide",
+    "decide_retry",
+    "retry_classes",
+]

@@ -1,0 +1,200 @@
+"""``decide()``: a pure function of a job's record, what the backend saw, policy and ``now``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hpcbridge.backends import Observation, Phase
+from hpcbridge.reconciler._actions import (
+    Action,
+    CancelTasks,
+    Kill,
+    Note,
+    RecordAttempt,
+    Submit,
+    Transition,
+)
+from hpcbridge.reconciler._retry import decide_retry
+from hpcbridge.spec import JobSpec, format_duration
+from hpcbridge.states import AttemptState, FailureClass, JobState
+from hpcbridge.store import Attempt, Job
+
+_S = JobState
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    lost_grace_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """Everything ``decide()`` may look at for one job."""
+
+    job: Job
+    spec: JobSpec
+    attempt: Attempt | None = None
+    history: tuple[FailureClass | None, ...] = ()
+    """Failure class of each finished attempt so far (None for a success)."""
+    observation: Observation | None = None
+    unknown_since: float | None = None
+    children: Mapping[JobState, int] | None = None
+
+
+def decide(view: JobView, policy: Policy, now: float) -> list[Action]:
+    if view.job.state.terminal:
+        return []
+    if view.job.is_array_parent:
+        return _decide_parent(view)
+    if view.job.cancel_requested:
+        return _decide_cancel(view, now)
+    state = view.job.state
+    if state is _S.ACCEPTED:
+        return [Transition(_S.QUEUED, "waiting to start"), Submit()]
+    if state is _S.RETRY_WAIT:
+        due = view.job.next_attempt_at is None or now >= view.job.next_attempt_at
+        return [Transition(_S.QUEUED, "retrying"), Submit()] if due else []
+    if state in (_S.HELD, _S.STAGING_IN, _S.STAGING_OUT):
+        return []
+    attempt = view.attempt
+    if attempt is None or attempt.state.finished or attempt.state is AttemptState.PREPARED:
+        if state is _S.LOST:
+            return _after_failure(view, FailureClass.LOST, None, "the attempt was lost",
+                                  view.history, now)
+        return [Submit()]
+    seen = view.observation
+    if seen is None:
+        return []  # no news this cycle (backend unreachable): never guess
+    if seen.phase is Phase.PENDING:
+        if state in (_S.RUNNING, _S.LOST):
+            return [Transition(_S.QUEUED, seen.reason or "requeued by the scheduler")]
+        return [Note(seen.reason)] if seen.reason and seen.reason != view.job.reason else []
+    if seen.phase is Phase.RUNNING:
+        return _decide_running(view, seen, now)
+    if seen.phase is Phase.UNKNOWN:
+        return _decide_unknown(view, policy, now)
+    return _decide_finished(view, seen, now)
+
+
+def _decide_running(view: JobView, seen: Observation, now: float) -> list[Action]:
+    actions: list[Action] = []
+    attempt = view.attempt
+    assert attempt is not None  # callers only come here with an active attempt
+    if attempt.state is not AttemptState.RUNNING:
+        actions.append(RecordAttempt({"state": AttemptState.RUNNING,
+                                      "started_at": seen.started_at or now,
+                                      "nodes": seen.nodes}))
+    if view.job.state is not _S.RUNNING:
+        actions.append(Transition(_S.RUNNING, "running on " + (", ".join(seen.nodes) or "?")))
+    if "kill" in attempt.details:
+        return actions
+    resources = view.spec.resources
+    started = seen.started_at or attempt.started_at
+    if resources.walltime_s is not None and started is not None and (
+            now - started > resources.walltime_s):
+        actions.append(Kill(FailureClass.TIMEOUT, "ran past its walltime of "
+                            f"{format_duration(resources.walltime_s)}"))
+    elif resources.mem_mb is not None and seen.rss_mb is not None and (
+            seen.rss_mb > resources.mem_mb):
+        actions.append(Kill(FailureClass.OOM, f"used {seen.rss_mb:.0f} MB of memory, more "
+                            f"than the {resources.mem_mb} MB it asked for"))
+    return actions
+
+
+def _decide_finished(view: JobView, seen: Observation, now: float) -> list[Action]:
+    succeeded = seen.phase is Phase.SUCCEEDED
+    failure = None if succeeded else (seen.failure_class or FailureClass.APP_ERROR)
+    actions: list[Action] = [RecordAttempt({
+        "state": AttemptState.SUCCEEDED if succeeded else AttemptState.FAILED,
+        "failure_class": failure, "exit_code": seen.exit_code, "signal": seen.signal,
+        "ended_at": seen.ended_at or now, "reason": seen.reason,
+        **({"started_at": seen.started_at} if seen.started_at else {}),
+        **({"nodes": seen.nodes} if seen.nodes else {})})]
+    if view.job.state is _S.QUEUED and seen.started_at is not None:
+        actions.append(Transition(_S.RUNNING, "started"))
+    if failure is None:
+        return [*actions, Transition(_S.SUCCEEDED, "exited with code 0",
+                                     {"exit_code": seen.exit_code, "failure_class": None})]
+    return actions + _after_failure(view, failure, seen.exit_code, seen.reason,
+                                    (*view.history, failure), now)
+
+
+def _after_failure(view: JobView, failure: FailureClass, exit_code: int | None,
+                   reason: str | None, history: tuple[FailureClass | None, ...],
+                   now: float) -> list[Action]:
+    """Retry or fail, after the latest attempt failed; ``history`` includes that failure."""
+    if failure is FailureClass.CANCELLED:
+        return [Transition(_S.CANCELLED, reason or "cancelled outside hpcbridge",
+                           {"failure_class": failure})]
+    decision = decide_retry(view.spec, view.job.job_id, failure, history)
+    what = reason or failure.value
+    fields = {"failure_class": failure, "exit_code": exit_code}
+    if decision.retry:
+        fields["next_attempt_at"] = now + decision.delay_s
+        return [Transition(_S.RETRY_WAIT, f"{what}; {decision.why} in "
+                           f"{format_duration(decision.delay_s)}", fields)]
+    return [Transition(_S.FAILED, f"{what}; {decision.why}", fields)]
+
+
+def _decide_unknown(view: JobView, policy: Policy, now: float) -> list[Action]:
+    since = view.unknown_since
+    if since is None or now - since < policy.lost_grace_s:
+        return []
+    reason = (f"the scheduler has not known the attempt for {format_duration(now - since)}; "
+              "it is lost, not assumed finished")
+    actions: list[Action] = [RecordAttempt({"state": AttemptState.FAILED, "ended_at": now,
+                                            "failure_class": FailureClass.LOST,
+                                            "reason": reason})]
+    if view.job.state is not _S.LOST:
+        actions.append(Transition(_S.LOST, reason, {"failure_class": FailureClass.LOST}))
+    return actions + _after_failure(view, FailureClass.LOST, None, reason,
+                                    (*view.history, FailureClass.LOST), now)
+
+
+def _decide_cancel(view: JobView, now: float) -> list[Action]:
+    attempt = view.attempt
+    seen = view.observation
+    live = attempt is not None and attempt.state in (AttemptState.SUBMITTED, AttemptState.RUNNING)
+    if live and seen is not None and seen.phase in (Phase.SUCCEEDED, Phase.FAILED):
+        return [RecordAttempt({"state": AttemptState.FAILED, "ended_at": seen.ended_at or now,
+                               "failure_class": FailureClass.CANCELLED,
+                               "exit_code": seen.exit_code, "signal": seen.signal,
+                               "reason": "cancelled"}),
+                Transition(_S.CANCELLED, "cancelled", {"failure_class": FailureClass.CANCELLED})]
+    if live and seen is not None and seen.phase is Phase.UNKNOWN:
+        live = False  # nothing left to stop
+    if live:
+        assert attempt is not None
+        return [] if "kill" in attempt.details else [Kill(FailureClass.CANCELLED, "cancelled")]
+    actions: list[Action] = []
+    if attempt is not None and not attempt.state.finished:
+        actions.append(RecordAttempt({"state": AttemptState.FAILED, "ended_at": now,
+                                      "failure_class": FailureClass.CANCELLED,
+                                      "reason": "cancelled before it started"}))
+    return [*actions, Transition(_S.CANCELLED, "cancelled",
+                                 {"failure_class": FailureClass.CANCELLED})]
+
+
+def _decide_parent(view: JobView) -> list[Action]:
+    job = view.job
+    counts = dict(view.children or {})
+    done = sum(n for state, n in counts.items() if state.terminal)
+    actions: list[Action] = []
+    if job.cancel_requested and done < job.task_count:
+        return [CancelTasks()]
+    started = done + counts.get(_S.RUNNING, 0) + counts.get(_S.STAGING_OUT, 0)
+    if job.state is _S.ACCEPTED and (started or done == job.task_count):
+        actions.append(Transition(_S.RUNNING, "tasks started"))
+    if done < job.task_count:
+        summary = (f"{done}/{job.task_count} tasks done, {counts.get(_S.RUNNING, 0)} running, "
+                   f"{counts.get(_S.QUEUED, 0)} queued")
+        return actions + ([Note(summary)] if summary != job.reason else [])
+    failed = counts.get(_S.FAILED, 0)
+    cancelled = counts.get(_S.CANCELLED, 0)
+    if failed:
+        return [*actions, Transition(_S.FAILED, f"{failed} of {job.task_count} tasks failed")]
+    if cancelled:
+        return [*actions, Transition(_S.CANCELLED,
+                                     f"{cancelled} of {job.task_count} tasks cancelled")]
+    return [*actions, Transition(_S.SUCCEEDED, f"all {job.task_count} tasks succeeded")]

@@ -1,0 +1,329 @@
+"""The level-triggered loop: load active jobs, observe each backend once, decide, apply.
+
+A cycle writes in at most three transactions: decisions (and new prepared attempts), then
+backend submissions outside any transaction, then what the submissions returned. An
+attempt row always exists before the scheduler hears of it, so a crash adopts, never
+duplicates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from hpcbridge.backends import (
+    AttemptRef,
+    Backend,
+    Deferred,
+    LaunchRequest,
+    Observation,
+    Phase,
+    Submitted,
+)
+from hpcbridge.errors import BackendError, ConflictError, HpcbridgeError, SpecError
+from hpcbridge.reconciler._actions import (
+    Action,
+    CancelTasks,
+    Kill,
+    Note,
+    RecordAttempt,
+    Submit,
+    Transition,
+)
+from hpcbridge.reconciler._decide import JobView, Policy, decide
+from hpcbridge.reconciler._environment import attempt_environment
+from hpcbridge.spec import JobSpec, load_spec_document
+from hpcbridge.states import AttemptState, FailureClass, JobState
+from hpcbridge.store import Attempt, Job, JobFilter, Store, new_token
+
+log = structlog.get_logger("hpcbridge.reconciler")
+
+
+@dataclass(slots=True)
+class CycleReport:
+    active_jobs: int = 0
+    changes: int = 0
+    submitted: int = 0
+    errors: list[str] = field(default_factory=list)
+    unavailable_backends: list[str] = field(default_factory=list)
+
+
+class Reconciler:
+    def __init__(self, store: Store, backends: Mapping[str, Backend], *, policy: Policy,
+                 checkpoints_dir: Path, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._backends = backends
+        self._policy = policy
+        self._checkpoints = checkpoints_dir
+        self._clock = clock
+        self._specs: dict[str, JobSpec] = {}
+        self._unknown_since: dict[str, float] = {}
+        self._verified_tokens: set[str] = set()
+
+    def cycle(self) -> CycleReport:
+        now = self._clock()
+        report = CycleReport()
+        jobs = {job.job_id: job for job in self._store.active_jobs()}
+        report.active_jobs = len(jobs)
+        latest: dict[str, Attempt] = {a.job_id: a for a in self._store.active_attempts()}
+        observations = self._observe(latest.values(), now, report)
+        submits: list[Job] = []
+        with self._store.batch():
+            for job in jobs.values():
+                try:
+                    view = self._view(job, latest.get(job.job_id), observations)
+                    actions = decide(view, self._policy, now)
+                    jobs[job.job_id] = self._apply(view, actions, now, report, submits)
+                except ConflictError:
+                    continue  # someone changed it meanwhile; the next cycle decides again
+                except SpecError as exc:
+                    self._fail_unreadable(job, exc, now)
+                except Exception as exc:  # one job's error never stops the loop
+                    report.errors.append(f"{job.job_id}: {exc}")
+                    log.exception("decide_failed", job_id=job.job_id)
+        if submits:
+            self._submit_all(submits, now, report)
+        return report
+
+    def _fail_unreadable(self, job: Job, error: SpecError, now: float) -> None:
+        """A stored spec this version cannot read: fail the job loudly, once."""
+        self._store.transition(job.job_id, JobState.FAILED, expected_version=job.version,
+                               now=now, reason=f"stored spec is invalid: {error.message}",
+                               failure_class=FailureClass.SPEC_ERROR)
+
+    # -- observe ---------------------------------------------------------------------------
+
+    def _observe(self, attempts: Sequence[Attempt] | Any, now: float,
+                 report: CycleReport) -> dict[str, Observation]:
+        by_backend: dict[str, list[AttemptRef]] = {}
+        for attempt in attempts:
+            if attempt.state is not AttemptState.PREPARED and attempt.native_id is not None:
+                by_backend.setdefault(attempt.backend, []).append(_ref(attempt))
+        observations: dict[str, Observation] = {}
+        for name, refs in by_backend.items():
+            backend = self._backends.get(name)
+            if backend is None:
+                report.unavailable_backends.append(name)
+                continue
+            try:
+                observations.update(backend.poll(refs, now))
+            except BackendError as exc:
+                report.unavailable_backends.append(name)
+                log.warning("backend_unavailable", backend=name, error=str(exc))
+        for token, seen in observations.items():
+            if seen.phase is Phase.UNKNOWN:
+                self._unknown_since.setdefault(token, now)
+            else:
+                self._unknown_since.pop(token, None)
+        return observations
+
+    def _view(self, job: Job, attempt: Attempt | None,
+              observations: Mapping[str, Observation]) -> JobView:
+        spec = self.spec_of(job)
+        seen = observations.get(attempt.token) if attempt else None
+        children = self._store.count_children(job.job_id) if job.is_array_parent else None
+        needs_history = job.state is JobState.LOST or (
+            seen is not None and seen.phase in (Phase.FAILED, Phase.UNKNOWN))
+        history: tuple[FailureClass | None, ...] = ()
+        if needs_history:
+            history = tuple(a.failure_class for a in self._store.attempts(job.job_id)
+                            if a.state.finished)
+        return JobView(job=job, spec=spec, attempt=attempt, history=history, observation=seen,
+                       unknown_since=self._unknown_since.get(attempt.token) if attempt else None,
+                       children=children)
+
+    def spec_of(self, job: Job) -> JobSpec:
+        spec = self._specs.get(job.job_id)
+        if spec is None:
+            spec = load_spec_document(job.spec, source=f"job {job.job_id}")
+            self._specs[job.job_id] = spec
+        return spec
+
+    # -- apply decisions (inside the cycle's first transaction) ----------------------------
+
+    def _apply(self, view: JobView, actions: Sequence[Action], now: float, report: CycleReport,
+               submits: list[Job]) -> Job:
+        job, attempt = view.job, view.attempt
+        for action in actions:
+            if isinstance(action, Transition):
+                job = self._store.transition(
+                    job.job_id, action.target, expected_version=job.version, now=now,
+                    reason=action.reason, attempt=attempt.number if attempt else None,
+                    data=action.data, **action.fields)
+                report.changes += 1
+            elif isinstance(action, RecordAttempt) and attempt is not None:
+                attempt = self._record_attempt(attempt, action.fields, now)
+                report.changes += 1
+            elif isinstance(action, Note):
+                job = self._store.update_job(job.job_id, expected_version=job.version, now=now,
+                                             reason=action.reason)
+            elif isinstance(action, Kill) and attempt is not None:
+                attempt = self._kill(attempt, action, now)
+            elif isinstance(action, CancelTasks):
+                self._cancel_tasks(job, now)
+            elif isinstance(action, Submit):
+                job = self._prepare(job, attempt, now)
+                submits.append(job)
+        return job
+
+    def _record_attempt(self, attempt: Attempt, fields: dict[str, Any], now: float) -> Attempt:
+        updated = self._store.update_attempt(attempt.job_id, attempt.number, **fields)
+        if updated.state is not attempt.state:
+            self._store.add_event(
+                attempt.job_id, f"attempt_{updated.state.value}", now=now, attempt=attempt.number,
+                reason=updated.reason, data=_attempt_summary(updated))
+        if updated.state.finished:
+            self._unknown_since.pop(attempt.token, None)
+        return updated
+
+    def _kill(self, attempt: Attempt, action: Kill, now: float) -> Attempt:
+        backend = self._backends.get(attempt.backend)
+        if backend is None:
+            return attempt
+        backend.kill(_ref(attempt), action.failure_class, now)  # before recording: idempotent
+        details = {**attempt.details,
+                   "kill": {"failure_class": action.failure_class.value, "at": now}}
+        self._store.add_event(attempt.job_id, "kill", now=now, attempt=attempt.number,
+                              reason=action.reason,
+                              data={"failure_class": action.failure_class.value})
+        return self._store.update_attempt(attempt.job_id, attempt.number, details=details)
+
+    def _cancel_tasks(self, parent: Job, now: float) -> None:
+        for task in self._store.list_jobs(JobFilter(parent_id=parent.job_id)):
+            if not task.state.terminal and not task.cancel_requested:
+                self._store.update_job(task.job_id, expected_version=task.version, now=now,
+                                       cancel_requested=True)
+
+    def _prepare(self, job: Job, attempt: Attempt | None, now: float) -> Job:
+        """Make sure a prepared attempt row exists before any scheduler call."""
+        if attempt is not None and attempt.state is AttemptState.PREPARED:
+            return job
+        created = self._store.create_attempt(job.job_id, backend=job.backend, token=new_token(),
+                                             now=now, details={})
+        self._verified_tokens.add(created.token)
+        return self._store.update_job(job.job_id, expected_version=job.version, now=now,
+                                      attempt_count=created.number)
+
+    # -- submit (outside transactions), then record ----------------------------------------
+
+    def _submit_all(self, jobs: list[Job], now: float, report: CycleReport) -> None:
+        prepared = {a.job_id: a for a in self._store.active_attempts()
+                    if a.state is AttemptState.PREPARED}
+        running_per_parent = Counter(
+            j.parent_id for j in self._store.active_jobs()
+            if j.parent_id and j.state in (JobState.RUNNING, JobState.STAGING_OUT))
+        full: set[str] = set()
+        results: list[tuple[Job, Attempt, Submitted | Deferred | BackendError]] = []
+        for job in sorted(jobs, key=lambda j: (-j.priority, j.created_at, j.task_index or 0)):
+            attempt = prepared.get(job.job_id)
+            backend = self._backends.get(job.backend)
+            if attempt is None or backend is None or job.backend in full:
+                continue
+            if self._throttled(job, running_per_parent):
+                continue
+            outcome = self._submit_one(backend, job, attempt, now)
+            if isinstance(outcome, Deferred):
+                full.add(job.backend)  # strict priority order: nobody jumps the queue
+            elif isinstance(outcome, Submitted) and job.parent_id:
+                running_per_parent[job.parent_id] += 1
+            results.append((job, attempt, outcome))
+        with self._store.batch():
+            for job, attempt, outcome in results:
+                try:
+                    try:
+                        self._record_submission(job, attempt, outcome, now, report)
+                    except ConflictError:  # e.g. a cancel request landed meanwhile
+                        fresh = self._store.get_job(job.job_id)
+                        self._record_submission(fresh, attempt, outcome, now, report)
+                except HpcbridgeError as exc:
+                    # Launched but not recorded: the next cycle finds it by its token.
+                    self._verified_tokens.discard(attempt.token)
+                    report.errors.append(f"{job.job_id}: {exc}")
+
+    def _throttled(self, job: Job, running_per_parent: Counter[str | None]) -> bool:
+        if job.parent_id is None:
+            return False
+        throttle = self.spec_of(job).array
+        limit = throttle.throttle if throttle else None
+        return limit is not None and running_per_parent[job.parent_id] >= limit
+
+    def _submit_one(self, backend: Backend, job: Job, attempt: Attempt,
+                    now: float) -> Submitted | Deferred | BackendError:
+        ref = _ref(attempt)
+        try:
+            if attempt.token not in self._verified_tokens:
+                found = backend.find(ref)  # crashed between prepare and record last time?
+                self._verified_tokens.add(attempt.token)
+                if found is not None:
+                    return found
+            spec = self.spec_of(job)
+            env = attempt_environment(job, spec, attempt.number, self._checkpoints)
+            return backend.submit(LaunchRequest(job.job_id, attempt.number, attempt.token, spec,
+                                                env))
+        except BackendError as exc:
+            return exc
+
+    def _record_submission(self, job: Job, attempt: Attempt,
+                           outcome: Submitted | Deferred | BackendError, now: float,
+                           report: CycleReport) -> None:
+        if isinstance(outcome, Deferred):
+            if job.reason != outcome.reason:
+                self._store.update_job(job.job_id, expected_version=job.version, now=now,
+                                       reason=outcome.reason)
+            return
+        if isinstance(outcome, BackendError):
+            self._record_submit_error(job, attempt, outcome, now)
+            return
+        state = AttemptState.RUNNING if outcome.running else AttemptState.SUBMITTED
+        self._store.update_attempt(
+            job.job_id, attempt.number, state=state, native_id=outcome.native_id,
+            details=dict(outcome.details), submitted_at=now,
+            **({"started_at": now} if outcome.running else {}))
+        self._store.add_event(job.job_id, "attempt_submitted", now=now, attempt=attempt.number,
+                              data={"native_id": outcome.native_id, "backend": job.backend})
+        report.submitted += 1
+        self._verified_tokens.discard(attempt.token)
+        if outcome.running:
+            self._store.transition(job.job_id, JobState.RUNNING, expected_version=job.version,
+                                   now=now, reason="started", attempt=attempt.number)
+
+    def _record_submit_error(self, job: Job, attempt: Attempt, error: BackendError,
+                             now: float) -> None:
+        if error.transient:
+            reason = f"{job.backend} unavailable, will retry: {error.message}"
+            if job.reason != reason:
+                self._store.update_job(job.job_id, expected_version=job.version, now=now,
+                                       reason=reason)
+            return
+        self._store.update_attempt(job.job_id, attempt.number, state=AttemptState.FAILED,
+                                   failure_class=FailureClass.SPEC_ERROR, ended_at=now,
+                                   reason=error.message)
+        self._store.transition(job.job_id, JobState.FAILED, expected_version=job.version,
+                               now=now, reason=f"the scheduler refused the job: {error.message}",
+                               attempt=attempt.number, failure_class=FailureClass.SPEC_ERROR)
+
+
+def _ref(attempt: Attempt) -> AttemptRef:
+    return AttemptRef(job_id=attempt.job_id, attempt=attempt.number, token=attempt.token,
+                      native_id=attempt.native_id, details=attempt.details)
+
+
+def _attempt_summary(attempt: Attempt) -> dict[str, Any]:
+    summary: dict[str, Any] = {"native_id": attempt.native_id, "backend": attempt.backend}
+    if attempt.nodes:
+        summary["nodes"] = list(attempt.nodes)
+    if attempt.exit_code is not None:
+        summary["exit_code"] = attempt.exit_code
+    if attempt.failure_class is not None:
+        summary["failure_class"] = attempt.failure_class.value
+    if attempt.started_at is not None and attempt.ended_at is not None:
+        summary["run_s"] = round(attempt.ended_at - attempt.started_at, 3)
+    return summary
+
+
