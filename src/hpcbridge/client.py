@@ -98,6 +98,8 @@ class Client:
             existing = self.store.find_by_idempotency_key(idempotency_key)
             if existing is not None:
                 return existing
+        if spec.submit_dir is None:
+            spec = spec.model_copy(update={"submit_dir": os.getcwd()})
         problems = self.check(spec)
         if problems:
             raise SpecError(f"job {spec.name!r} cannot run: " + "; ".join(problems),

@@ -14,8 +14,12 @@ def attempt_environment(job: Job, spec: JobSpec, attempt: int, checkpoints: Path
         "HPCBRIDGE_ATTEMPT": str(attempt),
         "HPCBRIDGE_PROJECT": job.project,
     }
+    if spec.submit_dir is not None:
+        env["HPCBRIDGE_SUBMIT_DIR"] = spec.submit_dir
     if job.task_index is not None:
         env["HPCBRIDGE_ARRAY_INDEX"] = str(job.task_index)
+    for name, value in job.task_params.items():
+        env[f"HPCBRIDGE_PARAM_{name.upper()}"] = value
     policy = spec.checkpoint
     if policy is not None:
         env["HPCBRIDGE_CHECKPOINT_DIR"] = policy.dir or str(checkpoints / job.job_id)

@@ -84,11 +84,8 @@ def _substitute(spec: JobSpec, values: dict[str, str]) -> JobSpec:
 
         return _PLACEHOLDER.sub(one, text)
 
-    update: dict[str, object] = {
-        "array": None,
-        "env": {k: fill(v) for k, v in spec.env.items()}
-        | {f"HPCBRIDGE_PARAM_{k.upper()}": v for k, v in values.items() if k != "index"},
-    }
+    update: dict[str, object] = {"array": None,
+                                 "env": {k: fill(v) for k, v in spec.env.items()}}
     if spec.command is not None:
         update["command"] = tuple(fill(arg) for arg in spec.command)
     if spec.script is not None:
