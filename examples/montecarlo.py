@@ -16,8 +16,13 @@ def main() -> None:
     started = time.perf_counter()
     inside = sum(1 for _ in range(samples) if rng.random() ** 2 + rng.random() ** 2 <= 1.0)
     estimate = 4.0 * inside / samples
-    result = {"samples": samples, "seed": seed, "pi": estimate,
-              "error": abs(estimate - math.pi), "seconds": time.perf_counter() - started}
+    result = {
+        "samples": samples,
+        "seed": seed,
+        "pi": estimate,
+        "error": abs(estimate - math.pi),
+        "seconds": time.perf_counter() - started,
+    }
     with open("result.json", "w") as handle:
         json.dump(result, handle, indent=2)
     print(f"pi ~= {estimate:.5f} (error {result['error']:.5f}, {samples} samples)")

@@ -6,6 +6,7 @@ it; a caller that submits and leaves starts a detached agent, so jobs always pro
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -67,16 +68,25 @@ class _Backends(Mapping[str, Backend]):
 
 
 class Client:
-    def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings or Settings()
         self.store = store or open_store(self.settings)
         self._clock = clock
         self._wake = threading.Event()
         self.backends = _Backends(self.settings, self._wake.set)
         self.reconciler = Reconciler(
-            self.store, self.backends, policy=Policy(lost_grace_s=self.settings.lost_grace_s),
-            checkpoints_dir=self.settings.home / "checkpoints", clock=clock)
+            self.store,
+            self.backends,
+            policy=Policy(lost_grace_s=self.settings.lost_grace_s),
+            checkpoints_dir=self.settings.home / "checkpoints",
+            clock=clock,
+        )
         self._leader = LeaderLock(self.settings.home / "reconciler.lock")
 
     # -- submission ------------------------------------------------------------------------
@@ -85,15 +95,19 @@ class Client:
         """Every problem that would stop ``spec`` from running as written."""
         problems = spec.check_required_tags(self.settings.required_tags)
         if spec.backend not in available_backends():
-            return [*problems, f"backend: {spec.backend!r} is not installed; available: "
-                               f"{', '.join(available_backends())}"]
+            return [
+                *problems,
+                f"backend: {spec.backend!r} is not installed; available: "
+                f"{', '.join(available_backends())}",
+            ]
         backend = self.backends[spec.backend]
         for task in expand(spec)[:1] if spec.array else [None]:
             problems += backend.check(task.spec if task else spec)
         return problems
 
-    def submit(self, spec: JobSpec, *, idempotency_key: str | None = None,
-               actor: str = "cli") -> Job:
+    def submit(
+        self, spec: JobSpec, *, idempotency_key: str | None = None, actor: str = "cli"
+    ) -> Job:
         if idempotency_key is not None:
             existing = self.store.find_by_idempotency_key(idempotency_key)
             if existing is not None:
@@ -102,24 +116,39 @@ class Client:
             spec = spec.model_copy(update={"submit_dir": os.getcwd()})
         problems = self.check(spec)
         if problems:
-            raise SpecError(f"job {spec.name!r} cannot run: " + "; ".join(problems),
-                            problems=problems)
+            raise SpecError(
+                f"job {spec.name!r} cannot run: " + "; ".join(problems), problems=problems
+            )
         now = self._clock()
         job_id = new_job_id()
-        document = spec.to_document()
-        common = {"name": spec.name, "project": spec.project, "tags": dict(spec.tags),
-                  "workload_class": spec.workload_class, "backend": spec.backend,
-                  "cluster": spec.cluster, "priority": spec.priority}
-        if spec.array is None:
-            new = [NewJob(job_id=job_id, spec=document, idempotency_key=idempotency_key,
-                          **common)]  # type: ignore[arg-type]
-        else:
-            tasks = expand(spec)
-            new = [NewJob(job_id=job_id, spec=document, idempotency_key=idempotency_key,
-                          task_count=task_count(spec.array), **common)]  # type: ignore[arg-type]
-            new += [NewJob(job_id=task_job_id(job_id, t.index), spec=t.spec.to_document(),
-                           parent_id=job_id, task_index=t.index, task_params=t.params,
-                           **common) for t in tasks]  # type: ignore[arg-type]
+        parent = NewJob(
+            job_id=job_id,
+            name=spec.name,
+            project=spec.project,
+            tags=dict(spec.tags),
+            workload_class=spec.workload_class,
+            backend=spec.backend,
+            cluster=spec.cluster,
+            priority=spec.priority,
+            spec=spec.to_document(),
+            idempotency_key=idempotency_key,
+            task_count=task_count(spec.array) if spec.array else 0,
+        )
+        new = [parent]
+        if spec.array is not None:
+            new += [
+                dataclasses.replace(
+                    parent,
+                    job_id=task_job_id(job_id, task.index),
+                    spec=task.spec.to_document(),
+                    parent_id=job_id,
+                    task_index=task.index,
+                    task_params=task.params,
+                    task_count=0,
+                    idempotency_key=None,
+                )
+                for task in expand(spec)
+            ]
         created = self.store.create_jobs(new, now=now, actor=actor)
         self._wake.set()
         return created[0]
@@ -132,8 +161,8 @@ class Client:
     def tasks(self, job_id: str) -> list[Job]:
         return self.store.list_jobs(JobFilter(parent_id=JobId(job_id)))
 
-    def list(self, query: JobFilter = JobFilter(top_level_only=True)) -> list[Job]:
-        return self.store.list_jobs(query)
+    def list_jobs(self, query: JobFilter | None = None) -> list[Job]:
+        return self.store.list_jobs(query or JobFilter(top_level_only=True))
 
     def attempts(self, job_id: str) -> list[Attempt]:
         self.get(job_id)
@@ -146,16 +175,24 @@ class Client:
     def log_paths(self, job_id: str, attempt: int | None = None) -> tuple[Path | None, Path | None]:
         attempts = self.attempts(job_id)
         if not attempts:
-            raise NotFoundError(f"job {job_id} has no attempts yet",
-                                hint="wait until it starts, see 'hpcbridge status'")
-        chosen = attempts[-1] if attempt is None else next(
-            (a for a in attempts if a.number == attempt), None)
+            raise NotFoundError(
+                f"job {job_id} has no attempts yet",
+                hint="wait until it starts, see 'hpcbridge status'",
+            )
+        chosen = (
+            attempts[-1]
+            if attempt is None
+            else next((a for a in attempts if a.number == attempt), None)
+        )
         if chosen is None:
-            raise NotFoundError(f"job {job_id} has no attempt {attempt}; it has "
-                                f"{', '.join(str(a.number) for a in attempts)}")
+            raise NotFoundError(
+                f"job {job_id} has no attempt {attempt}; it has "
+                f"{', '.join(str(a.number) for a in attempts)}"
+            )
         backend = self.backends[chosen.backend]
-        return backend.log_paths(AttemptRef(chosen.job_id, chosen.number, chosen.token,
-                                            chosen.native_id, chosen.details))
+        return backend.log_paths(
+            AttemptRef(chosen.job_id, chosen.number, chosen.token, chosen.native_id, chosen.details)
+        )
 
     # -- control ---------------------------------------------------------------------------
 
@@ -165,8 +202,12 @@ class Client:
             if job.state.terminal or job.cancel_requested:
                 return job
             try:
-                job = self.store.update_job(job.job_id, expected_version=job.version,
-                                            now=self._clock(), cancel_requested=True)
+                job = self.store.update_job(
+                    job.job_id,
+                    expected_version=job.version,
+                    now=self._clock(),
+                    cancel_requested=True,
+                )
             except ConflictError:
                 continue
             self.store.add_event(job.job_id, "cancel_requested", now=self._clock(), actor=actor)
@@ -180,8 +221,13 @@ class Client:
             return None
         return self.reconciler.cycle()
 
-    def wait(self, job_ids: Sequence[str], *, timeout_s: float | None = None,
-             on_cycle: Callable[[], None] | None = None) -> list[Job]:
+    def wait(
+        self,
+        job_ids: Sequence[str],
+        *,
+        timeout_s: float | None = None,
+        on_cycle: Callable[[], None] | None = None,
+    ) -> list[Job]:
         """Drive (or watch) the reconciler until every job is finished."""
         for job_id in job_ids:
             self.get(job_id)
@@ -193,8 +239,13 @@ class Client:
         self.drive(finished, deadline=deadline, on_cycle=on_cycle)
         return [self.get(job_id) for job_id in job_ids]
 
-    def drive(self, done: Callable[[], bool], *, deadline: float | None = None,
-              on_cycle: Callable[[], None] | None = None) -> None:
+    def drive(
+        self,
+        done: Callable[[], bool],
+        *,
+        deadline: float | None = None,
+        on_cycle: Callable[[], None] | None = None,
+    ) -> None:
         while not done():
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError("timed out waiting for jobs to finish")
@@ -227,8 +278,14 @@ def start_agent(settings: Settings) -> None:
     if settings.database_url:
         env["HPCBRIDGE_DATABASE_URL"] = settings.database_url
     with open(settings.home / "agent.log", "ab") as log_file:
-        subprocess.Popen([sys.executable, "-m", "hpcbridge", "agent"], stdin=subprocess.DEVNULL,
-                         stdout=log_file, stderr=log_file, env=env, start_new_session=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "hpcbridge", "agent"],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            env=env,
+            start_new_session=True,
+        )
 
 
 __all__ = ["Client", "JobState", "start_agent"]

@@ -35,18 +35,20 @@ TERMINAL_STATES: frozenset[JobState] = frozenset(
 
 _S = JobState
 TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
-    _S.ACCEPTED: frozenset({_S.STAGING_IN, _S.QUEUED, _S.HELD, _S.RUNNING, _S.FAILED,
-                            _S.CANCELLED}),
+    _S.ACCEPTED: frozenset(
+        {_S.STAGING_IN, _S.QUEUED, _S.HELD, _S.RUNNING, _S.FAILED, _S.CANCELLED}
+    ),
     _S.STAGING_IN: frozenset({_S.QUEUED, _S.HELD, _S.RETRY_WAIT, _S.FAILED, _S.CANCELLED}),
-    _S.QUEUED: frozenset({_S.RUNNING, _S.HELD, _S.RETRY_WAIT, _S.LOST, _S.FAILED,
-                          _S.CANCELLED}),
-    _S.RUNNING: frozenset({_S.STAGING_OUT, _S.SUCCEEDED, _S.QUEUED, _S.RETRY_WAIT, _S.LOST,
-                           _S.FAILED, _S.CANCELLED}),
+    _S.QUEUED: frozenset({_S.RUNNING, _S.HELD, _S.RETRY_WAIT, _S.LOST, _S.FAILED, _S.CANCELLED}),
+    _S.RUNNING: frozenset(
+        {_S.STAGING_OUT, _S.SUCCEEDED, _S.QUEUED, _S.RETRY_WAIT, _S.LOST, _S.FAILED, _S.CANCELLED}
+    ),
     _S.STAGING_OUT: frozenset({_S.SUCCEEDED, _S.RETRY_WAIT, _S.FAILED, _S.CANCELLED}),
     _S.RETRY_WAIT: frozenset({_S.STAGING_IN, _S.QUEUED, _S.HELD, _S.FAILED, _S.CANCELLED}),
     _S.HELD: frozenset({_S.STAGING_IN, _S.QUEUED, _S.FAILED, _S.CANCELLED}),
-    _S.LOST: frozenset({_S.QUEUED, _S.RUNNING, _S.SUCCEEDED, _S.RETRY_WAIT, _S.FAILED,
-                        _S.CANCELLED}),
+    _S.LOST: frozenset(
+        {_S.QUEUED, _S.RUNNING, _S.SUCCEEDED, _S.RETRY_WAIT, _S.FAILED, _S.CANCELLED}
+    ),
     _S.SUCCEEDED: frozenset(),
     _S.FAILED: frozenset(),
     _S.CANCELLED: frozenset(),
@@ -75,14 +77,23 @@ class FailureClass(StrEnum):
 
 
 INFRASTRUCTURE_FAILURES: frozenset[FailureClass] = frozenset(
-    {FailureClass.NODE_FAILURE, FailureClass.PREEMPTED, FailureClass.LOST,
-     FailureClass.BACKEND_UNAVAILABLE}
+    {
+        FailureClass.NODE_FAILURE,
+        FailureClass.PREEMPTED,
+        FailureClass.LOST,
+        FailureClass.BACKEND_UNAVAILABLE,
+    }
 )
 """Failures that are not the job's fault; they count against the platform's SLOs."""
 
 DEFAULT_RETRY_ON: frozenset[FailureClass] = frozenset(
-    {FailureClass.NODE_FAILURE, FailureClass.PREEMPTED, FailureClass.LOST,
-     FailureClass.BACKEND_UNAVAILABLE, FailureClass.STAGING_ERROR}
+    {
+        FailureClass.NODE_FAILURE,
+        FailureClass.PREEMPTED,
+        FailureClass.LOST,
+        FailureClass.BACKEND_UNAVAILABLE,
+        FailureClass.STAGING_ERROR,
+    }
 )
 """Classes retried when a spec does not say otherwise: infrastructure, never app errors."""
 

@@ -29,8 +29,10 @@ def load_backend(name: str, settings: Settings, wake: WakeUp | None = None) -> B
     """Instantiate the backend registered under ``name`` (entry point group hpcbridge.backends)."""
     found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
     if not found:
-        raise ConfigError(f"unknown backend {name!r}; available: {', '.join(available_backends())}",
-                          hint="set 'backend' in the job spec to one of them")
+        raise ConfigError(
+            f"unknown backend {name!r}; available: {', '.join(available_backends())}",
+            hint="set 'backend' in the job spec to one of them",
+        )
     factory: Any = found[0].load()
     backend: Backend = factory(settings, wake)
     return backend

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import sys
 
+from click import ClickException
+from click.exceptions import Abort, Exit
+
 from hpcbridge.cli._app import app
 from hpcbridge.errors import HpcbridgeError
 
@@ -29,9 +32,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # click's usage errors and aborts
-        from click import ClickException
-        from click.exceptions import Abort, Exit
-
         if isinstance(exc, Exit):
             return exc.exit_code
         if isinstance(exc, ClickException):

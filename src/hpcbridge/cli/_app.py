@@ -23,9 +23,13 @@ from hpcbridge.spec import JobSpec, load_spec_file
 from hpcbridge.states import JobState
 from hpcbridge.store import Job, JobFilter
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="hpcbridge: run, track and heal HPC jobs. Exit codes: 0 ok, "
-                       "1 job failed, 2 invalid input, 3 not found.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="hpcbridge: run, track and heal HPC jobs. Exit codes: 0 ok, "
+    "1 job failed, 2 invalid input, 3 not found.",
+)
 # Piped output gets wide tables rather than Rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
 out = Console(width=_WIDTH)
@@ -63,8 +67,11 @@ def validate(file: FileArg, json_output: JsonOpt = False) -> None:
         spec = _load(client, file)
         problems = client.check(spec)
         if json_output:
-            out.print_json(render.dumps({"valid": not problems, "problems": problems,
-                                         "spec": spec.to_document()}))
+            out.print_json(
+                render.dumps(
+                    {"valid": not problems, "problems": problems, "spec": spec.to_document()}
+                )
+            )
         elif not problems:
             out.print(f"{file}: valid ({spec.backend} backend)")
         if problems:
@@ -74,9 +81,11 @@ def validate(file: FileArg, json_output: JsonOpt = False) -> None:
 
 
 @app.command()
-def submit(file: FileArg,
-           key: Annotated[str | None, typer.Option(help="Idempotency key.")] = None,
-           json_output: JsonOpt = False) -> None:
+def submit(
+    file: FileArg,
+    key: Annotated[str | None, typer.Option(help="Idempotency key.")] = None,
+    json_output: JsonOpt = False,
+) -> None:
     """Submit a job and print its id; it runs in the background."""
     with _client() as client:
         job = client.submit(_load(client, file), idempotency_key=key)
@@ -86,9 +95,11 @@ def submit(file: FileArg,
 
 
 @app.command()
-def run(file: FileArg, json_output: JsonOpt = False,
-        timeout: Annotated[float | None, typer.Option(help="Give up after seconds.")] = None,
-        ) -> None:
+def run(
+    file: FileArg,
+    json_output: JsonOpt = False,
+    timeout: Annotated[float | None, typer.Option(help="Give up after seconds.")] = None,
+) -> None:
     """Submit a job and wait for it with a live display; exit 0 only if it succeeded."""
     with _client() as client:
         job = client.submit(_load(client, file))
@@ -96,8 +107,10 @@ def run(file: FileArg, json_output: JsonOpt = False,
             job = _follow(client, job, quiet=json_output, timeout_s=timeout)
         except KeyboardInterrupt:
             client.hand_over()
-            err.print(f"detached: {job.job_id} goes on; 'hpcbridge wait {job.job_id}' to "
-                      "follow it, 'hpcbridge cancel' to stop it")
+            err.print(
+                f"detached: {job.job_id} goes on; 'hpcbridge wait {job.job_id}' to "
+                "follow it, 'hpcbridge cancel' to stop it"
+            )
             raise typer.Exit(130) from None
         client.hand_over()
         if json_output:
@@ -129,8 +142,13 @@ def _follow(client: Client, job: Job, *, quiet: bool, timeout_s: float | None) -
 
 
 def _print_result(client: Client, job: Job) -> None:
-    out.print(render.progress_view(job, client.tasks(job.job_id) if job.is_array_parent else [],
-                                   (job.finished_at or time.time()) - job.created_at))
+    out.print(
+        render.progress_view(
+            job,
+            client.tasks(job.job_id) if job.is_array_parent else [],
+            (job.finished_at or time.time()) - job.created_at,
+        )
+    )
     if job.is_array_parent:
         failed = [t for t in client.tasks(job.job_id) if t.state is not JobState.SUCCEEDED]
         if failed:
@@ -157,8 +175,11 @@ def _tail(path: Path | None, lines: int) -> str:
 
 
 def _full(client: Client, job: Job) -> dict[str, object]:
-    return {"job": job, "attempts": client.attempts(job.job_id),
-            "tasks": client.tasks(job.job_id) if job.is_array_parent else []}
+    return {
+        "job": job,
+        "attempts": client.attempts(job.job_id),
+        "tasks": client.tasks(job.job_id) if job.is_array_parent else [],
+    }
 
 
 @app.command()
@@ -184,9 +205,14 @@ def list_jobs(
 ) -> None:
     """List jobs, oldest first."""
     with _client() as client:
-        query = JobFilter(states=frozenset(state) if state else None, project=project,
-                          name=name, top_level_only=not tasks, limit=limit)
-        jobs = client.list(query)
+        query = JobFilter(
+            states=frozenset(state) if state else None,
+            project=project,
+            name=name,
+            top_level_only=not tasks,
+            limit=limit,
+        )
+        jobs = client.list_jobs(query)
         if json_output:
             out.print_json(render.dumps(jobs))
         else:
@@ -194,17 +220,20 @@ def list_jobs(
 
 
 @app.command()
-def logs(job_id: JobArg,
-         attempt: Annotated[int | None, typer.Option(help="Attempt number; default last.")] = None,
-         stderr: Annotated[bool, typer.Option("--stderr", help="Show stderr.")] = False,
-         follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
-         ) -> None:
+def logs(
+    job_id: JobArg,
+    attempt: Annotated[int | None, typer.Option(help="Attempt number; default last.")] = None,
+    stderr: Annotated[bool, typer.Option("--stderr", help="Show stderr.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
+) -> None:
     """Print a job's output (stdout, or stderr with --stderr)."""
     with _client() as client:
         job = client.get(job_id)
         if job.is_array_parent:
-            raise NotFoundError(f"{job_id} is an array job; its tasks have logs",
-                                hint=f"e.g. 'hpcbridge logs {job_id}.{0}'")
+            raise NotFoundError(
+                f"{job_id} is an array job; its tasks have logs",
+                hint=f"e.g. 'hpcbridge logs {job_id}.{0}'",
+            )
         paths = client.log_paths(job_id, attempt)
         path = paths[1] if stderr else paths[0]
         position = 0
@@ -240,8 +269,9 @@ def events(job_id: JobArg, json_output: JsonOpt = False) -> None:
 
 
 @app.command()
-def cancel(job_ids: Annotated[list[str], typer.Argument(help="Job ids.")],
-           json_output: JsonOpt = False) -> None:
+def cancel(
+    job_ids: Annotated[list[str], typer.Argument(help="Job ids.")], json_output: JsonOpt = False
+) -> None:
     """Cancel jobs (SIGTERM, then SIGKILL after the grace period) and wait until they stop."""
     with _client() as client:
         for job_id in job_ids:
@@ -257,9 +287,11 @@ def cancel(job_ids: Annotated[list[str], typer.Argument(help="Job ids.")],
 
 
 @app.command()
-def wait(job_ids: Annotated[list[str], typer.Argument(help="Job ids.")],
-         timeout: Annotated[float | None, typer.Option(help="Give up after seconds.")] = None,
-         json_output: JsonOpt = False) -> None:
+def wait(
+    job_ids: Annotated[list[str], typer.Argument(help="Job ids.")],
+    timeout: Annotated[float | None, typer.Option(help="Give up after seconds.")] = None,
+    json_output: JsonOpt = False,
+) -> None:
     """Wait until jobs finish (driving the reconciler); exit 0 only if all succeeded."""
     with _client() as client:
         jobs = client.wait(job_ids, timeout_s=timeout)

@@ -18,8 +18,12 @@ from hpcbridge.states import JobState
 from hpcbridge.store import Attempt, Event, Job
 
 STATE_STYLE = {
-    JobState.SUCCEEDED: "green", JobState.FAILED: "red", JobState.CANCELLED: "yellow",
-    JobState.RUNNING: "cyan", JobState.LOST: "magenta", JobState.RETRY_WAIT: "yellow",
+    JobState.SUCCEEDED: "green",
+    JobState.FAILED: "red",
+    JobState.CANCELLED: "yellow",
+    JobState.RUNNING: "cyan",
+    JobState.LOST: "magenta",
+    JobState.RETRY_WAIT: "yellow",
 }
 
 
@@ -69,22 +73,36 @@ def jobs_table(jobs: Sequence[Job], *, title: str | None = None) -> Table:
     for column in ("JOB", "NAME", "PROJECT", "STATE", "ATTEMPTS", "EXIT", "CREATED", "REASON"):
         _column(table, column)
     for job in jobs:
-        table.add_row(job.job_id, job.name, job.project, state_text(job.state),
-                      str(job.attempt_count), _exit(job), when(job.created_at), job.reason or "")
+        table.add_row(
+            job.job_id,
+            job.name,
+            job.project,
+            state_text(job.state),
+            str(job.attempt_count),
+            _exit(job),
+            when(job.created_at),
+            job.reason or "",
+        )
     return table
 
 
 def attempts_table(attempts: Sequence[Attempt]) -> Table:
     table = Table(title="Attempts")
-    for column in ("#", "STATE", "NATIVE ID", "NODES", "STARTED", "RUN", "EXIT", "CLASS",
-                   "REASON"):
+    for column in ("#", "STATE", "NATIVE ID", "NODES", "STARTED", "RUN", "EXIT", "CLASS", "REASON"):
         _column(table, column)
     for a in attempts:
         run = a.ended_at - a.started_at if a.started_at and a.ended_at else None
-        table.add_row(str(a.number), a.state.value, a.native_id or "-", ",".join(a.nodes) or "-",
-                      when(a.started_at), seconds(run),
-                      "-" if a.exit_code is None else str(a.exit_code),
-                      a.failure_class.value if a.failure_class else "-", a.reason or "")
+        table.add_row(
+            str(a.number),
+            a.state.value,
+            a.native_id or "-",
+            ",".join(a.nodes) or "-",
+            when(a.started_at),
+            seconds(run),
+            "-" if a.exit_code is None else str(a.exit_code),
+            a.failure_class.value if a.failure_class else "-",
+            a.reason or "",
+        )
     return table
 
 
@@ -93,10 +111,14 @@ def events_table(events: Sequence[Event]) -> Table:
     for column in ("SEQ", "TIME", "KIND", "ATTEMPT", "CHANGE", "REASON", "ACTOR"):
         _column(table, column)
     for e in events:
-        change = f"{e.from_state.value if e.from_state else ''} -> {e.to_state.value}" \
-            if e.to_state else ""
-        table.add_row(str(e.seq), when(e.time), e.kind, str(e.attempt or "-"), change,
-                      e.reason or "", e.actor)
+        change = (
+            f"{e.from_state.value if e.from_state else ''} -> {e.to_state.value}"
+            if e.to_state
+            else ""
+        )
+        table.add_row(
+            str(e.seq), when(e.time), e.kind, str(e.attempt or "-"), change, e.reason or "", e.actor
+        )
     return table
 
 
@@ -105,10 +127,16 @@ def job_panel(job: Job, attempts: Sequence[Attempt], tasks: Sequence[Job]) -> Re
     summary.add_column(style="bold")
     summary.add_column()
     rows: list[tuple[str, str | Text]] = [
-        ("job", job.job_id), ("name", job.name), ("project", job.project),
-        ("class", job.workload_class), ("backend", job.backend), ("state", state_text(job.state)),
-        ("reason", job.reason or "-"), ("created", when(job.created_at)),
-        ("started", when(job.started_at)), ("finished", when(job.finished_at)),
+        ("job", job.job_id),
+        ("name", job.name),
+        ("project", job.project),
+        ("class", job.workload_class),
+        ("backend", job.backend),
+        ("state", state_text(job.state)),
+        ("reason", job.reason or "-"),
+        ("created", when(job.created_at)),
+        ("started", when(job.started_at)),
+        ("finished", when(job.finished_at)),
     ]
     if job.failure_class:
         rows.append(("failure", job.failure_class.value))
@@ -136,14 +164,21 @@ def tasks_table(tasks: Sequence[Job]) -> Table:
         _column(table, column)
     for task in tasks:
         params = ", ".join(f"{k}={v}" for k, v in task.task_params.items())
-        table.add_row(task.job_id, params, state_text(task.state), str(task.attempt_count),
-                      _exit(task), task.reason or "")
+        table.add_row(
+            task.job_id,
+            params,
+            state_text(task.state),
+            str(task.attempt_count),
+            _exit(task),
+            task.reason or "",
+        )
     return table
 
 
 def progress_view(job: Job, tasks: Sequence[Job], elapsed_s: float) -> RenderableType:
-    line = Text.assemble(f"{job.job_id} {job.name}  ", state_text(job.state),
-                         f"  {seconds(elapsed_s)}")
+    line = Text.assemble(
+        f"{job.job_id} {job.name}  ", state_text(job.state), f"  {seconds(elapsed_s)}"
+    )
     if not tasks:
         return Group(line, Text(job.reason or "", style="dim"))
     counts = Counter(t.state for t in tasks)

@@ -60,8 +60,9 @@ def decide(view: JobView, policy: Policy, now: float) -> list[Action]:
     attempt = view.attempt
     if attempt is None or attempt.state.finished or attempt.state is AttemptState.PREPARED:
         if state is _S.LOST:
-            return _after_failure(view, FailureClass.LOST, None, "the attempt was lost",
-                                  view.history, now)
+            return _after_failure(
+                view, FailureClass.LOST, None, "the attempt was lost", view.history, now
+            )
         return [Submit()]
     seen = view.observation
     if seen is None:
@@ -82,58 +83,107 @@ def _decide_running(view: JobView, seen: Observation, now: float) -> list[Action
     attempt = view.attempt
     assert attempt is not None  # callers only come here with an active attempt
     if attempt.state is not AttemptState.RUNNING:
-        actions.append(RecordAttempt({"state": AttemptState.RUNNING,
-                                      "started_at": seen.started_at or now,
-                                      "nodes": seen.nodes}))
+        actions.append(
+            RecordAttempt(
+                {
+                    "state": AttemptState.RUNNING,
+                    "started_at": seen.started_at or now,
+                    "nodes": seen.nodes,
+                }
+            )
+        )
     if view.job.state is not _S.RUNNING:
         actions.append(Transition(_S.RUNNING, "running on " + (", ".join(seen.nodes) or "?")))
     if "kill" in attempt.details:
         return actions
     resources = view.spec.resources
     started = seen.started_at or attempt.started_at
-    if resources.walltime_s is not None and started is not None and (
-            now - started > resources.walltime_s):
-        actions.append(Kill(FailureClass.TIMEOUT, "ran past its walltime of "
-                            f"{format_duration(resources.walltime_s)}"))
-    elif resources.mem_mb is not None and seen.rss_mb is not None and (
-            seen.rss_mb > resources.mem_mb):
-        actions.append(Kill(FailureClass.OOM, f"used {seen.rss_mb:.0f} MB of memory, more "
-                            f"than the {resources.mem_mb} MB it asked for"))
+    if (
+        resources.walltime_s is not None
+        and started is not None
+        and (now - started > resources.walltime_s)
+    ):
+        actions.append(
+            Kill(
+                FailureClass.TIMEOUT,
+                f"ran past its walltime of {format_duration(resources.walltime_s)}",
+            )
+        )
+    elif (
+        resources.mem_mb is not None
+        and seen.rss_mb is not None
+        and (seen.rss_mb > resources.mem_mb)
+    ):
+        actions.append(
+            Kill(
+                FailureClass.OOM,
+                f"used {seen.rss_mb:.0f} MB of memory, more "
+                f"than the {resources.mem_mb} MB it asked for",
+            )
+        )
     return actions
 
 
 def _decide_finished(view: JobView, seen: Observation, now: float) -> list[Action]:
     succeeded = seen.phase is Phase.SUCCEEDED
     failure = None if succeeded else (seen.failure_class or FailureClass.APP_ERROR)
-    actions: list[Action] = [RecordAttempt({
-        "state": AttemptState.SUCCEEDED if succeeded else AttemptState.FAILED,
-        "failure_class": failure, "exit_code": seen.exit_code, "signal": seen.signal,
-        "ended_at": seen.ended_at or now, "reason": seen.reason,
-        **({"started_at": seen.started_at} if seen.started_at else {}),
-        **({"nodes": seen.nodes} if seen.nodes else {})})]
+    actions: list[Action] = [
+        RecordAttempt(
+            {
+                "state": AttemptState.SUCCEEDED if succeeded else AttemptState.FAILED,
+                "failure_class": failure,
+                "exit_code": seen.exit_code,
+                "signal": seen.signal,
+                "ended_at": seen.ended_at or now,
+                "reason": seen.reason,
+                **({"started_at": seen.started_at} if seen.started_at else {}),
+                **({"nodes": seen.nodes} if seen.nodes else {}),
+            }
+        )
+    ]
     if view.job.state is _S.QUEUED and seen.started_at is not None:
         actions.append(Transition(_S.RUNNING, "started"))
     if failure is None:
-        return [*actions, Transition(_S.SUCCEEDED, "exited with code 0",
-                                     {"exit_code": seen.exit_code, "failure_class": None})]
-    return actions + _after_failure(view, failure, seen.exit_code, seen.reason,
-                                    (*view.history, failure), now)
+        return [
+            *actions,
+            Transition(
+                _S.SUCCEEDED,
+                "exited with code 0",
+                {"exit_code": seen.exit_code, "failure_class": None},
+            ),
+        ]
+    return actions + _after_failure(
+        view, failure, seen.exit_code, seen.reason, (*view.history, failure), now
+    )
 
 
-def _after_failure(view: JobView, failure: FailureClass, exit_code: int | None,
-                   reason: str | None, history: tuple[FailureClass | None, ...],
-                   now: float) -> list[Action]:
+def _after_failure(
+    view: JobView,
+    failure: FailureClass,
+    exit_code: int | None,
+    reason: str | None,
+    history: tuple[FailureClass | None, ...],
+    now: float,
+) -> list[Action]:
     """Retry or fail, after the latest attempt failed; ``history`` includes that failure."""
     if failure is FailureClass.CANCELLED:
-        return [Transition(_S.CANCELLED, reason or "cancelled outside hpcbridge",
-                           {"failure_class": failure})]
+        return [
+            Transition(
+                _S.CANCELLED, reason or "cancelled outside hpcbridge", {"failure_class": failure}
+            )
+        ]
     decision = decide_retry(view.spec, view.job.job_id, failure, history)
     what = reason or failure.value
-    fields = {"failure_class": failure, "exit_code": exit_code}
+    fields: dict[str, object] = {"failure_class": failure, "exit_code": exit_code}
     if decision.retry:
         fields["next_attempt_at"] = now + decision.delay_s
-        return [Transition(_S.RETRY_WAIT, f"{what}; {decision.why} in "
-                           f"{format_duration(decision.delay_s)}", fields)]
+        return [
+            Transition(
+                _S.RETRY_WAIT,
+                f"{what}; {decision.why} in {format_duration(decision.delay_s)}",
+                fields,
+            )
+        ]
     return [Transition(_S.FAILED, f"{what}; {decision.why}", fields)]
 
 
@@ -141,15 +191,25 @@ def _decide_unknown(view: JobView, policy: Policy, now: float) -> list[Action]:
     since = view.unknown_since
     if since is None or now - since < policy.lost_grace_s:
         return []
-    reason = (f"the scheduler has not known the attempt for {format_duration(now - since)}; "
-              "it is lost, not assumed finished")
-    actions: list[Action] = [RecordAttempt({"state": AttemptState.FAILED, "ended_at": now,
-                                            "failure_class": FailureClass.LOST,
-                                            "reason": reason})]
+    reason = (
+        f"the scheduler has not known the attempt for {format_duration(now - since)}; "
+        "it is lost, not assumed finished"
+    )
+    actions: list[Action] = [
+        RecordAttempt(
+            {
+                "state": AttemptState.FAILED,
+                "ended_at": now,
+                "failure_class": FailureClass.LOST,
+                "reason": reason,
+            }
+        )
+    ]
     if view.job.state is not _S.LOST:
         actions.append(Transition(_S.LOST, reason, {"failure_class": FailureClass.LOST}))
-    return actions + _after_failure(view, FailureClass.LOST, None, reason,
-                                    (*view.history, FailureClass.LOST), now)
+    return actions + _after_failure(
+        view, FailureClass.LOST, None, reason, (*view.history, FailureClass.LOST), now
+    )
 
 
 def _decide_cancel(view: JobView, now: float) -> list[Action]:
@@ -157,11 +217,19 @@ def _decide_cancel(view: JobView, now: float) -> list[Action]:
     seen = view.observation
     live = attempt is not None and attempt.state in (AttemptState.SUBMITTED, AttemptState.RUNNING)
     if live and seen is not None and seen.phase in (Phase.SUCCEEDED, Phase.FAILED):
-        return [RecordAttempt({"state": AttemptState.FAILED, "ended_at": seen.ended_at or now,
-                               "failure_class": FailureClass.CANCELLED,
-                               "exit_code": seen.exit_code, "signal": seen.signal,
-                               "reason": "cancelled"}),
-                Transition(_S.CANCELLED, "cancelled", {"failure_class": FailureClass.CANCELLED})]
+        return [
+            RecordAttempt(
+                {
+                    "state": AttemptState.FAILED,
+                    "ended_at": seen.ended_at or now,
+                    "failure_class": FailureClass.CANCELLED,
+                    "exit_code": seen.exit_code,
+                    "signal": seen.signal,
+                    "reason": "cancelled",
+                }
+            ),
+            Transition(_S.CANCELLED, "cancelled", {"failure_class": FailureClass.CANCELLED}),
+        ]
     if live and seen is not None and seen.phase is Phase.UNKNOWN:
         live = False  # nothing left to stop
     if live:
@@ -169,11 +237,20 @@ def _decide_cancel(view: JobView, now: float) -> list[Action]:
         return [] if "kill" in attempt.details else [Kill(FailureClass.CANCELLED, "cancelled")]
     actions: list[Action] = []
     if attempt is not None and not attempt.state.finished:
-        actions.append(RecordAttempt({"state": AttemptState.FAILED, "ended_at": now,
-                                      "failure_class": FailureClass.CANCELLED,
-                                      "reason": "cancelled before it started"}))
-    return [*actions, Transition(_S.CANCELLED, "cancelled",
-                                 {"failure_class": FailureClass.CANCELLED})]
+        actions.append(
+            RecordAttempt(
+                {
+                    "state": AttemptState.FAILED,
+                    "ended_at": now,
+                    "failure_class": FailureClass.CANCELLED,
+                    "reason": "cancelled before it started",
+                }
+            )
+        )
+    return [
+        *actions,
+        Transition(_S.CANCELLED, "cancelled", {"failure_class": FailureClass.CANCELLED}),
+    ]
 
 
 def _decide_parent(view: JobView) -> list[Action]:
@@ -187,14 +264,18 @@ def _decide_parent(view: JobView) -> list[Action]:
     if job.state is _S.ACCEPTED and (started or done == job.task_count):
         actions.append(Transition(_S.RUNNING, "tasks started"))
     if done < job.task_count:
-        summary = (f"{done}/{job.task_count} tasks done, {counts.get(_S.RUNNING, 0)} running, "
-                   f"{counts.get(_S.QUEUED, 0)} queued")
+        summary = (
+            f"{done}/{job.task_count} tasks done, {counts.get(_S.RUNNING, 0)} running, "
+            f"{counts.get(_S.QUEUED, 0)} queued"
+        )
         return actions + ([Note(summary)] if summary != job.reason else [])
     failed = counts.get(_S.FAILED, 0)
     cancelled = counts.get(_S.CANCELLED, 0)
     if failed:
         return [*actions, Transition(_S.FAILED, f"{failed} of {job.task_count} tasks failed")]
     if cancelled:
-        return [*actions, Transition(_S.CANCELLED,
-                                     f"{cancelled} of {job.task_count} tasks cancelled")]
+        return [
+            *actions,
+            Transition(_S.CANCELLED, f"{cancelled} of {job.task_count} tasks cancelled"),
+        ]
     return [*actions, Transition(_S.SUCCEEDED, f"all {job.task_count} tasks succeeded")]

@@ -25,6 +25,7 @@ def attempt_environment(job: Job, spec: JobSpec, attempt: int, checkpoints: Path
         env["HPCBRIDGE_CHECKPOINT_DIR"] = policy.dir or str(checkpoints / job.job_id)
         env["HPCBRIDGE_CHECKPOINT_KEEP"] = str(policy.keep)
         env["HPCBRIDGE_CHECKPOINT_INTERVAL_S"] = (
-            "auto" if policy.interval == "auto" else f"{policy.interval:g}")
+            "auto" if policy.interval == "auto" else f"{policy.interval:g}"
+        )
         env["HPCBRIDGE_CHECKPOINT_SIGNAL"] = policy.signal
     return env

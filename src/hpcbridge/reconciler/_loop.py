@@ -55,8 +55,15 @@ class CycleReport:
 
 
 class Reconciler:
-    def __init__(self, store: Store, backends: Mapping[str, Backend], *, policy: Policy,
-                 checkpoints_dir: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        backends: Mapping[str, Backend],
+        *,
+        policy: Policy,
+        checkpoints_dir: Path,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._store = store
         self._backends = backends
         self._policy = policy
@@ -93,14 +100,20 @@ class Reconciler:
 
     def _fail_unreadable(self, job: Job, error: SpecError, now: float) -> None:
         """A stored spec this version cannot read: fail the job loudly, once."""
-        self._store.transition(job.job_id, JobState.FAILED, expected_version=job.version,
-                               now=now, reason=f"stored spec is invalid: {error.message}",
-                               failure_class=FailureClass.SPEC_ERROR)
+        self._store.transition(
+            job.job_id,
+            JobState.FAILED,
+            expected_version=job.version,
+            now=now,
+            reason=f"stored spec is invalid: {error.message}",
+            failure_class=FailureClass.SPEC_ERROR,
+        )
 
     # -- observe ---------------------------------------------------------------------------
 
-    def _observe(self, attempts: Sequence[Attempt] | Any, now: float,
-                 report: CycleReport) -> dict[str, Observation]:
+    def _observe(
+        self, attempts: Sequence[Attempt] | Any, now: float, report: CycleReport
+    ) -> dict[str, Observation]:
         by_backend: dict[str, list[AttemptRef]] = {}
         for attempt in attempts:
             if attempt.state is not AttemptState.PREPARED and attempt.native_id is not None:
@@ -123,20 +136,29 @@ class Reconciler:
                 self._unknown_since.pop(token, None)
         return observations
 
-    def _view(self, job: Job, attempt: Attempt | None,
-              observations: Mapping[str, Observation]) -> JobView:
+    def _view(
+        self, job: Job, attempt: Attempt | None, observations: Mapping[str, Observation]
+    ) -> JobView:
         spec = self.spec_of(job)
         seen = observations.get(attempt.token) if attempt else None
         children = self._store.count_children(job.job_id) if job.is_array_parent else None
         needs_history = job.state is JobState.LOST or (
-            seen is not None and seen.phase in (Phase.FAILED, Phase.UNKNOWN))
+            seen is not None and seen.phase in (Phase.FAILED, Phase.UNKNOWN)
+        )
         history: tuple[FailureClass | None, ...] = ()
         if needs_history:
-            history = tuple(a.failure_class for a in self._store.attempts(job.job_id)
-                            if a.state.finished)
-        return JobView(job=job, spec=spec, attempt=attempt, history=history, observation=seen,
-                       unknown_since=self._unknown_since.get(attempt.token) if attempt else None,
-                       children=children)
+            history = tuple(
+                a.failure_class for a in self._store.attempts(job.job_id) if a.state.finished
+            )
+        return JobView(
+            job=job,
+            spec=spec,
+            attempt=attempt,
+            history=history,
+            observation=seen,
+            unknown_since=self._unknown_since.get(attempt.token) if attempt else None,
+            children=children,
+        )
 
     def spec_of(self, job: Job) -> JobSpec:
         spec = self._specs.get(job.job_id)
@@ -147,22 +169,35 @@ class Reconciler:
 
     # -- apply decisions (inside the cycle's first transaction) ----------------------------
 
-    def _apply(self, view: JobView, actions: Sequence[Action], now: float, report: CycleReport,
-               submits: list[Job]) -> Job:
+    def _apply(
+        self,
+        view: JobView,
+        actions: Sequence[Action],
+        now: float,
+        report: CycleReport,
+        submits: list[Job],
+    ) -> Job:
         job, attempt = view.job, view.attempt
         for action in actions:
             if isinstance(action, Transition):
                 job = self._store.transition(
-                    job.job_id, action.target, expected_version=job.version, now=now,
-                    reason=action.reason, attempt=attempt.number if attempt else None,
-                    data=action.data, **action.fields)
+                    job.job_id,
+                    action.target,
+                    expected_version=job.version,
+                    now=now,
+                    reason=action.reason,
+                    attempt=attempt.number if attempt else None,
+                    data=action.data,
+                    **action.fields,
+                )
                 report.changes += 1
             elif isinstance(action, RecordAttempt) and attempt is not None:
                 attempt = self._record_attempt(attempt, action.fields, now)
                 report.changes += 1
             elif isinstance(action, Note):
-                job = self._store.update_job(job.job_id, expected_version=job.version, now=now,
-                                             reason=action.reason)
+                job = self._store.update_job(
+                    job.job_id, expected_version=job.version, now=now, reason=action.reason
+                )
             elif isinstance(action, Kill) and attempt is not None:
                 attempt = self._kill(attempt, action, now)
             elif isinstance(action, CancelTasks):
@@ -176,8 +211,13 @@ class Reconciler:
         updated = self._store.update_attempt(attempt.job_id, attempt.number, **fields)
         if updated.state is not attempt.state:
             self._store.add_event(
-                attempt.job_id, f"attempt_{updated.state.value}", now=now, attempt=attempt.number,
-                reason=updated.reason, data=_attempt_summary(updated))
+                attempt.job_id,
+                f"attempt_{updated.state.value}",
+                now=now,
+                attempt=attempt.number,
+                reason=updated.reason,
+                data=_attempt_summary(updated),
+            )
         if updated.state.finished:
             self._unknown_since.pop(attempt.token, None)
         return updated
@@ -187,37 +227,50 @@ class Reconciler:
         if backend is None:
             return attempt
         backend.kill(_ref(attempt), action.failure_class, now)  # before recording: idempotent
-        details = {**attempt.details,
-                   "kill": {"failure_class": action.failure_class.value, "at": now}}
-        self._store.add_event(attempt.job_id, "kill", now=now, attempt=attempt.number,
-                              reason=action.reason,
-                              data={"failure_class": action.failure_class.value})
+        details = {
+            **attempt.details,
+            "kill": {"failure_class": action.failure_class.value, "at": now},
+        }
+        self._store.add_event(
+            attempt.job_id,
+            "kill",
+            now=now,
+            attempt=attempt.number,
+            reason=action.reason,
+            data={"failure_class": action.failure_class.value},
+        )
         return self._store.update_attempt(attempt.job_id, attempt.number, details=details)
 
     def _cancel_tasks(self, parent: Job, now: float) -> None:
         for task in self._store.list_jobs(JobFilter(parent_id=parent.job_id)):
             if not task.state.terminal and not task.cancel_requested:
-                self._store.update_job(task.job_id, expected_version=task.version, now=now,
-                                       cancel_requested=True)
+                self._store.update_job(
+                    task.job_id, expected_version=task.version, now=now, cancel_requested=True
+                )
 
     def _prepare(self, job: Job, attempt: Attempt | None, now: float) -> Job:
         """Make sure a prepared attempt row exists before any scheduler call."""
         if attempt is not None and attempt.state is AttemptState.PREPARED:
             return job
-        created = self._store.create_attempt(job.job_id, backend=job.backend, token=new_token(),
-                                             now=now, details={})
+        created = self._store.create_attempt(
+            job.job_id, backend=job.backend, token=new_token(), now=now, details={}
+        )
         self._verified_tokens.add(created.token)
-        return self._store.update_job(job.job_id, expected_version=job.version, now=now,
-                                      attempt_count=created.number)
+        return self._store.update_job(
+            job.job_id, expected_version=job.version, now=now, attempt_count=created.number
+        )
 
     # -- submit (outside transactions), then record ----------------------------------------
 
     def _submit_all(self, jobs: list[Job], now: float, report: CycleReport) -> None:
-        prepared = {a.job_id: a for a in self._store.active_attempts()
-                    if a.state is AttemptState.PREPARED}
-        running_per_parent = Counter(
-            j.parent_id for j in self._store.active_jobs()
-            if j.parent_id and j.state in (JobState.RUNNING, JobState.STAGING_OUT))
+        prepared = {
+            a.job_id: a for a in self._store.active_attempts() if a.state is AttemptState.PREPARED
+        }
+        running_per_parent: Counter[str] = Counter(
+            str(j.parent_id)
+            for j in self._store.active_jobs()
+            if j.parent_id and j.state in (JobState.RUNNING, JobState.STAGING_OUT)
+        )
         full: set[str] = set()
         results: list[tuple[Job, Attempt, Submitted | Deferred | BackendError]] = []
         for job in sorted(jobs, key=lambda j: (-j.priority, j.created_at, j.task_index or 0)):
@@ -246,15 +299,16 @@ class Reconciler:
                     self._verified_tokens.discard(attempt.token)
                     report.errors.append(f"{job.job_id}: {exc}")
 
-    def _throttled(self, job: Job, running_per_parent: Counter[str | None]) -> bool:
+    def _throttled(self, job: Job, running_per_parent: Counter[str]) -> bool:
         if job.parent_id is None:
             return False
         throttle = self.spec_of(job).array
         limit = throttle.throttle if throttle else None
         return limit is not None and running_per_parent[job.parent_id] >= limit
 
-    def _submit_one(self, backend: Backend, job: Job, attempt: Attempt,
-                    now: float) -> Submitted | Deferred | BackendError:
+    def _submit_one(
+        self, backend: Backend, job: Job, attempt: Attempt, now: float
+    ) -> Submitted | Deferred | BackendError:
         ref = _ref(attempt)
         try:
             if attempt.token not in self._verified_tokens:
@@ -264,54 +318,95 @@ class Reconciler:
                     return found
             spec = self.spec_of(job)
             env = attempt_environment(job, spec, attempt.number, self._checkpoints)
-            return backend.submit(LaunchRequest(job.job_id, attempt.number, attempt.token, spec,
-                                                env))
+            return backend.submit(
+                LaunchRequest(job.job_id, attempt.number, attempt.token, spec, env)
+            )
         except BackendError as exc:
             return exc
 
-    def _record_submission(self, job: Job, attempt: Attempt,
-                           outcome: Submitted | Deferred | BackendError, now: float,
-                           report: CycleReport) -> None:
+    def _record_submission(
+        self,
+        job: Job,
+        attempt: Attempt,
+        outcome: Submitted | Deferred | BackendError,
+        now: float,
+        report: CycleReport,
+    ) -> None:
         if isinstance(outcome, Deferred):
             if job.reason != outcome.reason:
-                self._store.update_job(job.job_id, expected_version=job.version, now=now,
-                                       reason=outcome.reason)
+                self._store.update_job(
+                    job.job_id, expected_version=job.version, now=now, reason=outcome.reason
+                )
             return
         if isinstance(outcome, BackendError):
             self._record_submit_error(job, attempt, outcome, now)
             return
         state = AttemptState.RUNNING if outcome.running else AttemptState.SUBMITTED
         self._store.update_attempt(
-            job.job_id, attempt.number, state=state, native_id=outcome.native_id,
-            details=dict(outcome.details), submitted_at=now,
-            **({"started_at": now} if outcome.running else {}))
-        self._store.add_event(job.job_id, "attempt_submitted", now=now, attempt=attempt.number,
-                              data={"native_id": outcome.native_id, "backend": job.backend})
+            job.job_id,
+            attempt.number,
+            state=state,
+            native_id=outcome.native_id,
+            details=dict(outcome.details),
+            submitted_at=now,
+            **({"started_at": now} if outcome.running else {}),
+        )
+        self._store.add_event(
+            job.job_id,
+            "attempt_submitted",
+            now=now,
+            attempt=attempt.number,
+            data={"native_id": outcome.native_id, "backend": job.backend},
+        )
         report.submitted += 1
         self._verified_tokens.discard(attempt.token)
         if outcome.running:
-            self._store.transition(job.job_id, JobState.RUNNING, expected_version=job.version,
-                                   now=now, reason="started", attempt=attempt.number)
+            self._store.transition(
+                job.job_id,
+                JobState.RUNNING,
+                expected_version=job.version,
+                now=now,
+                reason="started",
+                attempt=attempt.number,
+            )
 
-    def _record_submit_error(self, job: Job, attempt: Attempt, error: BackendError,
-                             now: float) -> None:
+    def _record_submit_error(
+        self, job: Job, attempt: Attempt, error: BackendError, now: float
+    ) -> None:
         if error.transient:
             reason = f"{job.backend} unavailable, will retry: {error.message}"
             if job.reason != reason:
-                self._store.update_job(job.job_id, expected_version=job.version, now=now,
-                                       reason=reason)
+                self._store.update_job(
+                    job.job_id, expected_version=job.version, now=now, reason=reason
+                )
             return
-        self._store.update_attempt(job.job_id, attempt.number, state=AttemptState.FAILED,
-                                   failure_class=FailureClass.SPEC_ERROR, ended_at=now,
-                                   reason=error.message)
-        self._store.transition(job.job_id, JobState.FAILED, expected_version=job.version,
-                               now=now, reason=f"the scheduler refused the job: {error.message}",
-                               attempt=attempt.number, failure_class=FailureClass.SPEC_ERROR)
+        self._store.update_attempt(
+            job.job_id,
+            attempt.number,
+            state=AttemptState.FAILED,
+            failure_class=FailureClass.SPEC_ERROR,
+            ended_at=now,
+            reason=error.message,
+        )
+        self._store.transition(
+            job.job_id,
+            JobState.FAILED,
+            expected_version=job.version,
+            now=now,
+            reason=f"the scheduler refused the job: {error.message}",
+            attempt=attempt.number,
+            failure_class=FailureClass.SPEC_ERROR,
+        )
 
 
 def _ref(attempt: Attempt) -> AttemptRef:
-    return AttemptRef(job_id=attempt.job_id, attempt=attempt.number, token=attempt.token,
-                      native_id=attempt.native_id, details=attempt.details)
+    return AttemptRef(
+        job_id=attempt.job_id,
+        attempt=attempt.number,
+        token=attempt.token,
+        native_id=attempt.native_id,
+        details=attempt.details,
+    )
 
 
 def _attempt_summary(attempt: Attempt) -> dict[str, Any]:
@@ -325,5 +420,3 @@ def _attempt_summary(attempt: Attempt) -> dict[str, Any]:
     if attempt.started_at is not None and attempt.ended_at is not None:
         summary["run_s"] = round(attempt.ended_at - attempt.started_at, 3)
     return summary
-
-

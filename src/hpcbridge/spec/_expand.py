@@ -84,8 +84,7 @@ def _substitute(spec: JobSpec, values: dict[str, str]) -> JobSpec:
 
         return _PLACEHOLDER.sub(one, text)
 
-    update: dict[str, object] = {"array": None,
-                                 "env": {k: fill(v) for k, v in spec.env.items()}}
+    update: dict[str, object] = {"array": None, "env": {k: fill(v) for k, v in spec.env.items()}}
     if spec.command is not None:
         update["command"] = tuple(fill(arg) for arg in spec.command)
     if spec.script is not None:
@@ -98,6 +97,6 @@ def unknown_placeholders(spec: JobSpec) -> list[str]:
     if spec.array is None:
         return []
     known = {"index", *spec.array.params}
-    texts = list(spec.command or ()) + [spec.script or ""] + list(spec.env.values())
+    texts = [*list(spec.command or ()), spec.script or "", *list(spec.env.values())]
     found = {m for text in texts for m in _PLACEHOLDER.findall(text)}
     return sorted(found - known)

@@ -103,9 +103,7 @@ def _valid_fields_at(loc: tuple[Any, ...]) -> list[str]:
     for part in loc:
         if model is None or not isinstance(part, str):
             continue
-        field = next(
-            (f for name, f in model.model_fields.items() if part in (name, f.alias)), None
-        )
+        field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
         model = _model_of(field.annotation) if field else None
     if model is None:
         return []

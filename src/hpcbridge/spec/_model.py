@@ -153,8 +153,9 @@ class JobSpec(_Model):
     backend: str = Field(default="local", description="local, slurm, ...")
     cluster: str | None = Field(default=None, description="Named cluster of the backend")
     submit_dir: str | None = Field(
-        default=None, description="Where it was submitted from (HPCBRIDGE_SUBMIT_DIR); "
-        "filled in at submission")
+        default=None,
+        description="Where it was submitted from (HPCBRIDGE_SUBMIT_DIR); filled in at submission",
+    )
 
     @field_validator("command")
     @classmethod

@@ -14,11 +14,11 @@ from hpcbridge.states import AttemptState, JobState
 from hpcbridge.store._protocol import ACTIVE_ATTEMPT_STATES, transition_event_data
 from hpcbridge.store._records import Attempt, Event, Job, JobFilter, JobId, NewJob
 from hpcbridge.store._rules import (
+    JOB_MUTABLE_FIELDS,
     attempt_fields,
     check_fields,
     check_transition,
     check_version,
-    JOB_MUTABLE_FIELDS,
     next_attempt_number,
     transition_fields,
 )
@@ -34,8 +34,11 @@ class MemoryStore:
     @contextmanager
     def batch(self) -> Iterator[None]:
         with self._lock:
-            saved = (dict(self._jobs), {k: list(v) for k, v in self._attempts.items()},
-                     list(self._events))
+            saved = (
+                dict(self._jobs),
+                {k: list(v) for k, v in self._attempts.items()},
+                list(self._events),
+            )
             try:
                 yield
             except BaseException:
@@ -49,8 +52,13 @@ class MemoryStore:
                     raise StoreError(f"job {new.job_id} already exists")
             created = []
             for new in jobs:
-                job = Job(**{f.name: getattr(new, f.name) for f in dataclasses.fields(NewJob)},
-                          state=JobState.ACCEPTED, version=1, created_at=now, updated_at=now)
+                job = Job(
+                    **{f.name: getattr(new, f.name) for f in dataclasses.fields(NewJob)},
+                    state=JobState.ACCEPTED,
+                    version=1,
+                    created_at=now,
+                    updated_at=now,
+                )
                 self._jobs[job.job_id] = job
                 self._attempts[job.job_id] = []
                 self._append(job.job_id, "accepted", now, to_state=JobState.ACCEPTED, actor=actor)
@@ -68,7 +76,8 @@ class MemoryStore:
         with self._lock:
             return next((j for j in self._jobs.values() if j.idempotency_key == key), None)
 
-    def list_jobs(self, query: JobFilter = JobFilter()) -> list[Job]:
+    def list_jobs(self, query: JobFilter | None = None) -> list[Job]:
+        query = query or JobFilter()
         with self._lock:
             found = [j for j in self._jobs.values() if _matches(j, query)]
         found.sort(key=lambda j: (j.created_at, j.job_id))
@@ -76,30 +85,50 @@ class MemoryStore:
 
     def active_jobs(self) -> list[Job]:
         with self._lock:
-            return sorted((j for j in self._jobs.values() if not j.state.terminal),
-                          key=lambda j: (j.created_at, j.job_id))
+            return sorted(
+                (j for j in self._jobs.values() if not j.state.terminal),
+                key=lambda j: (j.created_at, j.job_id),
+            )
 
     def count_children(self, parent_id: JobId) -> dict[JobState, int]:
         with self._lock:
             return dict(Counter(j.state for j in self._jobs.values() if j.parent_id == parent_id))
 
-    def transition(self, job_id: JobId, target: JobState, *, expected_version: int, now: float,
-                   reason: str | None = None, actor: str = "system", attempt: int | None = None,
-                   data: dict[str, Any] | None = None, **fields: Any) -> Job:
+    def transition(
+        self,
+        job_id: JobId,
+        target: JobState,
+        *,
+        expected_version: int,
+        now: float,
+        reason: str | None = None,
+        actor: str = "system",
+        attempt: int | None = None,
+        data: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Job:
         with self._lock:
             job = self.get_job(job_id)
             check_transition(job, target, expected_version)
             changes = transition_fields(job, target, now, fields)
-            updated = dataclasses.replace(job, state=target, version=job.version + 1,
-                                          updated_at=now, reason=reason, **changes)
+            updated = dataclasses.replace(
+                job, state=target, version=job.version + 1, updated_at=now, reason=reason, **changes
+            )
             self._jobs[job_id] = updated
-            self._append(job_id, "transition", now, attempt=attempt, from_state=job.state,
-                         to_state=target, reason=reason, actor=actor,
-                         data=transition_event_data(fields, data))
+            self._append(
+                job_id,
+                "transition",
+                now,
+                attempt=attempt,
+                from_state=job.state,
+                to_state=target,
+                reason=reason,
+                actor=actor,
+                data=transition_event_data(fields, data),
+            )
             return updated
 
-    def update_job(self, job_id: JobId, *, expected_version: int, now: float,
-                   **fields: Any) -> Job:
+    def update_job(self, job_id: JobId, *, expected_version: int, now: float, **fields: Any) -> Job:
         with self._lock:
             job = self.get_job(job_id)
             check_version(job, expected_version)
@@ -108,14 +137,21 @@ class MemoryStore:
             self._jobs[job_id] = updated
             return updated
 
-    def create_attempt(self, job_id: JobId, *, backend: str, token: str, now: float,
-                       details: dict[str, Any]) -> Attempt:
+    def create_attempt(
+        self, job_id: JobId, *, backend: str, token: str, now: float, details: dict[str, Any]
+    ) -> Attempt:
         with self._lock:
             self.get_job(job_id)
             attempts = self._attempts[job_id]
-            attempt = Attempt(job_id=job_id, number=next_attempt_number(attempts), token=token,
-                              backend=backend, state=AttemptState.PREPARED, created_at=now,
-                              details=dict(details))
+            attempt = Attempt(
+                job_id=job_id,
+                number=next_attempt_number(attempts),
+                token=token,
+                backend=backend,
+                state=AttemptState.PREPARED,
+                created_at=now,
+                details=dict(details),
+            )
             attempts.append(attempt)
             return attempt
 
@@ -135,16 +171,29 @@ class MemoryStore:
 
     def active_attempts(self) -> list[Attempt]:
         with self._lock:
-            return [a for attempts in self._attempts.values() for a in attempts
-                    if a.state in ACTIVE_ATTEMPT_STATES]
+            return [
+                a
+                for attempts in self._attempts.values()
+                for a in attempts
+                if a.state in ACTIVE_ATTEMPT_STATES
+            ]
 
-    def add_event(self, job_id: JobId, kind: str, *, now: float, attempt: int | None = None,
-                  reason: str | None = None, data: dict[str, Any] | None = None,
-                  actor: str = "system") -> None:
+    def add_event(
+        self,
+        job_id: JobId,
+        kind: str,
+        *,
+        now: float,
+        attempt: int | None = None,
+        reason: str | None = None,
+        data: dict[str, Any] | None = None,
+        actor: str = "system",
+    ) -> None:
         with self._lock:
             self.get_job(job_id)
-            self._append(job_id, kind, now, attempt=attempt, reason=reason, data=data or {},
-                         actor=actor)
+            self._append(
+                job_id, kind, now, attempt=attempt, reason=reason, data=data or {}, actor=actor
+            )
 
     def events(self, job_id: JobId, *, after_seq: int = 0) -> list[Event]:
         with self._lock:
@@ -159,8 +208,9 @@ class MemoryStore:
         return None
 
     def _append(self, job_id: JobId, kind: str, now: float, **fields: Any) -> None:
-        self._events.append(Event(seq=len(self._events) + 1, job_id=job_id, time=now, kind=kind,
-                                  **fields))
+        self._events.append(
+            Event(seq=len(self._events) + 1, job_id=job_id, time=now, kind=kind, **fields)
+        )
 
 
 def _matches(job: Job, query: JobFilter) -> bool:

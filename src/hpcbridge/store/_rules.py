@@ -9,12 +9,32 @@ from hpcbridge.states import JobState, can_transition
 from hpcbridge.store._records import Attempt, Job
 
 JOB_MUTABLE_FIELDS = frozenset(
-    {"reason", "failure_class", "exit_code", "attempt_count", "next_attempt_at",
-     "cancel_requested", "started_at", "finished_at", "priority"}
+    {
+        "reason",
+        "failure_class",
+        "exit_code",
+        "attempt_count",
+        "next_attempt_at",
+        "cancel_requested",
+        "started_at",
+        "finished_at",
+        "priority",
+    }
 )
 ATTEMPT_MUTABLE_FIELDS = frozenset(
-    {"state", "native_id", "nodes", "submitted_at", "started_at", "ended_at", "exit_code",
-     "signal", "failure_class", "reason", "details"}
+    {
+        "state",
+        "native_id",
+        "nodes",
+        "submitted_at",
+        "started_at",
+        "ended_at",
+        "exit_code",
+        "signal",
+        "failure_class",
+        "reason",
+        "details",
+    }
 )
 
 
@@ -49,7 +69,9 @@ def attempt_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def transition_fields(job: Job, target: JobState, now: float, fields: dict[str, Any]) -> dict[str, Any]:
+def transition_fields(
+    job: Job, target: JobState, now: float, fields: dict[str, Any]
+) -> dict[str, Any]:
     """Columns a transition sets besides the state: start and finish times."""
     check_fields(fields, JOB_MUTABLE_FIELDS, "job")
     extra: dict[str, Any] = {}

@@ -91,9 +91,15 @@ class SqlStore:
             with self._write() as conn:
                 for start in range(0, len(rows), 500):
                     conn.execute(insert(jobs_t), rows[start : start + 500])
-                conn.execute(insert(events_t), [
-                    _event_row(row["job_id"], "accepted", now, to_state=JobState.ACCEPTED,
-                               actor=actor) for row in rows])
+                conn.execute(
+                    insert(events_t),
+                    [
+                        _event_row(
+                            row["job_id"], "accepted", now, to_state=JobState.ACCEPTED, actor=actor
+                        )
+                        for row in rows
+                    ],
+                )
         except IntegrityError as exc:
             raise StoreError(f"cannot create jobs: {exc.orig}") from exc
         return [_job(row) for row in rows]
@@ -107,23 +113,33 @@ class SqlStore:
 
     def find_by_idempotency_key(self, key: str) -> Job | None:
         with self._read() as conn:
-            row = conn.execute(
-                select(jobs_t).where(jobs_t.c.idempotency_key == key)).mappings().first()
+            row = (
+                conn.execute(select(jobs_t).where(jobs_t.c.idempotency_key == key))
+                .mappings()
+                .first()
+            )
         return None if row is None else _job(row)
 
-    def list_jobs(self, query: JobFilter = JobFilter()) -> list[Job]:
+    def list_jobs(self, query: JobFilter | None = None) -> list[Job]:
+        query = query or JobFilter()
         stmt = _filtered(select(jobs_t), query).order_by(jobs_t.c.created_at, jobs_t.c.job_id)
         if query.limit is not None:
             stmt = stmt.limit(query.limit)
         return self._jobs(stmt)
 
     def active_jobs(self) -> list[Job]:
-        return self._jobs(select(jobs_t).where(jobs_t.c.state.in_(_NON_TERMINAL))
-                          .order_by(jobs_t.c.created_at, jobs_t.c.job_id))
+        return self._jobs(
+            select(jobs_t)
+            .where(jobs_t.c.state.in_(_NON_TERMINAL))
+            .order_by(jobs_t.c.created_at, jobs_t.c.job_id)
+        )
 
     def count_children(self, parent_id: JobId) -> dict[JobState, int]:
-        stmt = (select(jobs_t.c.state, func.count()).where(jobs_t.c.parent_id == parent_id)
-                .group_by(jobs_t.c.state))
+        stmt = (
+            select(jobs_t.c.state, func.count())
+            .where(jobs_t.c.parent_id == parent_id)
+            .group_by(jobs_t.c.state)
+        )
         with self._read() as conn:
             return {JobState(state): count for state, count in conn.execute(stmt).tuples()}
 
@@ -131,25 +147,46 @@ class SqlStore:
         with self._read() as conn:
             return [_job(row) for row in conn.execute(stmt).mappings()]
 
-    def transition(self, job_id: JobId, target: JobState, *, expected_version: int, now: float,
-                   reason: str | None = None, actor: str = "system", attempt: int | None = None,
-                   data: dict[str, Any] | None = None, **fields: Any) -> Job:
+    def transition(
+        self,
+        job_id: JobId,
+        target: JobState,
+        *,
+        expected_version: int,
+        now: float,
+        reason: str | None = None,
+        actor: str = "system",
+        attempt: int | None = None,
+        data: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Job:
         with self._write() as conn:
             job = self._locked_job(conn, job_id)
             check_transition(job, target, expected_version)
             changes = transition_fields(job, target, now, fields)
-            updated = dataclasses.replace(job, state=target, version=job.version + 1,
-                                          updated_at=now, reason=reason, **changes)
-            self._save_versioned(conn, job, updated,
-                                 {"state": target.value, "reason": reason, **changes})
-            conn.execute(insert(events_t), _event_row(
-                job_id, "transition", now, attempt=attempt, from_state=job.state,
-                to_state=target, reason=reason, actor=actor,
-                data=transition_event_data(fields, data)))
+            updated = dataclasses.replace(
+                job, state=target, version=job.version + 1, updated_at=now, reason=reason, **changes
+            )
+            self._save_versioned(
+                conn, job, updated, {"state": target.value, "reason": reason, **changes}
+            )
+            conn.execute(
+                insert(events_t),
+                _event_row(
+                    job_id,
+                    "transition",
+                    now,
+                    attempt=attempt,
+                    from_state=job.state,
+                    to_state=target,
+                    reason=reason,
+                    actor=actor,
+                    data=transition_event_data(fields, data),
+                ),
+            )
             return updated
 
-    def update_job(self, job_id: JobId, *, expected_version: int, now: float,
-                   **fields: Any) -> Job:
+    def update_job(self, job_id: JobId, *, expected_version: int, now: float, **fields: Any) -> Job:
         check_fields(fields, JOB_MUTABLE_FIELDS, "job")
         with self._write() as conn:
             job = self._locked_job(conn, job_id)
@@ -173,19 +210,30 @@ class SqlStore:
         result = conn.execute(
             update(jobs_t)
             .where(jobs_t.c.job_id == job.job_id, jobs_t.c.version == job.version)
-            .values(version=updated.version, updated_at=updated.updated_at, **values))
+            .values(version=updated.version, updated_at=updated.updated_at, **values)
+        )
         if result.rowcount != 1:
             check_version(updated, job.version)  # raises ConflictError with a clear message
 
-    def create_attempt(self, job_id: JobId, *, backend: str, token: str, now: float,
-                       details: dict[str, Any]) -> Attempt:
+    def create_attempt(
+        self, job_id: JobId, *, backend: str, token: str, now: float, details: dict[str, Any]
+    ) -> Attempt:
         with self._write() as conn:
             self._locked_job(conn, job_id)
-            numbers = conn.execute(select(attempts_t.c.number)
-                                   .where(attempts_t.c.job_id == job_id)).scalars().all()
-            attempt = Attempt(job_id=job_id, number=max(numbers, default=0) + 1, token=token,
-                              backend=backend, state=AttemptState.PREPARED, created_at=now,
-                              details=dict(details))
+            numbers = (
+                conn.execute(select(attempts_t.c.number).where(attempts_t.c.job_id == job_id))
+                .scalars()
+                .all()
+            )
+            attempt = Attempt(
+                job_id=job_id,
+                number=max(numbers, default=0) + 1,
+                token=token,
+                backend=backend,
+                state=AttemptState.PREPARED,
+                created_at=now,
+                details=dict(details),
+            )
             conn.execute(insert(attempts_t), _attempt_row(attempt))
             return attempt
 
@@ -193,38 +241,67 @@ class SqlStore:
         fields = attempt_fields(fields)
         with self._write() as conn:
             values = {k: list(v) if k == "nodes" else _column_value(v) for k, v in fields.items()}
-            result = conn.execute(update(attempts_t).where(
-                attempts_t.c.job_id == job_id, attempts_t.c.number == number).values(**values))
+            result = conn.execute(
+                update(attempts_t)
+                .where(attempts_t.c.job_id == job_id, attempts_t.c.number == number)
+                .values(**values)
+            )
             if result.rowcount != 1:
                 raise NotFoundError(f"job {job_id} has no attempt {number}")
-            row = conn.execute(select(attempts_t).where(
-                attempts_t.c.job_id == job_id, attempts_t.c.number == number)).mappings().one()
+            row = (
+                conn.execute(
+                    select(attempts_t).where(
+                        attempts_t.c.job_id == job_id, attempts_t.c.number == number
+                    )
+                )
+                .mappings()
+                .one()
+            )
             return _attempt(row)
 
     def attempts(self, job_id: JobId) -> list[Attempt]:
         with self._read() as conn:
-            rows = conn.execute(select(attempts_t).where(attempts_t.c.job_id == job_id)
-                                .order_by(attempts_t.c.number)).mappings()
+            rows = conn.execute(
+                select(attempts_t)
+                .where(attempts_t.c.job_id == job_id)
+                .order_by(attempts_t.c.number)
+            ).mappings()
             return [_attempt(row) for row in rows]
 
     def active_attempts(self) -> list[Attempt]:
         states = [s.value for s in ACTIVE_ATTEMPT_STATES]
         with self._read() as conn:
-            rows = conn.execute(select(attempts_t).where(attempts_t.c.state.in_(states))
-                                .order_by(attempts_t.c.job_id, attempts_t.c.number)).mappings()
+            rows = conn.execute(
+                select(attempts_t)
+                .where(attempts_t.c.state.in_(states))
+                .order_by(attempts_t.c.job_id, attempts_t.c.number)
+            ).mappings()
             return [_attempt(row) for row in rows]
 
-    def add_event(self, job_id: JobId, kind: str, *, now: float, attempt: int | None = None,
-                  reason: str | None = None, data: dict[str, Any] | None = None,
-                  actor: str = "system") -> None:
+    def add_event(
+        self,
+        job_id: JobId,
+        kind: str,
+        *,
+        now: float,
+        attempt: int | None = None,
+        reason: str | None = None,
+        data: dict[str, Any] | None = None,
+        actor: str = "system",
+    ) -> None:
         with self._write() as conn:
             self._locked_job(conn, job_id)
-            conn.execute(insert(events_t), _event_row(job_id, kind, now, attempt=attempt,
-                                                      reason=reason, data=data, actor=actor))
+            conn.execute(
+                insert(events_t),
+                _event_row(
+                    job_id, kind, now, attempt=attempt, reason=reason, data=data, actor=actor
+                ),
+            )
 
     def events(self, job_id: JobId, *, after_seq: int = 0) -> list[Event]:
-        return self._events(select(events_t).where(events_t.c.job_id == job_id,
-                                                   events_t.c.seq > after_seq))
+        return self._events(
+            select(events_t).where(events_t.c.job_id == job_id, events_t.c.seq > after_seq)
+        )
 
     def all_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         stmt = select(events_t).where(events_t.c.seq > after_seq)
@@ -289,10 +366,20 @@ def _column_value(value: Any) -> Any:
 
 def _new_job_row(new: NewJob, now: float) -> dict[str, Any]:
     row = {f.name: getattr(new, f.name) for f in dataclasses.fields(NewJob)}
-    return row | {"state": JobState.ACCEPTED.value, "version": 1, "created_at": now,
-                  "updated_at": now, "attempt_count": 0, "cancel_requested": False,
-                  "reason": None, "failure_class": None, "exit_code": None,
-                  "next_attempt_at": None, "started_at": None, "finished_at": None}
+    return row | {
+        "state": JobState.ACCEPTED.value,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "attempt_count": 0,
+        "cancel_requested": False,
+        "reason": None,
+        "failure_class": None,
+        "exit_code": None,
+        "next_attempt_at": None,
+        "started_at": None,
+        "finished_at": None,
+    }
 
 
 def _job(row: Any) -> Job:
@@ -317,13 +404,29 @@ def _attempt(row: Any) -> Attempt:
     return Attempt(**values)
 
 
-def _event_row(job_id: str, kind: str, now: float, *, attempt: int | None = None,
-               from_state: JobState | None = None, to_state: JobState | None = None,
-               reason: str | None = None, data: dict[str, Any] | None = None,
-               actor: str = "system") -> dict[str, Any]:
-    return {"job_id": job_id, "attempt": attempt, "time": now, "kind": kind,
-            "from_state": _column_value(from_state), "to_state": _column_value(to_state),
-            "reason": reason, "data": data or {}, "actor": actor}
+def _event_row(
+    job_id: str,
+    kind: str,
+    now: float,
+    *,
+    attempt: int | None = None,
+    from_state: JobState | None = None,
+    to_state: JobState | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+    actor: str = "system",
+) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "attempt": attempt,
+        "time": now,
+        "kind": kind,
+        "from_state": _column_value(from_state),
+        "to_state": _column_value(to_state),
+        "reason": reason,
+        "data": data or {},
+        "actor": actor,
+    }
 
 
 def _event(row: Any) -> Event:

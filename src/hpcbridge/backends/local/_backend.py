@@ -37,8 +37,9 @@ class LocalBackend:
 
     def __init__(self, settings: Settings, wake: WakeUp | None = None) -> None:
         self._runs = settings.runs_dir
-        self._capacity = Capacity.detect(settings.local_cpus, settings.local_mem_mb,
-                                         settings.local_gpus)
+        self._capacity = Capacity.detect(
+            settings.local_cpus, settings.local_mem_mb, settings.local_gpus
+        )
         self._grace_s = settings.kill_grace_s
         self._wake = wake or (lambda: None)
         self._host = socket.gethostname()
@@ -54,8 +55,10 @@ class LocalBackend:
         problems = list(_unsupported_fields(spec))
         problems += self._capacity.too_big(Request.of(spec.resources))
         if spec.command is not None and shutil.which(spec.command[0]) is None:
-            problems.append(f"command[0]: {spec.command[0]!r} is not an executable on PATH; "
-                            "give the full path or install it")
+            problems.append(
+                f"command[0]: {spec.command[0]!r} is not an executable on PATH; "
+                "give the full path or install it"
+            )
         return problems
 
     def status_dir(self, job_id: str, attempt: int) -> Path:
@@ -77,9 +80,14 @@ class LocalBackend:
             argv = list(spec.command) if spec.command else self._write_script(status_dir, spec)
             child = proc.launch(status_dir, argv, env, cwd=status_dir / "work")
             details: dict[str, object] = {
-                "pid": child.pid, "create_time": proc.create_time(child.pid),
-                "started_at": time.time(), "dir": str(status_dir),
-                "host": self._host, "gpu_ids": gpu_ids, **wanted.as_details()}
+                "pid": child.pid,
+                "create_time": proc.create_time(child.pid),
+                "started_at": time.time(),
+                "dir": str(status_dir),
+                "host": self._host,
+                "gpu_ids": gpu_ids,
+                **wanted.as_details(),
+            }
             self._in_use[request.token] = details
             self._children[request.token] = child
         threading.Thread(target=self._reap_later, args=(child,), daemon=True).start()
@@ -103,14 +111,22 @@ class LocalBackend:
         pid = proc.read_pid(status_dir)
         if pid is None:
             return None
-        return Submitted(native_id=str(pid), details={
-            **ref.details, "pid": pid, "create_time": proc.create_time(pid),
-            "started_at": proc.started_at(status_dir), "dir": str(status_dir),
-            "host": self._host})
+        return Submitted(
+            native_id=str(pid),
+            details={
+                **ref.details,
+                "pid": pid,
+                "create_time": proc.create_time(pid),
+                "started_at": proc.started_at(status_dir),
+                "dir": str(status_dir),
+                "host": self._host,
+            },
+        )
 
     def poll(self, refs: Sequence[AttemptRef], now: float) -> dict[str, Observation]:
-        observations = {ref.token: self._observe(ref, now) for ref in refs
-                        if ref.native_id is not None}
+        observations = {
+            ref.token: self._observe(ref, now) for ref in refs if ref.native_id is not None
+        }
         with self._lock:
             for token, seen in observations.items():
                 if seen.phase in (Phase.SUCCEEDED, Phase.FAILED):
@@ -119,8 +135,11 @@ class LocalBackend:
                     if child is not None:
                         child.poll()
             for ref in refs:
-                if ref.native_id is not None and ref.token in observations and (
-                        observations[ref.token].phase is Phase.RUNNING):
+                if (
+                    ref.native_id is not None
+                    and ref.token in observations
+                    and (observations[ref.token].phase is Phase.RUNNING)
+                ):
                     self._in_use.setdefault(ref.token, dict(ref.details))
         return observations
 
@@ -140,9 +159,14 @@ class LocalBackend:
             failure = _failure(order, finished.code)
             return Observation(
                 phase=Phase.SUCCEEDED if failure is None else Phase.FAILED,
-                failure_class=failure, exit_code=finished.code, signal=finished.signal,
-                nodes=nodes, started_at=started, ended_at=finished.ended_at,
-                reason=_sentence(failure, finished.code))
+                failure_class=failure,
+                exit_code=finished.code,
+                signal=finished.signal,
+                nodes=nodes,
+                started_at=started,
+                ended_at=finished.ended_at,
+                reason=_sentence(failure, finished.code),
+            )
         if alive:
             if order is not None and now - order.time > self._grace_s:
                 proc.signal_group(pid, signal.SIGKILL)
@@ -150,11 +174,19 @@ class LocalBackend:
             return Observation(phase=Phase.RUNNING, nodes=nodes, started_at=started, rss_mb=rss)
         failure = FailureClass(order.failure_class) if order else FailureClass.LOST
         return Observation(
-            phase=Phase.FAILED, failure_class=failure, nodes=nodes, started_at=started,
-            ended_at=now, signal=signal.SIGKILL if order else None,
-            reason=("killed after the grace period" if order else
-                    "the process group vanished without recording an exit status; "
-                    "something outside hpcbridge killed it"))
+            phase=Phase.FAILED,
+            failure_class=failure,
+            nodes=nodes,
+            started_at=started,
+            ended_at=now,
+            signal=signal.SIGKILL if order else None,
+            reason=(
+                "killed after the grace period"
+                if order
+                else "the process group vanished without recording an exit status; "
+                "something outside hpcbridge killed it"
+            ),
+        )
 
     def kill(self, ref: AttemptRef, failure_class: FailureClass, now: float) -> None:
         if ref.native_id is None:
@@ -174,26 +206,47 @@ class LocalBackend:
 
 def _unsupported_fields(spec: JobSpec) -> list[str]:
     """Valid fields that the local executor cannot honour: refused, never ignored."""
-    problems = []
+    problems: list[str] = []
     checks = [
-        (spec.resources.nodes > 1, "resources.nodes: the local backend runs on one machine; "
-                                   f"set nodes: 1 {_UNSUPPORTED_HINT}"),
-        (spec.resources.gpu_type is not None, "resources.gpu_type: the local backend cannot "
-                                              f"choose GPU types; remove it {_UNSUPPORTED_HINT}"),
-        (spec.placement.partition is not None, "placement.partition: the local backend has no "
-                                               f"partitions; remove it {_UNSUPPORTED_HINT}"),
-        (bool(spec.placement.features), "placement.features: the local backend has no node "
-                                        f"features; remove them {_UNSUPPORTED_HINT}"),
-        (spec.placement.max_switches is not None or spec.placement.spread != "none",
-         f"placement: switch and fault-domain placement need a cluster {_UNSUPPORTED_HINT}"),
-        (bool(spec.licences), "licences: the local backend has no licence pool; remove them "
-                              f"{_UNSUPPORTED_HINT}"),
-        (bool(spec.stage_in) or bool(spec.stage_out),
-         "stage_in/stage_out: data staging is not available in this version; copy the data "
-         "beforehand and remove these fields"),
+        (
+            spec.resources.nodes > 1,
+            "resources.nodes: the local backend runs on one machine; "
+            f"set nodes: 1 {_UNSUPPORTED_HINT}",
+        ),
+        (
+            spec.resources.gpu_type is not None,
+            "resources.gpu_type: the local backend cannot "
+            f"choose GPU types; remove it {_UNSUPPORTED_HINT}",
+        ),
+        (
+            spec.placement.partition is not None,
+            "placement.partition: the local backend has no "
+            f"partitions; remove it {_UNSUPPORTED_HINT}",
+        ),
+        (
+            bool(spec.placement.features),
+            "placement.features: the local backend has no node "
+            f"features; remove them {_UNSUPPORTED_HINT}",
+        ),
+        (
+            spec.placement.max_switches is not None or spec.placement.spread != "none",
+            f"placement: switch and fault-domain placement need a cluster {_UNSUPPORTED_HINT}",
+        ),
+        (
+            bool(spec.licences),
+            f"licences: the local backend has no licence pool; remove them {_UNSUPPORTED_HINT}",
+        ),
+        (
+            bool(spec.stage_in) or bool(spec.stage_out),
+            "stage_in/stage_out: data staging is not available in this version; copy the data "
+            "beforehand and remove these fields",
+        ),
         (spec.burst.eligible, "burst: burst-to-cloud is not available in this version; remove it"),
-        (spec.deadline is not None, "deadline: the local backend cannot honour deadlines yet; "
-                                    f"remove it {_UNSUPPORTED_HINT}"),
+        (
+            spec.deadline is not None,
+            "deadline: the local backend cannot honour deadlines yet; "
+            f"remove it {_UNSUPPORTED_HINT}",
+        ),
         (spec.cluster is not None, "cluster: the local backend has no clusters; remove it"),
     ]
     problems.extend(message for failed, message in checks if failed)

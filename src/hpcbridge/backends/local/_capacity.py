@@ -45,29 +45,39 @@ class Capacity:
         """Problems for a request that could never fit, whatever else is running."""
         problems = []
         if request.cpus > self.cpus:
-            problems.append(f"resources: the job asks for {request.cpus} CPUs per node but this "
-                            f"machine has {self.cpus}; lower tasks_per_node/cpus_per_task or "
-                            "use the slurm backend")
+            problems.append(
+                f"resources: the job asks for {request.cpus} CPUs per node but this "
+                f"machine has {self.cpus}; lower tasks_per_node/cpus_per_task or "
+                "use the slurm backend"
+            )
         if request.mem_mb > self.mem_mb:
-            problems.append(f"resources.mem: {request.mem_mb} MB asked but this machine has "
-                            f"{self.mem_mb} MB; lower mem or use the slurm backend")
+            problems.append(
+                f"resources.mem: {request.mem_mb} MB asked but this machine has "
+                f"{self.mem_mb} MB; lower mem or use the slurm backend"
+            )
         if request.gpus > self.gpus:
-            problems.append(f"resources.gpus: {request.gpus} GPUs asked but this machine has "
-                            f"{self.gpus}; lower gpus or use the slurm backend")
+            problems.append(
+                f"resources.gpus: {request.gpus} GPUs asked but this machine has "
+                f"{self.gpus}; lower gpus or use the slurm backend"
+            )
         return problems
 
     def shortfall(self, request: Request, in_use: Iterable[Mapping[str, Any]]) -> str | None:
         """Why ``request`` cannot start now, or None when it fits beside ``in_use``."""
         used = Request(0, 0, 0)
         for details in in_use:
-            used = Request(used.cpus + int(details.get("cpus", 0)),
-                           used.mem_mb + int(details.get("mem_mb", 0)),
-                           used.gpus + int(details.get("gpus", 0)))
+            used = Request(
+                used.cpus + int(details.get("cpus", 0)),
+                used.mem_mb + int(details.get("mem_mb", 0)),
+                used.gpus + int(details.get("gpus", 0)),
+            )
         if used.cpus + request.cpus > self.cpus:
             return f"waiting for {request.cpus} CPU(s): {used.cpus} of {self.cpus} in use"
         if used.mem_mb + request.mem_mb > self.mem_mb:
-            return (f"waiting for {request.mem_mb} MB of memory: {used.mem_mb} of "
-                    f"{self.mem_mb} MB in use")
+            return (
+                f"waiting for {request.mem_mb} MB of memory: {used.mem_mb} of "
+                f"{self.mem_mb} MB in use"
+            )
         if used.gpus + request.gpus > self.gpus:
             return f"waiting for {request.gpus} GPU(s): {used.gpus} of {self.gpus} in use"
         return None

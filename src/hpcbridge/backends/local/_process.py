@@ -7,6 +7,7 @@ when the control plane was killed the true outcome of every attempt is on disk.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -43,13 +44,19 @@ class KillOrder:
     time: float
 
 
-def launch(status_dir: Path, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+def launch(
+    status_dir: Path, argv: Sequence[str], env: Mapping[str, str], cwd: Path
+) -> subprocess.Popen[bytes]:
     status_dir.mkdir(parents=True, exist_ok=True)
     cwd.mkdir(parents=True, exist_ok=True)
     with open(status_dir / STDOUT_FILE, "ab") as out, open(status_dir / STDERR_FILE, "ab") as err:
         return subprocess.Popen(
             ["/bin/sh", "-c", _SHIM, "hpcbridge-shim", str(status_dir), *argv],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            cwd=cwd,
+            env=dict(env),
             start_new_session=True,  # own process group; outlives the control plane
         )
 
@@ -66,7 +73,8 @@ def is_alive(pid: int, started: float) -> bool:
     try:
         process = psutil.Process(pid)
         return abs(process.create_time() - started) < 0.05 and (
-            process.status() != psutil.STATUS_ZOMBIE)
+            process.status() != psutil.STATUS_ZOMBIE
+        )
     except psutil.Error:
         return False
 
@@ -110,10 +118,8 @@ def order_kill(status_dir: Path, pid: int, failure_class: str, now: float) -> No
 
 
 def signal_group(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def group_rss_mb(pid: int) -> float | None:
