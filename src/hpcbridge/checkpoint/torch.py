@@ -43,6 +43,17 @@ def _numpy() -> ModuleType | None:
 
 
 @dataclass(frozen=True, slots=True)
+class _SaveJob:
+    step: int
+    tensors: dict[str, Any]
+    rng: dict[str, Any]
+    extra: Any
+    metadata: Mapping[str, Any] | None
+    event_fields: Mapping[str, Any]
+    track_interval: bool
+
+
+@dataclass(frozen=True, slots=True)
 class TorchRestored:
     """What :meth:`TorchCheckpointer.restore` loaded."""
 
@@ -96,8 +107,13 @@ class _Snapshotter:
         torch = _torch()
         if isinstance(obj, torch.Tensor):
             return self._tensor(obj, key)
-        if isinstance(obj, Mapping):
-            return type(obj)((k, self._copy(v, (*key, k))) for k, v in obj.items())
+        if isinstance(obj, dict):
+            out: Any = type(obj)()
+            for k, v in obj.items():
+                out[k] = self._copy(v, (*key, k))
+            if hasattr(obj, "_metadata"):  # state_dict versions, read by load_state_dict
+                out._metadata = copy.deepcopy(obj._metadata)
+            return out
         if isinstance(obj, list | tuple):
             return type(obj)(self._copy(v, (*key, i)) for i, v in enumerate(obj))
         if obj is None or isinstance(obj, str | int | float | bool):
@@ -161,7 +177,8 @@ class TorchCheckpointer:
         if optimizer is not None:
             tensors["optimizer"] = optimizer.state_dict()
         if blocking:
-            checkpoint = self._persist(step, tensors, rng_json, extra, metadata, {"mode": "sync"})
+            job = _SaveJob(step, tensors, rng_json, extra, metadata, {"mode": "sync"}, True)
+            checkpoint = self._persist(job)
             self.last_stall_s = time.perf_counter() - started
             return checkpoint
         snapshot, on_gpu = self._snapshots.copy(tensors)
@@ -173,10 +190,10 @@ class TorchCheckpointer:
         ckpt = self.checkpointer
         ckpt.interval.record_save(stall, end=ckpt.clock())
         fields = {"mode": "async", "stall_s": stall}
+        job = _SaveJob(step, snapshot, rng_json, extra, metadata, fields, False)
+        # Not a daemon: an interpreter exit waits for the checkpoint to be committed.
         self._thread = threading.Thread(
-            target=self._background,
-            args=(step, snapshot, rng_json, extra, metadata, fields),
-            name=f"ckpt-async-{step}",
+            target=self._background, args=(job,), name=f"ckpt-async-{step}"
         )
         self._thread.start()
         return None
@@ -195,32 +212,24 @@ class TorchCheckpointer:
     def pending(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def _background(self, *args: Any) -> None:
+    def _background(self, job: _SaveJob) -> None:
         try:
-            self._result = self._persist(*args, track_interval=False)
+            self._result = self._persist(job)
         except BaseException as exc:  # handed to the main thread by wait()
             self._error = exc
 
-    def _persist(
-        self,
-        step: int,
-        tensors: dict[str, Any],
-        rng_json: dict[str, Any],
-        extra: Any,
-        metadata: Mapping[str, Any] | None,
-        fields: Mapping[str, Any],
-        *,
-        track_interval: bool = True,
-    ) -> Checkpoint:
+    def _persist(self, job: _SaveJob) -> Checkpoint:
         torch = _torch()
-        ckpt = self.checkpointer
-        with ckpt.save(
-            step, metadata=metadata, track_interval=track_interval, event_fields=fields
+        with self.checkpointer.save(
+            job.step,
+            metadata=job.metadata,
+            track_interval=job.track_interval,
+            event_fields=job.event_fields,
         ) as session:
             with session.open(TENSORS_FILE) as stream:
-                torch.save(tensors, stream)
-            session.write_json(RNG_FILE, rng_json)
-            session.write_json(EXTRA_FILE, extra)
+                torch.save(job.tensors, stream)
+            session.write_json(RNG_FILE, job.rng)
+            session.write_json(EXTRA_FILE, job.extra)
         assert session.checkpoint is not None
         return session.checkpoint
 
