@@ -124,8 +124,6 @@ class ErrorBudget:
         return 1.0 - self.consumed_ratio
 
 
-def error_budget(
-    samples: Samples, objective: float, window_s: float, now: float
-) -> ErrorBudget:
+def error_budget(samples: Samples, objective: float, window_s: float, now: float) -> ErrorBudget:
     totals = window_totals(samples, window_s, now)
     return ErrorBudget(objective, window_s, totals.total, totals.bad)

@@ -10,7 +10,15 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 from hpcbridge.slo._duration import format_duration, parse_duration_s
 from hpcbridge.slo._metrics import (
@@ -40,7 +48,10 @@ def _as_values(value: object) -> object:
     return value
 
 
-LabelValues = Annotated[tuple[str, ...], BeforeValidator(_as_values)]
+LabelValues = Annotated[
+    tuple[str, ...], BeforeValidator(_as_values), AfterValidator(lambda v: tuple(sorted(set(v))))
+]
+"""One value or a list of values, kept sorted and unique so equal selectors compare equal."""
 
 
 class _Model(BaseModel):
