@@ -317,7 +317,8 @@ class Checkpointer:
         temp = session.path
         entries = session._manifest_entries()
         for dirpath, _, _ in os.walk(temp, topdown=False):
-            fsync_path(Path(dirpath))
+            if dirpath != os.fspath(temp):  # the root is fsynced once, after the manifest
+                fsync_path(Path(dirpath))
         manifest = Manifest(
             step=session.step,
             created=time.time(),

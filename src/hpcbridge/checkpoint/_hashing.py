@@ -36,9 +36,11 @@ def default_algorithm() -> str:
     return available_algorithms()[0]
 
 
-def new_hasher(algorithm: str) -> Hasher:
+def new_hasher(algorithm: str, *, parallel: bool = True) -> Hasher:
+    """``parallel`` lets BLAKE3 spread one large update over all cores (it then also scales
+    on big nodes); a writer that keeps one core busy with I/O asks for one thread."""
     if algorithm == "blake3" and _blake3 is not None:
-        hasher: Hasher = _blake3(max_threads=_blake3.AUTO)
+        hasher: Hasher = _blake3(max_threads=_blake3.AUTO if parallel else 1)
         return hasher
     if algorithm == "sha256":
         return hashlib.sha256()

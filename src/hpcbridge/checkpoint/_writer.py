@@ -29,7 +29,7 @@ class FileWriter:
     def __init__(self, path: Path, algorithm: str, pool: ThreadPoolExecutor) -> None:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self._hasher = new_hasher(algorithm)
+        self._hasher = new_hasher(algorithm, parallel=False)
         self._pool = pool
         self._buffer = bytearray()
         self._size = 0

@@ -1,0 +1,202 @@
+"""Benchmark of the checkpoint SDK; prints one JSON object.
+
+- ``write_ratio``: plain ``write`` + ``fsync`` time / SDK save time for the same bytes
+  (1.0 = as fast as the baseline; the SDK also hashes, writes a manifest and renames).
+- ``by_path_write_ratio``: the same when the job writes the file by path, so the SDK hashes
+  it at commit (read back from the page cache, overlapped with the fsync).
+- ``verify_GBps``: full checksum verification by ``latest_valid()``, file cache dropped
+  first; ``verify_warm_GBps`` with the file cached.
+- ``async_stall_ratio``: training stall of an asynchronous torch save / synchronous save
+  time (null with ``async_stall_reason`` when torch is missing).
+
+    python bench/checkpoint.py [--size-mib 1024] [--repeat 3] [--torch-mib 256] [--dir D]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hpcbridge.checkpoint import Checkpointer
+from hpcbridge.checkpoint._fsutil import drop_cache
+from hpcbridge.checkpoint.torch import TorchCheckpointer  # imports torch only when used
+
+GB = 1e9
+CHUNK = 64 << 20
+
+
+def random_bytes(size: int) -> memoryview:
+    """Incompressible content, so that no layer below can shortcut the writes."""
+    buffer = bytearray(size)
+    for start in range(0, size, CHUNK):
+        end = min(size, start + CHUNK)
+        buffer[start:end] = os.urandom(end - start)
+    return memoryview(buffer)
+
+
+def timed(action: Callable[..., object], *args: Any, **kwargs: Any) -> float:
+    started = time.perf_counter()
+    action(*args, **kwargs)
+    return time.perf_counter() - started
+
+
+def settle() -> None:
+    """Start each run with no dirty pages left over from the previous one."""
+    os.sync()
+    time.sleep(0.2)
+
+
+def plain_write(path: Path, data: memoryview) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for start in range(0, len(data), CHUNK):
+            piece = data[start : start + CHUNK]
+            while piece:
+                piece = piece[os.write(fd, piece) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sdk_streamed(directory: Path, data: memoryview) -> None:
+    ckpt = Checkpointer(directory, keep=1, interval=3600)
+    with ckpt.save(1) as session, session.open("blob.bin") as f:
+        for start in range(0, len(data), CHUNK):
+            f.write(data[start : start + CHUNK])
+
+
+def sdk_by_path(directory: Path, data: memoryview) -> None:
+    ckpt = Checkpointer(directory, keep=1, interval=3600)
+    with ckpt.save(1) as session, open(session / "blob.bin", "wb") as f:
+        for start in range(0, len(data), CHUNK):
+            f.write(data[start : start + CHUNK])
+
+
+def measure_writes(root: Path, data: memoryview, repeat: int) -> dict[str, Any]:
+    kinds = ["plain", "sdk", "by_path"]
+    runs: dict[str, list[float]] = {kind: [] for kind in kinds}
+    warm_up = root / "warm-up"
+    plain_write(warm_up, data)  # first touch of this much page cache is slow for anyone
+    warm_up.unlink()
+    for index in range(repeat):
+        # Interleaved, and rotated so no kind always runs right after another's deletion.
+        for kind in kinds[index % 3 :] + kinds[: index % 3]:
+            target = root / f"{kind}-{index}"
+            settle()
+            if kind == "plain":
+                runs[kind].append(timed(plain_write, target, data))
+                target.unlink()
+            else:
+                saver = sdk_streamed if kind == "sdk" else sdk_by_path
+                runs[kind].append(timed(saver, target, data))
+                if not (kind == "sdk" and index == repeat - 1):
+                    shutil.rmtree(target)
+    plain, sdk, by_path = (statistics.median(runs[k]) for k in ("plain", "sdk", "by_path"))
+    return {
+        "plain_write_fsync_s": plain,
+        "plain_runs_s": runs["plain"],
+        "plain_GBps": len(data) / plain / GB,
+        "sdk_save_s": sdk,
+        "sdk_runs_s": runs["sdk"],
+        "sdk_GBps": len(data) / sdk / GB,
+        "write_ratio": plain / sdk,
+        "sdk_by_path_save_s": by_path,
+        "sdk_by_path_runs_s": runs["by_path"],
+        "by_path_write_ratio": plain / by_path,
+    }
+
+
+def measure_verify(directory: Path, size: int) -> dict[str, Any]:
+    ckpt = Checkpointer(directory)
+    found = ckpt.latest_valid(verify="size")
+    assert found is not None
+    for name in found.files:
+        drop_cache(found.file(name))
+    cold = timed(ckpt.latest_valid, verify="full")
+    warm = timed(ckpt.latest_valid, verify="full")
+    return {
+        "verify_s": cold,
+        "verify_GBps": size / cold / GB,
+        "verify_warm_s": warm,
+        "verify_warm_GBps": size / warm / GB,
+    }
+
+
+def measure_torch(root: Path, size_mib: int, repeat: int) -> dict[str, Any]:
+    try:
+        torch: Any = importlib.import_module("torch")
+    except ImportError:
+        return {"async_stall_ratio": None, "async_stall_reason": "torch is not installed"}
+    torch.manual_seed(0)
+    width = 1024
+    layers = max(1, (size_mib << 20) // (width * width * 4))
+    model = torch.nn.Sequential(*(torch.nn.Linear(width, width) for _ in range(layers)))
+    model_bytes = sum(p.numel() * p.element_size() for p in model.state_dict().values())
+    saver = TorchCheckpointer(Checkpointer(root / "torch", keep=2, interval=3600))
+    saver.save(0, model=model)  # warm-up: allocation, page cache, host buffers
+    saver.save(1, model=model, blocking=False)
+    saver.wait()
+    sync, stall, total = [], [], []
+    for step in range(2, 2 + repeat):
+        settle()
+        sync.append(timed(saver.save, step, model=model))
+    for step in range(2 + repeat, 2 + 2 * repeat):
+        settle()
+        started = time.perf_counter()
+        saver.save(step, model=model, blocking=False)
+        stall.append(time.perf_counter() - started)
+        saver.wait()
+        total.append(time.perf_counter() - started)
+    return {
+        "torch_version": str(torch.__version__),
+        "torch_model_bytes": model_bytes,
+        "torch_sync_save_s": statistics.median(sync),
+        "torch_async_stall_s": statistics.median(stall),
+        "torch_async_total_s": statistics.median(total),
+        "async_stall_ratio": statistics.median(stall) / statistics.median(sync),
+        "async_stall_reason": None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark the checkpoint SDK.")
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--torch-mib", type=int, default=256)
+    parser.add_argument("--dir", type=Path, default=None, help="scratch space (default: temp)")
+    args = parser.parse_args(argv)
+
+    size = args.size_mib << 20
+    data = random_bytes(size)
+    root = Path(tempfile.mkdtemp(prefix="ckpt-bench-", dir=args.dir))
+    try:
+        ckpt = Checkpointer(root / "probe")
+        result: dict[str, Any] = {
+            "size_bytes": size,
+            "algorithm": ckpt.algorithm,
+            "repeat": args.repeat,
+            "cpus": os.cpu_count(),
+        }
+        result |= measure_writes(root, data, args.repeat)
+        result |= measure_verify(root / f"sdk-{args.repeat - 1}", size)
+        del data
+        result |= measure_torch(root, args.torch_mib, args.repeat)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
