@@ -1,0 +1,55 @@
+"""Fixtures shared by the unit and contract suites: settings under tmp_path and a spec factory.
+
+Every fixture here is explicit about each setting, so no ``HPCBRIDGE_*`` variable of the
+developer's shell and no real data directory can leak into a test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpcbridge.config import Settings
+from hpcbridge.spec import JobSpec, load_spec_document
+
+
+def spec_document(**fields: Any) -> dict[str, Any]:
+    """A minimal valid JobSpec document; ``fields`` replace or add top-level keys."""
+    document: dict[str, Any] = {
+        "apiVersion": "hpcbridge/v1",
+        "kind": "Job",
+        "name": "test-job",
+        "command": ["true"],
+    }
+    document.update(fields)
+    return {key: value for key, value in document.items() if value is not None}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings confined to ``tmp_path`` with short periods, suitable for real processes."""
+    home = tmp_path / "home"
+    return Settings(
+        home=home,
+        database_url=f"sqlite:///{home / 'hpcbridge.db'}",
+        required_tags=(),
+        local_cpus=4,
+        local_mem_mb=8192,
+        local_gpus=0,
+        poll_interval_s=0.05,
+        kill_grace_s=1.0,
+        lost_grace_s=5.0,
+    )
+
+
+@pytest.fixture
+def make_spec() -> Callable[..., JobSpec]:
+    """Build a validated JobSpec: ``make_spec(resources={"walltime": "1h"})``."""
+
+    def make(**fields: Any) -> JobSpec:
+        return load_spec_document(spec_document(**fields), source="test")
+
+    return make
