@@ -12,13 +12,17 @@ import pytest
 import yaml
 
 from hpcbridge.slo import (
+    FinishedJob,
+    GpuUtilizationSample,
     SloDefinition,
+    build_samples_by_slo,
     default_slos,
+    error_ratio,
     generate_rules,
     load_slo_file,
     rules_to_yaml,
 )
-from tests.slo._scenarios import Scenario, every, firing, phases, promtool_test
+from tests.slo._scenarios import Scenario, compress, every, firing, phases, promtool_test
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.prometheus
@@ -142,3 +146,105 @@ def test_low_volume_repeated_failures_page_without_flapping(promtool: str, tmp_p
     assert ("platform-success", "page") not in firing(LOW.alerts_at(slos, 660))
     checks = [600, 615, 630, 634, 640, 644, 650, 659, 660, 700]
     _test_rules(promtool, slos, promtool_test(LOW, slos, checks), tmp_path)
+
+
+def _expr_test(expr: str, minute: int, labels: str) -> dict[str, Any]:
+    return {
+        "expr": expr,
+        "eval_time": f"{minute}m",
+        "exp_samples": [{"labels": labels, "value": 1}],
+    }
+
+
+@pytest.mark.parametrize("le", ["3600.0", "3600"])
+def test_queue_wait_threshold_matches_python(promtool: str, tmp_path: Path, le: str) -> None:
+    """Error ratio of the histogram SLI equals Python's; both ``le`` spellings match."""
+    slo = next(s for s in default_slos() if s.name == "queue-wait-priority")
+    minutes = 180
+    waits = {m: [100.0, 200.0, 300.0] + ([5000.0] if m % 2 else []) for m in range(1, minutes + 1)}
+    jobs = [
+        FinishedJob(
+            f"q{m}-{i}",
+            "proj",
+            "priority",
+            "succeeded",
+            "",
+            m * 60.0 + 1,
+            queue_wait_s=w,
+            started_at=m * 60.0,
+        )
+        for m, ws in waits.items()
+        for i, w in enumerate(ws)
+    ]
+    base = 'project="proj", workload_class="priority"'
+
+    def cumulative_count(bound: float) -> str:
+        values = [0]
+        for m in range(1, minutes + 1):
+            values.append(values[-1] + sum(1 for w in waits[m] if w <= bound))
+        return compress(values)
+
+    series = [
+        {
+            "series": f'hpcbridge_queue_wait_seconds_bucket{{le="{le}", {base}}}',
+            "values": cumulative_count(3600),
+        },
+        {
+            "series": f'hpcbridge_queue_wait_seconds_bucket{{le="+Inf", {base}}}',
+            "values": cumulative_count(float("inf")),
+        },
+        {
+            "series": f"hpcbridge_queue_wait_seconds_count{{{base}}}",
+            "values": cumulative_count(float("inf")),
+        },
+    ]
+    samples = build_samples_by_slo([slo], jobs)[slo.name]
+    tests = []
+    for minute in (60, 121, 180):
+        expected = error_ratio(samples, 3600, minute * 60.0)
+        assert expected is not None and 0.1 < expected < 0.2
+        tests.append(
+            _expr_test(
+                f'abs(slo:sli_error:ratio_rate1h{{slo="{slo.name}"}} - {expected!r}) < bool 1e-9',
+                minute,
+                '{slo="queue-wait-priority", workload_class="priority"}',
+            )
+        )
+    test = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": tests}],
+    }
+    _test_rules(promtool, [slo], test, tmp_path)
+
+
+def test_gpu_band_matches_python_within_one_slice(promtool: str, tmp_path: Path) -> None:
+    slo = next(s for s in default_slos() if s.name == "gpu-utilization-band")
+    minutes = 200
+    cycle = (0.5, 0.7, 0.7, 0.9, 0.65)
+    values = [cycle[m % len(cycle)] for m in range(minutes + 1)]
+    readings = [GpuUtilizationSample(m * 60.0, "proj", "training", v) for m, v in enumerate(values)]
+    samples = build_samples_by_slo([slo], [], readings)[slo.name]
+    series = [
+        {
+            "series": 'hpcbridge_gpu_utilization_ratio{project="proj", workload_class="training"}',
+            "values": " ".join(str(v) for v in values),
+        }
+    ]
+    tests = []
+    for minute in (90, 150, 200):
+        expected = error_ratio(samples, 3600 * 6, minute * 60.0)
+        assert expected == pytest.approx(0.4, abs=0.02)
+        tests.append(
+            _expr_test(
+                f'abs(slo:sli_error:ratio_rate6h{{slo="{slo.name}"}} - {expected!r}) < bool 0.02',
+                minute,
+                '{slo="gpu-utilization-band", workload_class="*"}',
+            )
+        )
+    test = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": tests}],
+    }
+    _test_rules(promtool, [slo], test, tmp_path)
