@@ -1,0 +1,1 @@
+"""Tests against the real Slurm test cluster (scripts/slurm-cluster)."""
