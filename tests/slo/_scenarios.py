@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from hpcbridge.slo import (
@@ -70,8 +71,12 @@ class Scenario:
         ]
 
     def alerts_at(self, slos: Sequence[SloDefinition], minute: int) -> list[Alert]:
-        samples = build_samples_by_slo(slos, self.jobs())
+        samples = build_samples_by_slo(slos, self._jobs)
         return evaluate_alerts(slos, samples, minute * 60.0)
+
+    @cached_property
+    def _jobs(self) -> list[FinishedJob]:
+        return self.jobs()
 
 
 def cumulative(counts: Counts, minutes: int) -> list[int]:
@@ -102,7 +107,7 @@ def promtool_test(
     scenario: Scenario, slos: Sequence[SloDefinition], check_minutes: Sequence[int]
 ) -> dict[str, Any]:
     """A promtool unit-test file whose expectations are the Python evaluator's verdicts."""
-    samples = build_samples_by_slo(slos, scenario.jobs())
+    samples = build_samples_by_slo(slos, scenario._jobs)
     alert_tests = []
     for minute in check_minutes:
         firing = [a for a in evaluate_alerts(slos, samples, minute * 60.0) if a.status == "firing"]
