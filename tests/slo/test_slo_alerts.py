@@ -125,6 +125,11 @@ def test_no_samples_no_alerts() -> None:
     assert evaluate_alerts(default_slos(), {}, 1e9) == []
 
 
+def test_evaluation_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="eval_interval_s must be positive"):
+        evaluate_window(PLATFORM, PLATFORM.alerting.page[0], _series([]), 0.0, eval_interval_s=0)
+
+
 @pytest.mark.parametrize(
     ("objective", "bad", "total", "fires"),
     [(0.99, 7, 100, True), (0.99, 6, 100, False), (0.9, 61, 100, True), (0.9, 60, 100, False)],

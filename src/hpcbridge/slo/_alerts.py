@@ -140,6 +140,8 @@ def evaluate_window(
     severity: Severity = "page",
     eval_interval_s: float = 60.0,
 ) -> WindowVerdict:
+    if eval_interval_s <= 0:
+        raise ValueError(f"eval_interval_s must be positive, got {eval_interval_s!r}")
     limit = threshold(slo, window)
     long = series.totals(now - window.long, now)
     short_end = _latest_short_end(series, window, now, eval_interval_s)

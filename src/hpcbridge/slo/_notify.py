@@ -81,7 +81,7 @@ class Notifier:
         self._sent: dict[str, _Sent] = {}
         self._jobs: dict[str, float] = {}
 
-    def silenced(self, labels: dict[str, str] | Alert, now: float) -> bool:
+    def silenced(self, labels: Mapping[str, str] | Alert, now: float) -> bool:
         values = labels.labels if isinstance(labels, Alert) else labels
         return any(s.mutes(values, now) for s in self.silences)
 
