@@ -236,3 +236,13 @@ def test_stale_temporary_directories_are_cleaned_up(make_ckpt: MakeCkpt) -> None
     ckpt.save_json(8, {})
     left = sorted(os.listdir(ckpt.directory))
     assert left == sorted([names["alive"], names["other-host"], "step-00000008"])
+
+
+def test_a_session_is_only_usable_inside_its_block(make_ckpt: MakeCkpt) -> None:
+    session = make_ckpt().save(1)
+    with pytest.raises(RuntimeError, match="inside"):
+        _ = session / "x"
+    with session:
+        pass
+    with pytest.raises(RuntimeError, match="only once"), session:
+        pass

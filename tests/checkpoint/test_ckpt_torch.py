@@ -16,7 +16,7 @@ from tests.checkpoint._helpers import read_events
 
 torch: Any = pytest.importorskip("torch")
 
-from hpcbridge.checkpoint import torch as ckpt_torch  # noqa: E402
+import hpcbridge.checkpoint.torch as ckpt_torch  # noqa: E402
 
 MakeCkpt = Callable[..., Checkpointer]
 
@@ -83,7 +83,7 @@ def test_restore_with_nothing_saved(make_ckpt: MakeCkpt) -> None:
 def test_async_save_snapshots_and_stalls_less_than_sync(
     make_ckpt: MakeCkpt, status_dir: Path
 ) -> None:
-    model, optimizer = model_and_optimizer(width=1024)  # ~8 MiB of weights, ~24 MiB with Adam
+    model, optimizer = model_and_optimizer(width=2048)  # 16 MiB of weights, 48 MiB with Adam
     train(model, optimizer, 1)
     saver = ckpt_torch.TorchCheckpointer(make_ckpt(keep=5))
     saver.save(1, model=model, optimizer=optimizer)  # warm-up: file cache, buffers
@@ -105,7 +105,7 @@ def test_async_save_snapshots_and_stalls_less_than_sync(
                 parameter.add_(1.0)
         committed = saver.wait()
         assert committed is not None and committed.step == step
-        check, _ = model_and_optimizer(width=1024)
+        check, _ = model_and_optimizer(width=2048)
         saver.restore(model=check)
         assert same_tensors(check.state_dict(), snapshot), "the save must hold the snapshot"
     assert min(stalls) < min(sync_times) / 2, (stalls, sync_times)
@@ -120,21 +120,24 @@ def test_second_async_save_waits_for_the_first(
 ) -> None:
     model, _ = model_and_optimizer()
     saver = ckpt_torch.TorchCheckpointer(make_ckpt())
-    gate = threading.Event()
+    gates = [threading.Event(), threading.Event()]  # one per save, opened by the test
+    calls: list[int] = []
     real_save = torch.save
 
     def slow_save(obj: Any, f: Any) -> None:
-        gate.wait(timeout=10)
+        calls.append(len(calls))
+        gates[calls[-1]].wait(timeout=10)
         real_save(obj, f)
 
     monkeypatch.setattr(torch, "save", slow_save)
     saver.save(1, model=model, blocking=False)
     assert saver.pending
-    threading.Timer(0.2, gate.set).start()
+    threading.Timer(0.2, gates[0].set).start()
     started = time.perf_counter()
     saver.save(2, model=model, blocking=False)  # must wait for step 1 to be committed
     assert time.perf_counter() - started >= 0.15
     assert [s for s, _ in saver.checkpointer.checkpoints()] == [1]
+    gates[1].set()
     saver.wait()
     assert [s for s, _ in saver.checkpointer.checkpoints()] == [1, 2]
 
@@ -165,3 +168,11 @@ def test_exit_for_requeue_finishes_the_save_in_flight(make_ckpt: MakeCkpt) -> No
     assert exited.value.code == 75
     assert not saver.pending
     assert [s for s, _ in saver.checkpointer.checkpoints()] == [7]
+
+
+def test_extra_that_is_not_json_is_refused_before_anything_starts(make_ckpt: MakeCkpt) -> None:
+    model, _ = model_and_optimizer()
+    saver = ckpt_torch.TorchCheckpointer(make_ckpt())
+    with pytest.raises(ValueError):
+        saver.save(1, model=model, extra={"loss": float("nan")}, blocking=False)
+    assert not saver.pending and saver.checkpointer.checkpoints() == []

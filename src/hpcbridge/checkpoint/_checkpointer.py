@@ -77,7 +77,14 @@ class SaveSession:
         self._writers: list[FileWriter] = []
         self._pool: ThreadPoolExecutor | None = None
         self._started = 0.0
-        self.path = Path()
+        self._path: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        """The temporary directory the files go into (only inside the ``with`` block)."""
+        if self._path is None:
+            raise RuntimeError("use the save inside `with ckpt.save(step) as d:`")
+        return self._path
 
     def __fspath__(self) -> str:
         return os.fspath(self.path)
@@ -103,8 +110,10 @@ class SaveSession:
         self.write_bytes(name, finite_json(obj))
 
     def __enter__(self) -> SaveSession:
+        if self._path is not None:
+            raise RuntimeError("a SaveSession can be entered only once")
         self._started = time.perf_counter()
-        self.path = self._owner._new_temp_dir(self.step)
+        self._path = self._owner._new_temp_dir(self.step)
         return self
 
     def __exit__(

@@ -22,10 +22,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from ._checkpointer import Checkpointer
 from ._errors import CheckpointError
+from ._manifest import finite_json
 from ._store import Checkpoint, Verify
 
 TENSORS_FILE = "state.pt"
@@ -46,8 +47,8 @@ def _numpy() -> ModuleType | None:
 class _SaveJob:
     step: int
     tensors: dict[str, Any]
-    rng: dict[str, Any]
-    extra: Any
+    rng: bytes
+    extra: bytes
     metadata: Mapping[str, Any] | None
     event_fields: Mapping[str, Any]
     track_interval: bool
@@ -96,12 +97,16 @@ class _Snapshotter:
 
     def __init__(self) -> None:
         self._buffers: dict[tuple[Any, ...], Any] = {}
+        self._devices: set[Any] = set()
 
-    def copy(self, obj: Any) -> tuple[Any, bool]:
-        """Return ``(copy, any_cuda)``; the caller synchronises CUDA before using the copy."""
-        self._cuda = False
+    def copy(self, obj: Any) -> Any:
+        """Copy ``obj``; the copies of GPU tensors are complete when this returns."""
+        self._devices.clear()
         result = self._copy(obj, ())
-        return result, self._cuda
+        torch = _torch()
+        for device in self._devices:  # the copies were queued asynchronously, per device
+            torch.cuda.synchronize(device)
+        return result
 
     def _copy(self, obj: Any, key: tuple[Any, ...]) -> Any:
         torch = _torch()
@@ -135,7 +140,8 @@ class _Snapshotter:
             buffer = torch.empty(tensor.shape, dtype=tensor.dtype, device="cpu", pin_memory=on_gpu)
             self._buffers[key] = buffer
         buffer.copy_(tensor, non_blocking=on_gpu)
-        self._cuda = self._cuda or on_gpu
+        if on_gpu:
+            self._devices.add(tensor.device)
         return buffer
 
 
@@ -172,25 +178,25 @@ class TorchCheckpointer:
         """
         started = time.perf_counter()
         self.wait()
+        self._result = None
+        extra_json = finite_json(extra)  # refused here, not later in the background
         rng_json, rng_tensors = capture_rng()
         tensors: dict[str, Any] = {"model": model.state_dict(), "rng": rng_tensors}
         if optimizer is not None:
             tensors["optimizer"] = optimizer.state_dict()
         if blocking:
-            job = _SaveJob(step, tensors, rng_json, extra, metadata, {"mode": "sync"}, True)
+            rng = finite_json(rng_json)
+            job = _SaveJob(step, tensors, rng, extra_json, metadata, {"mode": "sync"}, True)
             checkpoint = self._persist(job)
             self.last_stall_s = time.perf_counter() - started
             return checkpoint
-        snapshot, on_gpu = self._snapshots.copy(tensors)
-        if on_gpu:
-            _torch().cuda.synchronize()
-        extra = copy.deepcopy(extra)
+        snapshot = self._snapshots.copy(tensors)
         stall = time.perf_counter() - started
         self.last_stall_s = stall
         ckpt = self.checkpointer
         ckpt.interval.record_save(stall, end=ckpt.clock())
         fields = {"mode": "async", "stall_s": stall}
-        job = _SaveJob(step, snapshot, rng_json, extra, metadata, fields, False)
+        job = _SaveJob(step, snapshot, finite_json(rng_json), extra_json, metadata, fields, False)
         # Not a daemon: an interpreter exit waits for the checkpoint to be committed.
         self._thread = threading.Thread(
             target=self._background, args=(job,), name=f"ckpt-async-{step}"
@@ -228,8 +234,8 @@ class TorchCheckpointer:
         ) as session:
             with session.open(TENSORS_FILE) as stream:
                 torch.save(job.tensors, stream)
-            session.write_json(RNG_FILE, job.rng)
-            session.write_json(EXTRA_FILE, job.extra)
+            session.write_bytes(RNG_FILE, job.rng)
+            session.write_bytes(EXTRA_FILE, job.extra)
         assert session.checkpoint is not None
         return session.checkpoint
 
@@ -247,6 +253,8 @@ class TorchCheckpointer:
         found = self.checkpointer.restore(verify=verify)
         if found is None:
             return None
+        # Loaded by path (not read_bytes) to avoid holding the file twice in memory; it was
+        # fully verified a moment ago and only this job writes the directory.
         tensors = torch.load(found.file(TENSORS_FILE), map_location=map_location, weights_only=True)
         model.load_state_dict(tensors["model"])
         if optimizer is not None:
@@ -255,7 +263,7 @@ class TorchCheckpointer:
             restore_rng(found.read_json(RNG_FILE), tensors["rng"])
         return TorchRestored(step=found.step, extra=found.read_json(EXTRA_FILE), checkpoint=found)
 
-    def exit_for_requeue(self) -> None:
+    def exit_for_requeue(self) -> NoReturn:
         """Finish the save in flight, then exit with the requeue code."""
         self.checkpointer.exit_for_requeue()
 
