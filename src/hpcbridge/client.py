@@ -112,6 +112,20 @@ class Client:
             existing = self.store.find_by_idempotency_key(idempotency_key)
             if existing is not None:
                 return existing
+        return self.submit_many([spec], idempotency_key=idempotency_key, actor=actor)[0]
+
+    def submit_many(
+        self, specs: Sequence[JobSpec], *, idempotency_key: str | None = None, actor: str = "cli"
+    ) -> list[Job]:
+        """Accept several jobs in one transaction: all of them, or none if one is invalid."""
+        rows: list[NewJob] = []
+        for spec in specs:
+            rows += self._rows_for(self._accept(spec), idempotency_key)
+        created = self.store.create_jobs(rows, now=self._clock(), actor=actor)
+        self._wake.set()
+        return [job for job in created if job.parent_id is None]
+
+    def _accept(self, spec: JobSpec) -> JobSpec:
         if spec.submit_dir is None:
             spec = spec.model_copy(update={"submit_dir": os.getcwd()})
         problems = self.check(spec)
@@ -119,7 +133,10 @@ class Client:
             raise SpecError(
                 f"job {spec.name!r} cannot run: " + "; ".join(problems), problems=problems
             )
-        now = self._clock()
+        return spec
+
+    @staticmethod
+    def _rows_for(spec: JobSpec, idempotency_key: str | None) -> list[NewJob]:
         job_id = new_job_id()
         parent = NewJob(
             job_id=job_id,
@@ -134,24 +151,21 @@ class Client:
             idempotency_key=idempotency_key,
             task_count=task_count(spec.array) if spec.array else 0,
         )
-        new = [parent]
-        if spec.array is not None:
-            new += [
-                dataclasses.replace(
-                    parent,
-                    job_id=task_job_id(job_id, task.index),
-                    spec=task.spec.to_document(),
-                    parent_id=job_id,
-                    task_index=task.index,
-                    task_params=task.params,
-                    task_count=0,
-                    idempotency_key=None,
-                )
-                for task in expand(spec)
-            ]
-        created = self.store.create_jobs(new, now=now, actor=actor)
-        self._wake.set()
-        return created[0]
+        if spec.array is None:
+            return [parent]
+        return [parent] + [
+            dataclasses.replace(
+                parent,
+                job_id=task_job_id(job_id, task.index),
+                spec=task.spec.to_document(),
+                parent_id=job_id,
+                task_index=task.index,
+                task_params=task.params,
+                task_count=0,
+                idempotency_key=None,
+            )
+            for task in expand(spec)
+        ]
 
     # -- reading ---------------------------------------------------------------------------
 

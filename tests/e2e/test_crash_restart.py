@@ -73,6 +73,7 @@ def test_sigkill_of_run_then_wait_finishes_every_task_once(
 
     waited = hpcbridge("wait", job_id, "--json", timeout=120)
     assert waited.returncode == 1, waited.stderr  # tasks 3 and 7 exit 1 on purpose
+    assert "error" not in waited.stderr, waited.stderr
 
     status = as_json(hpcbridge("status", job_id, "--json"))
     tasks = {task["task_index"]: task for task in status["tasks"]}

@@ -89,6 +89,7 @@ def _decide_running(view: JobView, seen: Observation, now: float) -> list[Action
                     "state": AttemptState.RUNNING,
                     "started_at": seen.started_at or now,
                     "nodes": seen.nodes,
+                    "details": {**attempt.details, **seen.details},
                 }
             )
         )

@@ -129,6 +129,10 @@ class Reconciler:
             except BackendError as exc:
                 report.unavailable_backends.append(name)
                 log.warning("backend_unavailable", backend=name, error=str(exc))
+            except Exception:  # a backend bug must not stop the loop: no news this cycle
+                report.unavailable_backends.append(name)
+                report.errors.append(f"{name}: poll failed")
+                log.exception("backend_poll_failed", backend=name)
         for token, seen in observations.items():
             if seen.phase is Phase.UNKNOWN:
                 self._unknown_since.setdefault(token, now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import os
 import shutil
 import signal
@@ -10,11 +11,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hpcbridge.backends._protocol import (
     AttemptRef,
-    Deferred,
     LaunchRequest,
     Observation,
     Phase,
@@ -30,8 +32,22 @@ from hpcbridge.states import FailureClass
 _UNSUPPORTED_HINT = "or set backend: slurm"
 
 
+@dataclass(order=True)
+class _Queued:
+    """An attempt waiting for a slot; ordered by priority, then arrival."""
+
+    order: tuple[int, float, str]
+    token: str = field(compare=False)
+    launch: dict[str, Any] = field(compare=False)
+
+
 class LocalBackend:
-    """Runs each attempt as a process group under ``<home>/runs/<job>/attempt-<n>``."""
+    """A small scheduler for this machine: queues attempts and starts them as slots free up.
+
+    Each attempt runs as a process group under ``<home>/runs/<job>/attempt-<n>``. What is
+    needed to start an attempt is kept in the store (the attempt's details), so after a
+    restart queued attempts are queued again and running ones are found by their pid file.
+    """
 
     name = "local"
 
@@ -43,8 +59,10 @@ class LocalBackend:
         self._grace_s = settings.kill_grace_s
         self._wake = wake or (lambda: None)
         self._host = socket.gethostname()
+        self._queue: list[_Queued] = []
+        self._queued: dict[str, _Queued] = {}
+        self._in_use: dict[str, dict[str, Any]] = {}  # token -> resources of a live attempt
         self._children: dict[str, subprocess.Popen[bytes]] = {}
-        self._in_use: dict[str, dict[str, object]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -64,98 +82,99 @@ class LocalBackend:
     def status_dir(self, job_id: str, attempt: int) -> Path:
         return self._runs / job_id / f"attempt-{attempt}"
 
-    def submit(self, request: LaunchRequest) -> Submitted | Deferred:
+    def submit(self, request: LaunchRequest) -> Submitted:
         spec = request.spec
-        wanted = Request.of(spec.resources)
-        with self._lock:
-            in_use = list(self._in_use.values())
-            shortfall = self._capacity.shortfall(wanted, in_use)
-            if shortfall is not None:
-                return Deferred(shortfall)
-            gpu_ids = free_gpu_ids(self._capacity.gpus, in_use, wanted.gpus)
-            status_dir = self.status_dir(request.job_id, request.attempt)
-            env = {**os.environ, **spec.env, **request.env}
-            if wanted.gpus:
-                env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu_ids))
-            argv = list(spec.command) if spec.command else self._write_script(status_dir, spec)
-            child = proc.launch(status_dir, argv, env, cwd=status_dir / "work")
-            details: dict[str, object] = {
-                "pid": child.pid,
-                "create_time": proc.create_time(child.pid),
-                "started_at": time.time(),
-                "dir": str(status_dir),
-                "host": self._host,
-                "gpu_ids": gpu_ids,
-                **wanted.as_details(),
-            }
-            self._in_use[request.token] = details
-            self._children[request.token] = child
-        threading.Thread(target=self._reap_later, args=(child,), daemon=True).start()
-        return Submitted(native_id=str(child.pid), details=details, running=True)
-
-    def _reap_later(self, child: subprocess.Popen[bytes]) -> None:
-        child.wait()
-        self._wake()
-
-    @staticmethod
-    def _write_script(status_dir: Path, spec: JobSpec) -> list[str]:
+        status_dir = self.status_dir(request.job_id, request.attempt)
         status_dir.mkdir(parents=True, exist_ok=True)
-        script = status_dir / "job.sh"
-        text = spec.script or ""
-        script.write_text(text if text.startswith("#!") else "#!/bin/sh\n" + text)
-        script.chmod(0o700)
-        return [str(script)]
-
-    def find(self, ref: AttemptRef) -> Submitted | None:
-        status_dir = self.status_dir(ref.job_id, ref.attempt)
-        pid = proc.read_pid(status_dir)
-        if pid is None:
-            return None
-        return Submitted(
-            native_id=str(pid),
-            details={
-                **ref.details,
-                "pid": pid,
-                "create_time": proc.create_time(pid),
-                "started_at": proc.started_at(status_dir),
-                "dir": str(status_dir),
-                "host": self._host,
-            },
-        )
-
-    def poll(self, refs: Sequence[AttemptRef], now: float) -> dict[str, Observation]:
-        observations = {
-            ref.token: self._observe(ref, now) for ref in refs if ref.native_id is not None
+        argv = list(spec.command) if spec.command else _write_script(status_dir, spec)
+        launch: dict[str, Any] = {
+            "dir": str(status_dir),
+            "host": self._host,
+            "argv": argv,
+            "env": {**spec.env, **request.env, "HPCBRIDGE_STATUS_DIR": str(status_dir)},
+            "priority": spec.priority,
+            "queued_at": time.time(),
+            **Request.of(spec.resources).as_details(),
         }
         with self._lock:
-            for token, seen in observations.items():
-                if seen.phase in (Phase.SUCCEEDED, Phase.FAILED):
-                    self._in_use.pop(token, None)
-                    child = self._children.pop(token, None)
-                    if child is not None:
-                        child.poll()
+            self._enqueue(request.token, launch)
+            self._start_ready()
+            running = request.token in self._in_use
+        return Submitted(native_id=request.token, details=launch, running=running)
+
+    def _enqueue(self, token: str, launch: dict[str, Any]) -> None:
+        if token in self._queued or token in self._in_use:
+            return
+        entry = _Queued(
+            (-int(launch.get("priority", 0)), launch["queued_at"], token), token, launch
+        )
+        heapq.heappush(self._queue, entry)
+        self._queued[token] = entry
+
+    def _start_ready(self) -> None:
+        """Start queued attempts in order while they fit; strict order, so none starves."""
+        while self._queue:
+            head = self._queue[0]
+            wanted = Request(head.launch["cpus"], head.launch["mem_mb"], head.launch["gpus"])
+            if self._capacity.shortfall(wanted, self._in_use.values()) is not None:
+                return
+            heapq.heappop(self._queue)
+            del self._queued[head.token]
+            self._launch(head.token, head.launch, wanted)
+
+    def _launch(self, token: str, launch: dict[str, Any], wanted: Request) -> None:
+        status_dir = Path(launch["dir"])
+        if proc.read_kill_order(status_dir) is not None:
+            return  # cancelled while it waited
+        gpu_ids = free_gpu_ids(self._capacity.gpus, self._in_use.values(), wanted.gpus)
+        env = {**os.environ, **launch["env"]}
+        if wanted.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu_ids))
+            proc.write_gpu_ids(status_dir, gpu_ids)
+        child = proc.launch(status_dir, launch["argv"], env, cwd=status_dir / "work")
+        self._in_use[token] = {**wanted.as_details(), "gpu_ids": gpu_ids}
+        self._children[token] = child
+        threading.Thread(target=self._reap, args=(token, child), daemon=True).start()
+
+    def _reap(self, token: str, child: subprocess.Popen[bytes]) -> None:
+        child.wait()
+        with self._lock:
+            self._in_use.pop(token, None)
+            self._children.pop(token, None)
+            self._start_ready()
+        self._wake()
+
+    def find(self, ref: AttemptRef) -> Submitted | None:
+        with self._lock:
+            if ref.token in self._queued or ref.token in self._in_use:
+                return Submitted(native_id=ref.token, details=dict(ref.details))
+        status_dir = self.status_dir(ref.job_id, ref.attempt)
+        if proc.read_pid(status_dir) is None:
+            return None  # never started: submitting again cannot run it twice
+        return Submitted(native_id=ref.token, details={"dir": str(status_dir), **ref.details})
+
+    def poll(self, refs: Sequence[AttemptRef], now: float) -> dict[str, Observation]:
+        observations: dict[str, Observation] = {}
+        with self._lock:
             for ref in refs:
-                if (
-                    ref.native_id is not None
-                    and ref.token in observations
-                    and (observations[ref.token].phase is Phase.RUNNING)
-                ):
-                    self._in_use.setdefault(ref.token, dict(ref.details))
+                observations[ref.token] = self._observe(ref, now)
+            self._start_ready()
         return observations
 
     def _observe(self, ref: AttemptRef, now: float) -> Observation:
-        status_dir = Path(str(ref.details.get("dir") or self.status_dir(ref.job_id, ref.attempt)))
-        pid = int(str(ref.native_id))
-        identity = _float(ref.details.get("create_time"))
-        started = _float(ref.details.get("started_at"))
-        child = self._children.get(ref.token)
-        if child is not None:
-            child.poll()  # reap, so a finished child is not mistaken for a live zombie
-        alive = identity is not None and proc.is_alive(pid, identity)
+        queued = self._queued.get(ref.token)
+        if queued is not None:
+            return Observation(phase=Phase.PENDING, reason=self._waiting_reason(queued))
+        status_dir = self._dir(ref)
+        nodes = (str(ref.details.get("host", self._host)),)
+        started = proc.started_at(status_dir)
+        pid = proc.read_pid(status_dir)
+        # Liveness before the exit file: the shim writes its exit status before it dies.
+        alive = pid is not None and proc.is_alive(pid, status_dir)
         finished = proc.read_exit(status_dir)
         order = proc.read_kill_order(status_dir)
-        nodes = (str(ref.details.get("host", self._host)),)
         if finished is not None:
+            self._release(ref.token)
             failure = _failure(order, finished.code)
             return Observation(
                 phase=Phase.SUCCEEDED if failure is None else Phase.FAILED,
@@ -167,11 +186,33 @@ class LocalBackend:
                 ended_at=finished.ended_at,
                 reason=_sentence(failure, finished.code),
             )
-        if alive:
+        if alive and pid is not None:
+            if ref.token not in self._in_use:  # started by an earlier control plane
+                self._in_use[ref.token] = {
+                    **{k: int(ref.details.get(k, 0)) for k in ("cpus", "mem_mb", "gpus")},
+                    "gpu_ids": proc.read_gpu_ids(status_dir),
+                }
             if order is not None and now - order.time > self._grace_s:
                 proc.signal_group(pid, signal.SIGKILL)
             rss = proc.group_rss_mb(pid) if ref.details.get("mem_mb") else None
-            return Observation(phase=Phase.RUNNING, nodes=nodes, started_at=started, rss_mb=rss)
+            return Observation(
+                phase=Phase.RUNNING,
+                nodes=nodes,
+                started_at=started,
+                rss_mb=rss,
+                details={"pid": pid},
+            )
+        self._release(ref.token)
+        if pid is None and order is not None:
+            return Observation(
+                phase=Phase.FAILED,
+                failure_class=FailureClass(order.failure_class),
+                ended_at=now,
+                reason="stopped before it started",
+            )
+        if pid is None and "argv" in ref.details:
+            self._enqueue(ref.token, dict(ref.details))  # queued before a restart
+            return Observation(phase=Phase.PENDING, reason="queued again after a restart")
         failure = FailureClass(order.failure_class) if order else FailureClass.LOST
         return Observation(
             phase=Phase.FAILED,
@@ -188,11 +229,29 @@ class LocalBackend:
             ),
         )
 
+    def _waiting_reason(self, queued: _Queued) -> str:
+        wanted = Request(queued.launch["cpus"], queued.launch["mem_mb"], queued.launch["gpus"])
+        shortfall = self._capacity.shortfall(wanted, self._in_use.values())
+        return shortfall or "waiting behind jobs of higher priority or earlier submission"
+
+    def _release(self, token: str) -> None:
+        self._in_use.pop(token, None)
+        child = self._children.pop(token, None)
+        if child is not None:
+            child.poll()
+
+    def _dir(self, ref: AttemptRef) -> Path:
+        return Path(str(ref.details.get("dir") or self.status_dir(ref.job_id, ref.attempt)))
+
     def kill(self, ref: AttemptRef, failure_class: FailureClass, now: float) -> None:
-        if ref.native_id is None:
-            return
-        status_dir = Path(str(ref.details.get("dir") or self.status_dir(ref.job_id, ref.attempt)))
-        proc.order_kill(status_dir, int(ref.native_id), failure_class.value, now)
+        status_dir = self._dir(ref)
+        with self._lock:
+            queued = self._queued.pop(ref.token, None)
+            if queued is not None:
+                self._queue.remove(queued)
+                heapq.heapify(self._queue)
+        pid = proc.read_pid(status_dir)
+        proc.order_kill(status_dir, pid, failure_class.value, now)
 
     def log_paths(self, ref: AttemptRef) -> tuple[Path | None, Path | None]:
         status_dir = self.status_dir(ref.job_id, ref.attempt)
@@ -202,6 +261,14 @@ class LocalBackend:
         with self._lock:
             for child in self._children.values():
                 child.poll()
+
+
+def _write_script(status_dir: Path, spec: JobSpec) -> list[str]:
+    script = status_dir / "job.sh"
+    text = spec.script or ""
+    script.write_text(text if text.startswith("#!") else "#!/bin/sh\n" + text)
+    script.chmod(0o700)
+    return [str(script)]
 
 
 def _unsupported_fields(spec: JobSpec) -> list[str]:
@@ -272,7 +339,3 @@ def _sentence(failure: FailureClass | None, code: int) -> str | None:
         FailureClass.OOM: "the job used more memory than it asked for and was stopped",
         FailureClass.CANCELLED: "the job was cancelled",
     }.get(failure, failure.value)
-
-
-def _float(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) else None

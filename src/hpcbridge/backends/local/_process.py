@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ _SHIM = (
     'd=$1; shift; echo $$ >"$d/pid"; trap : TERM INT HUP USR1 USR2; '
     '"$@"; rc=$?; echo "$rc" >"$d/exit"; exit "$rc"'
 )
-PID_FILE, EXIT_FILE, KILL_FILE = "pid", "exit", "killed"
+PID_FILE, EXIT_FILE, KILL_FILE, GPU_FILE = "pid", "exit", "killed", "gpus"
 STDOUT_FILE, STDERR_FILE = "stdout.log", "stderr.log"
 
 
@@ -61,19 +60,12 @@ def launch(
         )
 
 
-def create_time(pid: int) -> float | None:
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return None
-
-
-def is_alive(pid: int, started: float) -> bool:
-    """The process ``pid`` created at ``started`` (psutil's clock) still runs, not a reused pid."""
+def is_alive(pid: int, status_dir: Path) -> bool:
+    """``pid`` is still the shim of this attempt: alive, not a zombie, not a reused pid."""
     try:
         process = psutil.Process(pid)
-        return abs(process.create_time() - started) < 0.05 and (
-            process.status() != psutil.STATUS_ZOMBIE
+        return process.status() != psutil.STATUS_ZOMBIE and (
+            str(status_dir) in process.cmdline()[3:5]
         )
     except psutil.Error:
         return False
@@ -85,6 +77,17 @@ def started_at(status_dir: Path) -> float | None:
         return (status_dir / PID_FILE).stat().st_mtime
     except FileNotFoundError:
         return None
+
+
+def write_gpu_ids(status_dir: Path, gpu_ids: Sequence[int]) -> None:
+    status_dir.mkdir(parents=True, exist_ok=True)
+    (status_dir / GPU_FILE).write_text(",".join(map(str, gpu_ids)) + "\n")
+
+
+def read_gpu_ids(status_dir: Path) -> list[int]:
+    """GPUs an attempt holds, so a restarted control plane does not hand them out twice."""
+    text = _read_complete(status_dir / GPU_FILE)
+    return [int(i) for i in text.split(",") if i] if text else []
 
 
 def read_pid(status_dir: Path) -> int | None:
@@ -108,13 +111,15 @@ def read_kill_order(status_dir: Path) -> KillOrder | None:
     return KillOrder(failure_class, float(when))
 
 
-def order_kill(status_dir: Path, pid: int, failure_class: str, now: float) -> None:
+def order_kill(status_dir: Path, pid: int | None, failure_class: str, now: float) -> None:
     """Record why before signalling, so the outcome is known even if we crash right after."""
     if read_kill_order(status_dir) is None:
+        status_dir.mkdir(parents=True, exist_ok=True)
         tmp = status_dir / f"{KILL_FILE}.tmp"
         tmp.write_text(f"{failure_class} {now}\n")
         os.replace(tmp, status_dir / KILL_FILE)
-    signal_group(pid, signal.SIGTERM)
+    if pid is not None:
+        signal_group(pid, signal.SIGTERM)
 
 
 def signal_group(pid: int, signum: int) -> None:
@@ -135,15 +140,6 @@ def group_rss_mb(pid: int) -> float | None:
         except psutil.Error:
             continue
     return total / (1024 * 1024)
-
-
-def wait_gone(pid: int, started: float, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not is_alive(pid, started):
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def _read_complete(path: Path) -> str | None:

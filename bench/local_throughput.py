@@ -1,0 +1,127 @@
+"""Throughput and start latency of the local executor vs spawning the same processes directly.
+
+Prints one JSON object: ``raw_rate`` (jobs/s spawning ``true`` directly with at most
+``concurrency`` in flight), ``hpcbridge_rate`` (the same jobs submitted to hpcbridge in
+embedded mode and run to completion, every state change committed to SQLite with
+synchronous=FULL), ``ratio`` = hpcbridge/raw, and ``start_latency_p50_ms`` (submit call to
+process start, one job at a time while slots are free).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from hpcbridge.client import Client
+from hpcbridge.config import Settings
+from hpcbridge.spec import load_spec_document
+
+TRUE = shutil.which("true") or "/bin/true"
+
+
+def raw_rate(jobs: int, concurrency: int) -> float:
+    started = time.perf_counter()
+    running: dict[int, subprocess.Popen[bytes]] = {}
+    for _ in range(jobs):
+        if len(running) >= concurrency:
+            pid, status = os.wait()
+            running.pop(pid).returncode = os.waitstatus_to_exitcode(status)
+        child = subprocess.Popen([TRUE])
+        running[child.pid] = child
+    while running:
+        pid, status = os.wait()
+        running.pop(pid).returncode = os.waitstatus_to_exitcode(status)
+    return jobs / (time.perf_counter() - started)
+
+
+def _spec(index: int) -> dict[str, object]:
+    return {"apiVersion": "hpcbridge/v1", "kind": "Job", "name": f"bench-{index}",
+            "command": [TRUE], "project": "bench"}
+
+
+class Embedded:
+    """A client whose reconciler runs in a background thread, as in ``hpcbridge run``."""
+
+    def __init__(self, home: Path, concurrency: int) -> None:
+        settings = Settings(home=home, local_cpus=concurrency, poll_interval_s=0.2)
+        self.client = Client(settings)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drive, daemon=True)
+        self._thread.start()
+
+    def _drive(self) -> None:
+        self.client.drive(self._stop.is_set)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.client._wake.set()
+        self._thread.join()
+        self.client.close()
+
+
+def hpcbridge_rate(home: Path, jobs: int, concurrency: int) -> float:
+    embedded = Embedded(home, concurrency)
+    client = embedded.client
+    specs = [load_spec_document(_spec(i)) for i in range(jobs)]
+    started = time.perf_counter()
+    submitted = client.submit_many(specs, actor="bench")
+    ids = {job.job_id for job in submitted}
+    while client.store.active_jobs():
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    states = {client.get(job_id).state.value for job_id in ids}
+    embedded.close()
+    if states != {"succeeded"}:
+        raise SystemExit(f"benchmark jobs did not all succeed: {states}")
+    return jobs / elapsed
+
+
+def start_latencies_ms(home: Path, samples: int) -> list[float]:
+    embedded = Embedded(home, concurrency=2)
+    client = embedded.client
+    latencies = []
+    for index in range(samples):
+        spec = load_spec_document(_spec(index))
+        before = time.time()
+        job = client.submit(spec, actor="bench")
+        while client.get(job.job_id).state.value != "succeeded":
+            time.sleep(0.002)
+        attempt = client.attempts(job.job_id)[0]
+        latencies.append((float(attempt.details["started_at"]) - before) * 1000)
+    embedded.close()
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--latency-samples", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = raw_rate(args.jobs, args.concurrency)
+        ours = hpcbridge_rate(Path(tmp) / "throughput", args.jobs, args.concurrency)
+        latencies = start_latencies_ms(Path(tmp) / "latency", args.latency_samples)
+    print(json.dumps({
+        "benchmark": "local_throughput",
+        "jobs": args.jobs,
+        "concurrency": args.concurrency,
+        "raw_rate": round(raw, 1),
+        "hpcbridge_rate": round(ours, 1),
+        "ratio": round(ours / raw, 3),
+        "start_latency_p50_ms": round(statistics.median(latencies), 2),
+        "start_latency_p95_ms": round(statistics.quantiles(latencies, n=20)[-1], 2),
+        "target": {"ratio_min": 0.5, "start_latency_p50_ms_max": 50},
+    }))
+
+
+if __name__ == "__main__":
+    main()
