@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(default=0.5, gt=0, description="Reconciler idle period.")
     kill_grace_s: float = Field(default=10.0, ge=0, description="SIGTERM to SIGKILL delay.")
     lost_grace_s: float = Field(default=60.0, ge=0, description="Unseen this long = lost.")
+    clusters_file: Path | None = Field(
+        default=None, description="YAML file naming Slurm clusters; default <home>/clusters.yaml"
+    )
+
+    @property
+    def resolved_clusters_file(self) -> Path:
+        return self.clusters_file or self.home / "clusters.yaml"
 
     @property
     def resolved_database_url(self) -> str:
