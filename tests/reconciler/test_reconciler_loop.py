@@ -447,6 +447,36 @@ def test_an_unreadable_stored_spec_fails_only_that_job(world: World) -> None:
     assert world.state("j1") is S.RUNNING
 
 
+def test_an_unreadable_spec_that_changed_meanwhile_does_not_abort_the_cycle(
+    tmp_path: Path,
+) -> None:
+    """Failing the unreadable job can itself conflict; the other jobs must still progress.
+
+    Today the ConflictError raised while failing it escapes the except clause, aborts the
+    cycle and (with SQL) rolls back every other job's decisions.
+    """
+    world = World(
+        TroubledStore("bad", ConflictError("changed meanwhile")), FakeBackend(), Clock(), tmp_path
+    )
+    world.add("j1")
+    world.store.create_jobs(
+        [
+            NewJob(
+                job_id=JobId("bad"),
+                name="bad",
+                project="p",
+                workload_class="batch",
+                backend="fake",
+                spec={"apiVersion": "hpcbridge/v1", "kind": "Job"},
+            )
+        ],
+        now=world.clock.now,
+        actor="test",
+    )
+    world.reconciler().cycle()
+    assert world.state("j1") is S.RUNNING
+
+
 def test_a_transient_poll_error_fails_no_job(world: World) -> None:
     for job_id in ("j1", "j2"):
         world.add(job_id)
