@@ -111,6 +111,20 @@ def test_writer_hashes_as_it_writes_in_many_small_pieces(make_ckpt: MakeCkpt) ->
     assert found.read_bytes("pieces.bin") == b"".join(pieces) + b"tail"
 
 
+def test_writer_never_reads_a_buffer_after_write_returns(make_ckpt: MakeCkpt) -> None:
+    ckpt = make_ckpt()
+    buffer = bytearray(9 << 20)  # larger than the hasher's read-back pieces
+    expected = []
+    with ckpt.save(1) as d, d.open("big.bin") as f:
+        for fill in range(5):
+            buffer[:] = bytes([fill]) * len(buffer)
+            f.write(buffer)  # the buffer is reused at once, as training loops do
+            expected.append(bytes(buffer))
+    found = ckpt.latest_valid()
+    assert found is not None
+    assert found.read_bytes("big.bin") == b"".join(expected)
+
+
 def test_file_changed_after_its_writer_closed_is_hashed_again(make_ckpt: MakeCkpt) -> None:
     ckpt = make_ckpt()
     with ckpt.save(1) as d:

@@ -51,8 +51,8 @@ class SaveSession:
     """One save in progress; use as ``with ckpt.save(step) as d:``.
 
     ``d`` is path-like (``d / "model.pt"``, ``open(d / "x", "wb")``) for libraries that
-    write to paths; :meth:`open` returns a writer that hashes as it writes, which saves the
-    read-back that files written by path need at commit. Leaving the block normally
+    write to paths; :meth:`open` returns a writer that hashes while it writes, where files
+    written by path are hashed in a pass of their own at commit. Leaving the block normally
     commits; leaving it with an exception discards the temporary directory.
     """
 
@@ -75,7 +75,6 @@ class SaveSession:
         self._track_interval = track_interval
         self._event_fields = dict(event_fields or {})
         self._writers: list[FileWriter] = []
-        self._pool: ThreadPoolExecutor | None = None
         self._started = 0.0
         self._path: Path | None = None
 
@@ -96,9 +95,7 @@ class SaveSession:
         """A new file ``name`` (``a/b.bin`` creates ``a/``) that is hashed as it is written."""
         target = self.path / check_relative(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(2, thread_name_prefix="ckpt-write")
-        writer = FileWriter(target, self._owner.algorithm, self._pool)
+        writer = FileWriter(target, self._owner.algorithm)
         self._writers.append(writer)
         return writer
 
@@ -133,9 +130,6 @@ class SaveSession:
         else:
             if exc_type is not None and exc is not None:
                 self._abort(exc)
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown()
 
     def _abort(self, reason: BaseException) -> None:
         remove_tree(self.path)

@@ -1,14 +1,20 @@
-"""A file writer that hashes what it writes, so a save never reads its own data back."""
+"""A file writer whose hash trails right behind its writes.
+
+A helper thread reads back, from the page cache, what has been written so far and hashes
+it. Hashing thus overlaps the writes while cores are free, and the remainder overlaps the
+final ``fsync``, when the process only waits for the disk; the caller's buffers are never
+read after ``write()`` returns, so mutable ones are safe.
+"""
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from ._hashing import new_hasher
+from ._hashing import CHUNK, Hasher, new_hasher
 
 _BUFFER = 1 << 20
 """Small writes (pickle, JSON) are gathered to 1 MiB before they reach the kernel."""
@@ -23,14 +29,66 @@ class Written:
     mtime_ns: int
 
 
-class FileWriter:
-    """Binary, write-only file object; hashing of each large piece overlaps its ``write``."""
+class _TrailingHasher:
+    """Hashes bytes ``[0, written)`` of ``fd`` in a thread as ``written`` grows."""
 
-    def __init__(self, path: Path, algorithm: str, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, fd: int, hasher: Hasher) -> None:
+        self._fd = fd
+        self._hasher = hasher
+        self._written = 0
+        self._closing = False
+        self._error: BaseException | None = None
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="ckpt-hash", daemon=True)
+        self._thread.start()
+
+    def advance(self, written: int) -> None:
+        with self._changed:
+            self._written = written
+            self._changed.notify()
+
+    def stop(self) -> None:
+        with self._changed:
+            self._closing = True
+            self._changed.notify()
+        self._thread.join()
+
+    def finish(self) -> str:
+        """Wait until everything written so far is hashed; return the digest."""
+        self.stop()
+        if self._error is not None:
+            raise self._error
+        return self._hasher.hexdigest()
+
+    def _run(self) -> None:
+        buffer = memoryview(bytearray(CHUNK))
+        position = 0
+        try:
+            while True:
+                with self._changed:
+                    while position >= self._written and not self._closing:
+                        self._changed.wait()
+                    target = self._written
+                if position >= target:
+                    return
+                while position < target:
+                    count = os.preadv(self._fd, [buffer[: min(CHUNK, target - position)]], position)
+                    if count <= 0:
+                        raise OSError(f"short read at {position} while hashing")
+                    self._hasher.update(buffer[:count])
+                    position += count
+        except BaseException as exc:  # reported by finish() in the writing thread
+            self._error = exc
+
+
+class FileWriter:
+    """Binary, write-only file object for one new checkpoint file."""
+
+    def __init__(self, path: Path, algorithm: str) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self._hasher = new_hasher(algorithm, parallel=False)
-        self._pool = pool
+        # Read access too: the trailing hasher reads back through the same descriptor.
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        self._hash = _TrailingHasher(self._fd, new_hasher(algorithm))
         self._buffer = bytearray()
         self._size = 0
         self.result: Written | None = None
@@ -69,29 +127,25 @@ class FileWriter:
             self._buffer = bytearray()
 
     def _emit(self, view: memoryview) -> None:
-        # The caller's buffer is only borrowed until write() returns, so both the hash and
-        # the write finish here; they merely run side by side.
-        hashed = self._pool.submit(self._hasher.update, view)
-        rest = view
-        try:
-            while rest:
-                rest = rest[os.write(self._fd, rest) :]
-        finally:
-            hashed.result()
-        self._size += len(view)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+            self._size += written
+            self._hash.advance(self._size)
 
     def close(self) -> None:
-        """Flush, fsync and close; idempotent."""
+        """Flush, fsync and close; the fsync runs while the hash catches up. Idempotent."""
         if self.closed:
             return
         try:
             self._drain()
             os.fsync(self._fd)
-            mtime_ns = os.fstat(self._fd).st_mtime_ns
-            self.result = Written(self._size, self._hasher.hexdigest(), mtime_ns)
+            digest = self._hash.finish()
+            self.result = Written(self._size, digest, os.fstat(self._fd).st_mtime_ns)
         finally:
-            os.close(self._fd)
-            self._fd = -1
+            self._hash.stop()  # never close the descriptor under the reading thread
+            fd, self._fd = self._fd, -1
+            os.close(fd)
 
     def __enter__(self) -> FileWriter:
         return self
