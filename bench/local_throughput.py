@@ -54,11 +54,21 @@ class Embedded:
         settings = Settings(home=home, local_cpus=concurrency, poll_interval_s=0.2)
         self.client = Client(settings)
         self._stop = threading.Event()
+        self._submitted = threading.Event()
+        self.finished = threading.Event()
         self._thread = threading.Thread(target=self._drive, daemon=True)
         self._thread.start()
 
     def _drive(self) -> None:
-        self.client.drive(self._stop.is_set)
+        def done() -> bool:
+            if self._submitted.is_set() and not self.client.has_active_jobs():
+                self.finished.set()
+            return self._stop.is_set()
+
+        self.client.drive(done)
+
+    def submitted(self) -> None:
+        self._submitted.set()
 
     def close(self) -> None:
         self._stop.set()
@@ -73,11 +83,10 @@ def hpcbridge_rate(home: Path, jobs: int, concurrency: int) -> float:
     specs = [load_spec_document(_spec(i)) for i in range(jobs)]
     started = time.perf_counter()
     submitted = client.submit_many(specs, actor="bench")
-    ids = {job.job_id for job in submitted}
-    while client.store.active_jobs():
-        time.sleep(0.01)
+    embedded.submitted()
+    embedded.finished.wait()
     elapsed = time.perf_counter() - started
-    states = {client.get(job_id).state.value for job_id in ids}
+    states = {client.get(job.job_id).state.value for job in submitted}
     embedded.close()
     if states != {"succeeded"}:
         raise SystemExit(f"benchmark jobs did not all succeed: {states}")
@@ -95,7 +104,9 @@ def start_latencies_ms(home: Path, samples: int) -> list[float]:
         while client.get(job.job_id).state.value != "succeeded":
             time.sleep(0.002)
         attempt = client.attempts(job.job_id)[0]
-        latencies.append((float(attempt.details["started_at"]) - before) * 1000)
+        # The shim writes its pid file as the first thing the new process does.
+        started = (Path(attempt.details["dir"]) / "pid").stat().st_mtime
+        latencies.append((started - before) * 1000)
     embedded.close()
     return latencies
 

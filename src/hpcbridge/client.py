@@ -35,6 +35,7 @@ from hpcbridge.store import (
 )
 
 _MAX_CANCEL_TRIES = 20
+ACTIVE_STATES = frozenset(s for s in JobState if not s.terminal)
 
 
 class _Backends(Mapping[str, Backend]):
@@ -247,8 +248,12 @@ class Client:
             self.get(job_id)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
 
+        pending = list(job_ids)
+
         def finished() -> bool:
-            return all(self.get(job_id).state.terminal for job_id in job_ids)
+            while pending and self.get(pending[0]).state.terminal:
+                pending.pop(0)  # finished jobs stay finished: look at each only until then
+            return not pending
 
         self.drive(finished, deadline=deadline, on_cycle=on_cycle)
         return [self.get(job_id) for job_id in job_ids]
@@ -271,7 +276,7 @@ class Client:
                 self._wake.clear()
 
     def has_active_jobs(self) -> bool:
-        return bool(self.store.active_jobs())
+        return bool(self.store.list_jobs(JobFilter(states=ACTIVE_STATES, limit=1)))
 
     def hand_over(self) -> None:
         """Before this process exits: let a detached agent drive any unfinished jobs."""

@@ -142,7 +142,7 @@ def _decide_finished(view: JobView, seen: Observation, now: float) -> list[Actio
             }
         )
     ]
-    if view.job.state is _S.QUEUED and seen.started_at is not None:
+    if view.job.state is _S.QUEUED and (seen.started_at is not None or succeeded):
         actions.append(Transition(_S.RUNNING, "started"))
     if failure is None:
         return [

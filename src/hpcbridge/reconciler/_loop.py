@@ -76,11 +76,11 @@ class Reconciler:
     def cycle(self) -> CycleReport:
         now = self._clock()
         report = CycleReport()
-        jobs = {job.job_id: job for job in self._store.active_jobs()}
+        jobs: dict[str, Job] = {job.job_id: job for job in self._store.active_jobs()}
         report.active_jobs = len(jobs)
         latest: dict[str, Attempt] = {a.job_id: a for a in self._store.active_attempts()}
         observations = self._observe(latest.values(), now, report)
-        submits: list[Job] = []
+        submits: list[tuple[Job, Attempt]] = []
         with self._store.batch():
             for job in jobs.values():
                 try:
@@ -90,12 +90,15 @@ class Reconciler:
                 except ConflictError:
                     continue  # someone changed it meanwhile; the next cycle decides again
                 except SpecError as exc:
-                    self._fail_unreadable(job, exc, now)
+                    try:
+                        self._fail_unreadable(job, exc, now)
+                    except HpcbridgeError as again:
+                        report.errors.append(f"{job.job_id}: {again}")
                 except Exception as exc:  # one job's error never stops the loop
                     report.errors.append(f"{job.job_id}: {exc}")
                     log.exception("decide_failed", job_id=job.job_id)
         if submits:
-            self._submit_all(submits, now, report)
+            self._submit_all(submits, jobs, latest, now, report)
         return report
 
     def _fail_unreadable(self, job: Job, error: SpecError, now: float) -> None:
@@ -179,7 +182,7 @@ class Reconciler:
         actions: Sequence[Action],
         now: float,
         report: CycleReport,
-        submits: list[Job],
+        submits: list[tuple[Job, Attempt]],
     ) -> Job:
         job, attempt = view.job, view.attempt
         for action in actions:
@@ -207,8 +210,8 @@ class Reconciler:
             elif isinstance(action, CancelTasks):
                 self._cancel_tasks(job, now)
             elif isinstance(action, Submit):
-                job = self._prepare(job, attempt, now)
-                submits.append(job)
+                job, attempt = self._prepare(job, attempt, now)
+                submits.append((job, attempt))
         return job
 
     def _record_attempt(self, attempt: Attempt, fields: dict[str, Any], now: float) -> Attempt:
@@ -252,43 +255,53 @@ class Reconciler:
                     task.job_id, expected_version=task.version, now=now, cancel_requested=True
                 )
 
-    def _prepare(self, job: Job, attempt: Attempt | None, now: float) -> Job:
+    def _prepare(self, job: Job, attempt: Attempt | None, now: float) -> tuple[Job, Attempt]:
         """Make sure a prepared attempt row exists before any scheduler call."""
         if attempt is not None and attempt.state is AttemptState.PREPARED:
-            return job
+            return job, attempt
         created = self._store.create_attempt(
             job.job_id, backend=job.backend, token=new_token(), now=now, details={}
         )
         self._verified_tokens.add(created.token)
-        return self._store.update_job(
+        job = self._store.update_job(
             job.job_id, expected_version=job.version, now=now, attempt_count=created.number
         )
+        return job, created
 
     # -- submit (outside transactions), then record ----------------------------------------
 
-    def _submit_all(self, jobs: list[Job], now: float, report: CycleReport) -> None:
-        prepared = {
-            a.job_id: a for a in self._store.active_attempts() if a.state is AttemptState.PREPARED
-        }
-        running_per_parent: Counter[str] = Counter(
-            str(j.parent_id)
-            for j in self._store.active_jobs()
-            if j.parent_id and j.state in (JobState.RUNNING, JobState.STAGING_OUT)
+    def _submit_all(
+        self,
+        submits: list[tuple[Job, Attempt]],
+        jobs: Mapping[str, Job],
+        latest: Mapping[str, Attempt],
+        now: float,
+        report: CycleReport,
+    ) -> None:
+        # Tasks the scheduler holds (queued or running there) count against an array's throttle.
+        held_per_parent: Counter[str] = Counter(
+            str(jobs[a.job_id].parent_id)
+            for a in latest.values()
+            if a.state in (AttemptState.SUBMITTED, AttemptState.RUNNING)
+            and a.job_id in jobs
+            and jobs[a.job_id].parent_id
         )
         full: set[str] = set()
         results: list[tuple[Job, Attempt, Submitted | Deferred | BackendError]] = []
-        for job in sorted(jobs, key=lambda j: (-j.priority, j.created_at, j.task_index or 0)):
-            attempt = prepared.get(job.job_id)
+        ordered = sorted(
+            submits, key=lambda p: (-p[0].priority, p[0].created_at, p[0].task_index or 0)
+        )
+        for job, attempt in ordered:
             backend = self._backends.get(job.backend)
-            if attempt is None or backend is None or job.backend in full:
+            if backend is None or job.backend in full:
                 continue
-            if self._throttled(job, running_per_parent):
+            if self._throttled(job, held_per_parent):
                 continue
             outcome = self._submit_one(backend, job, attempt, now)
             if isinstance(outcome, Deferred):
                 full.add(job.backend)  # strict priority order: nobody jumps the queue
             elif isinstance(outcome, Submitted) and job.parent_id:
-                running_per_parent[job.parent_id] += 1
+                held_per_parent[job.parent_id] += 1
             results.append((job, attempt, outcome))
         with self._store.batch():
             for job, attempt, outcome in results:
@@ -303,12 +316,12 @@ class Reconciler:
                     self._verified_tokens.discard(attempt.token)
                     report.errors.append(f"{job.job_id}: {exc}")
 
-    def _throttled(self, job: Job, running_per_parent: Counter[str]) -> bool:
+    def _throttled(self, job: Job, held_per_parent: Counter[str]) -> bool:
         if job.parent_id is None:
             return False
         throttle = self.spec_of(job).array
         limit = throttle.throttle if throttle else None
-        return limit is not None and running_per_parent[job.parent_id] >= limit
+        return limit is not None and held_per_parent[job.parent_id] >= limit
 
     def _submit_one(
         self, backend: Backend, job: Job, attempt: Attempt, now: float

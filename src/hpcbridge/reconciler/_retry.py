@@ -52,4 +52,4 @@ def backoff_s(spec: JobSpec, job_id: str, attempts: int) -> float:
     delay = min(backoff.max_s, backoff.initial_s * backoff.factor ** max(0, attempts - 1))
     digest = hashlib.blake2b(f"{job_id}:{attempts}".encode(), digest_size=8).digest()
     unit = int.from_bytes(digest, "big") / 2**64  # in [0, 1)
-    return max(0.0, delay * (1 + backoff.jitter * (2 * unit - 1)))
+    return min(backoff.max_s, max(0.0, delay * (1 + backoff.jitter * (2 * unit - 1))))

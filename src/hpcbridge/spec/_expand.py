@@ -24,7 +24,7 @@ class TaskSpec:
 
 def parse_indices(text: str) -> list[int]:
     """Slurm-style index list: ``0-99``, ``1-9:2``, ``1,3,5-7``."""
-    indices: list[int] = []
+    indices: set[int] = set()
     for part in text.split(","):
         match = re.fullmatch(r"\s*(\d+)(?:-(\d+)(?::(\d+))?)?\s*", part)
         if not match:
@@ -35,10 +35,13 @@ def parse_indices(text: str) -> list[int]:
         first, last = int(start), int(end) if end else int(start)
         if last < first or (step is not None and int(step) < 1):
             raise SpecError(f"array.indices: {part.strip()!r} is an empty or reversed range")
-        indices.extend(range(first, last + 1, int(step or 1)))
+        span = range(first, last + 1, int(step or 1))
+        if len(span) > MAX_TASKS:  # checked before building it: '0-99999999999' stays cheap
+            raise SpecError(f"array.indices: more than {MAX_TASKS} tasks; split the sweep")
+        indices.update(span)
         if len(indices) > MAX_TASKS:
             raise SpecError(f"array.indices: more than {MAX_TASKS} tasks; split the sweep")
-    return sorted(set(indices))
+    return sorted(indices)
 
 
 def task_count(array: ArraySpec) -> int:

@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -99,6 +100,11 @@ class RetryPolicy(_Model):
     max_attempts: int = Field(default=3, ge=1, le=100)
     backoff: Backoff = Backoff()
     retry_on: frozenset[FailureClass] = DEFAULT_RETRY_ON
+
+    @field_serializer("retry_on")
+    def _stable_order(self, value: frozenset[FailureClass]) -> list[str]:
+        return sorted(c.value for c in value)  # same document in every process
+
     per_class_max: dict[FailureClass, int] = Field(
         default_factory=dict, description="Attempts allowed per failure class, e.g. node_failure: 5"
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from decimal import Decimal
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s|ms)", re.IGNORECASE)
 _DURATION_FULL = re.compile(r"^(?:\s*\d+(?:\.\d+)?\s*(?:d|h|m|s|ms)\s*)+$", re.IGNORECASE)
@@ -26,8 +28,8 @@ def parse_duration_s(value: object) -> float:
         seconds = _parse_duration_text(value.strip())
     else:
         raise ValueError(f"{value!r} is not a duration; {DURATION_HINT}")
-    if seconds <= 0:
-        raise ValueError(f"{value!r} must be a positive duration; {DURATION_HINT}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{value!r} must be a positive duration (finite); {DURATION_HINT}")
     return seconds
 
 
@@ -57,15 +59,16 @@ def parse_memory_mb(value: object) -> int:
         megabytes = float(number) * _MB_PER[unit.lower()]
     else:
         raise ValueError(f"{value!r} is not an amount of memory; {MEMORY_HINT}")
-    if megabytes <= 0:
-        raise ValueError(f"{value!r} must be a positive amount of memory; {MEMORY_HINT}")
+    if not math.isfinite(megabytes) or megabytes <= 0:
+        raise ValueError(f"{value!r} must be a positive amount of memory (finite); {MEMORY_HINT}")
     return max(1, round(megabytes))
 
 
 def format_duration(seconds: float) -> str:
     """``5400`` -> ``1h30m``; exact, so that parsing the text gives ``seconds`` back."""
     if seconds != int(seconds):
-        return f"{seconds:g}s"
+        # Positional and exact (no exponent), so parsing gives the same float back.
+        return format(Decimal(repr(seconds)), "f") + "s"
     total = int(seconds)
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):

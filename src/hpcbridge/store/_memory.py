@@ -47,9 +47,18 @@ class MemoryStore:
 
     def create_jobs(self, jobs: Sequence[NewJob], *, now: float, actor: str) -> list[Job]:
         with self._lock:
+            keys = {j.idempotency_key for j in self._jobs.values() if j.idempotency_key}
+            ids = set(self._jobs)
             for new in jobs:
-                if new.job_id in self._jobs:
+                if new.job_id in ids:
                     raise StoreError(f"job {new.job_id} already exists")
+                if new.idempotency_key is not None and new.idempotency_key in keys:
+                    raise StoreError(f"idempotency key {new.idempotency_key!r} is taken")
+                if new.parent_id is not None and new.parent_id not in ids:
+                    raise StoreError(f"job {new.job_id}: parent {new.parent_id} does not exist")
+                ids.add(new.job_id)
+                if new.idempotency_key is not None:
+                    keys.add(new.idempotency_key)
             created = []
             for new in jobs:
                 job = Job(
@@ -142,6 +151,8 @@ class MemoryStore:
     ) -> Attempt:
         with self._lock:
             self.get_job(job_id)
+            if any(a.token == token for runs in self._attempts.values() for a in runs):
+                raise StoreError(f"job {job_id}: attempt token {token!r} is already used")
             attempts = self._attempts[job_id]
             attempt = Attempt(
                 job_id=job_id,

@@ -141,7 +141,7 @@ class SqlStore:
             .group_by(jobs_t.c.state)
         )
         with self._read() as conn:
-            return {JobState(state): count for state, count in conn.execute(stmt).tuples()}
+            return {JobState(state): count for state, count in conn.execute(stmt).all()}
 
     def _jobs(self, stmt: Select[Any]) -> list[Job]:
         with self._read() as conn:
@@ -234,7 +234,11 @@ class SqlStore:
                 created_at=now,
                 details=dict(details),
             )
-            conn.execute(insert(attempts_t), _attempt_row(attempt))
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(attempts_t), _attempt_row(attempt))
+            except IntegrityError as exc:
+                raise StoreError(f"job {job_id}: cannot record attempt: {exc.orig}") from exc
             return attempt
 
     def update_attempt(self, job_id: JobId, number: int, **fields: Any) -> Attempt:

@@ -62,6 +62,7 @@ class LocalBackend:
         self._queue: list[_Queued] = []
         self._queued: dict[str, _Queued] = {}
         self._in_use: dict[str, dict[str, Any]] = {}  # token -> resources of a live attempt
+        self._launched: dict[str, float] = {}  # token -> when this instance started it
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
 
@@ -133,6 +134,7 @@ class LocalBackend:
             proc.write_gpu_ids(status_dir, gpu_ids)
         child = proc.launch(status_dir, launch["argv"], env, cwd=status_dir / "work")
         self._in_use[token] = {**wanted.as_details(), "gpu_ids": gpu_ids}
+        self._launched[token] = time.time()
         self._children[token] = child
         threading.Thread(target=self._reap, args=(token, child), daemon=True).start()
 
@@ -202,6 +204,10 @@ class LocalBackend:
                 rss_mb=rss,
                 details={"pid": pid},
             )
+        launched_at = self._launched.get(ref.token)
+        if pid is None and launched_at is not None and ref.token in self._in_use:
+            # Started, but the shim has not written its pid yet: running, never requeued.
+            return Observation(phase=Phase.RUNNING, nodes=nodes, started_at=launched_at)
         self._release(ref.token)
         if pid is None and order is not None:
             return Observation(
@@ -210,7 +216,7 @@ class LocalBackend:
                 ended_at=now,
                 reason="stopped before it started",
             )
-        if pid is None and "argv" in ref.details:
+        if pid is None and launched_at is None and "argv" in ref.details:
             self._enqueue(ref.token, dict(ref.details))  # queued before a restart
             return Observation(phase=Phase.PENDING, reason="queued again after a restart")
         failure = FailureClass(order.failure_class) if order else FailureClass.LOST
