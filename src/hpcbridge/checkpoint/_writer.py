@@ -29,6 +29,14 @@ class Written:
     mtime_ns: int
 
 
+def _read_at(fd: int, into: memoryview, offset: int) -> int:
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [into], offset)  # straight into our buffer, no allocation
+    data = os.pread(fd, len(into), offset)
+    into[: len(data)] = data
+    return len(data)
+
+
 class _TrailingHasher:
     """Hashes bytes ``[0, written)`` of ``fd`` in a thread as ``written`` grows."""
 
@@ -72,7 +80,7 @@ class _TrailingHasher:
                 if position >= target:
                     return
                 while position < target:
-                    count = os.preadv(self._fd, [buffer[: min(CHUNK, target - position)]], position)
+                    count = _read_at(self._fd, buffer[: min(CHUNK, target - position)], position)
                     if count <= 0:
                         raise OSError(f"short read at {position} while hashing")
                     self._hasher.update(buffer[:count])
@@ -88,7 +96,8 @@ class FileWriter:
         self.path = path
         # Read access too: the trailing hasher reads back through the same descriptor.
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        self._hash = _TrailingHasher(self._fd, new_hasher(algorithm))
+        self._algorithm = algorithm
+        self._hash: _TrailingHasher | None = None  # started once data reaches the kernel
         self._buffer = bytearray()
         self._size = 0
         self.result: Written | None = None
@@ -127,6 +136,8 @@ class FileWriter:
             self._buffer = bytearray()
 
     def _emit(self, view: memoryview) -> None:
+        if self._hash is None:
+            self._hash = _TrailingHasher(self._fd, new_hasher(self._algorithm))
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
@@ -138,12 +149,25 @@ class FileWriter:
         if self.closed:
             return
         try:
-            self._drain()
-            os.fsync(self._fd)
-            digest = self._hash.finish()
+            if self._hash is None:
+                # A small file that never left the buffer: no thread, hash it right here.
+                hasher = new_hasher(self._algorithm, parallel=False)
+                hasher.update(self._buffer)
+                view = memoryview(self._buffer)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+                self._size = len(self._buffer)
+                self._buffer = bytearray()
+                os.fsync(self._fd)
+                digest = hasher.hexdigest()
+            else:
+                self._drain()
+                os.fsync(self._fd)
+                digest = self._hash.finish()
             self.result = Written(self._size, digest, os.fstat(self._fd).st_mtime_ns)
         finally:
-            self._hash.stop()  # never close the descriptor under the reading thread
+            if self._hash is not None:
+                self._hash.stop()  # never close the descriptor under the reading thread
             fd, self._fd = self._fd, -1
             os.close(fd)
 
