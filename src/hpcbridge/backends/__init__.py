@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
+import functools
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from hpcbridge.backends._protocol import (
@@ -21,13 +22,19 @@ from hpcbridge.errors import ConfigError
 ENTRY_POINT_GROUP = "hpcbridge.backends"
 
 
+@functools.cache
+def _registered() -> dict[str, EntryPoint]:
+    """Entry points, read once per process: scanning installed metadata costs milliseconds."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
 def available_backends() -> list[str]:
-    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return sorted(_registered())
 
 
 def load_backend(name: str, settings: Settings, wake: WakeUp | None = None) -> Backend:
     """Instantiate the backend registered under ``name`` (entry point group hpcbridge.backends)."""
-    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    found = [ep for ep_name, ep in _registered().items() if ep_name == name]
     if not found:
         raise ConfigError(
             f"unknown backend {name!r}; available: {', '.join(available_backends())}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,10 @@ class SqlStore:
         self._url = make_url(url)
         self._engine = _make_engine(url)
         self._local = threading.local()  # the batch connection belongs to one thread
+        # Last job record seen per id. A write whose expected version matches it skips the
+        # read: the versioned UPDATE still refuses if someone else changed the row.
+        self._known: dict[str, Job] = {}
+        self._known_attempts: dict[tuple[str, int], Attempt] = {}
         try:
             migrate(self._engine)
         except OperationalError as exc:
@@ -74,8 +78,27 @@ class SqlStore:
         if self._conn is not None:
             yield self._conn
             return
-        with self._engine.connect().execution_options(immediate=True) as conn, conn.begin():
-            yield conn
+        try:
+            with self._engine.connect().execution_options(immediate=True) as conn, conn.begin():
+                yield conn
+        except BaseException:
+            self._forget()  # what the rolled-back writes taught the cache is not true
+            raise
+
+    def _forget(self) -> None:
+        self._known.clear()
+        self._known_attempts.clear()
+
+    def _remember(self, job: Job) -> Job:
+        if job.state.terminal:
+            self._known.pop(job.job_id, None)
+        else:
+            self._known[job.job_id] = job
+        return job
+
+    def _remember_attempt(self, attempt: Attempt) -> Attempt:
+        self._known_attempts[(attempt.job_id, attempt.number)] = attempt
+        return attempt
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -109,7 +132,7 @@ class SqlStore:
             row = conn.execute(select(jobs_t).where(jobs_t.c.job_id == job_id)).mappings().first()
         if row is None:
             raise NotFoundError(f"no job {job_id!r}", hint="see 'hpcbridge list'")
-        return _job(row)
+        return self._remember(_job(row))
 
     def find_by_idempotency_key(self, key: str) -> Job | None:
         with self._read() as conn:
@@ -128,11 +151,12 @@ class SqlStore:
         return self._jobs(stmt)
 
     def active_jobs(self) -> list[Job]:
-        return self._jobs(
+        jobs = self._jobs(
             select(jobs_t)
             .where(jobs_t.c.state.in_(_NON_TERMINAL))
             .order_by(jobs_t.c.created_at, jobs_t.c.job_id)
         )
+        return [self._remember(job) for job in jobs]
 
     def count_children(self, parent_id: JobId) -> dict[JobState, int]:
         stmt = (
@@ -161,7 +185,7 @@ class SqlStore:
         **fields: Any,
     ) -> Job:
         with self._write() as conn:
-            job = self._locked_job(conn, job_id)
+            job = self._current(conn, job_id, expected_version)
             check_transition(job, target, expected_version)
             changes = transition_fields(job, target, now, fields)
             updated = dataclasses.replace(
@@ -184,16 +208,22 @@ class SqlStore:
                     data=transition_event_data(fields, data),
                 ),
             )
-            return updated
+            return self._remember(updated)
 
     def update_job(self, job_id: JobId, *, expected_version: int, now: float, **fields: Any) -> Job:
         check_fields(fields, JOB_MUTABLE_FIELDS, "job")
         with self._write() as conn:
-            job = self._locked_job(conn, job_id)
+            job = self._current(conn, job_id, expected_version)
             check_version(job, expected_version)
             updated = dataclasses.replace(job, version=job.version + 1, updated_at=now, **fields)
             self._save_versioned(conn, job, updated, dict(fields))
-            return updated
+            return self._remember(updated)
+
+    def _current(self, conn: Connection, job_id: str, expected_version: int) -> Job:
+        known = self._known.get(job_id)
+        if known is not None and known.version == expected_version:
+            return known
+        return self._locked_job(conn, job_id)
 
     def _locked_job(self, conn: Connection, job_id: str) -> Job:
         stmt = select(jobs_t).where(jobs_t.c.job_id == job_id)
@@ -219,7 +249,8 @@ class SqlStore:
         self, job_id: JobId, *, backend: str, token: str, now: float, details: dict[str, Any]
     ) -> Attempt:
         with self._write() as conn:
-            self._locked_job(conn, job_id)
+            if job_id not in self._known:
+                self._locked_job(conn, job_id)  # a clear NotFoundError for unknown jobs
             numbers = (
                 conn.execute(select(attempts_t.c.number).where(attempts_t.c.job_id == job_id))
                 .scalars()
@@ -235,11 +266,13 @@ class SqlStore:
                 details=dict(details),
             )
             try:
-                with conn.begin_nested():
+                # PostgreSQL aborts a transaction on any error, so guard with a savepoint;
+                # SQLite undoes just the failed statement.
+                with conn.begin_nested() if conn.dialect.name != "sqlite" else nullcontext():
                     conn.execute(insert(attempts_t), _attempt_row(attempt))
             except IntegrityError as exc:
                 raise StoreError(f"job {job_id}: cannot record attempt: {exc.orig}") from exc
-            return attempt
+            return self._remember_attempt(attempt)
 
     def update_attempt(self, job_id: JobId, number: int, **fields: Any) -> Attempt:
         fields = attempt_fields(fields)
@@ -252,6 +285,9 @@ class SqlStore:
             )
             if result.rowcount != 1:
                 raise NotFoundError(f"job {job_id} has no attempt {number}")
+            known = self._known_attempts.get((job_id, number))
+            if known is not None:
+                return self._remember_attempt(dataclasses.replace(known, **fields))
             row = (
                 conn.execute(
                     select(attempts_t).where(
@@ -261,7 +297,7 @@ class SqlStore:
                 .mappings()
                 .one()
             )
-            return _attempt(row)
+            return self._remember_attempt(_attempt(row))
 
     def attempts(self, job_id: JobId) -> list[Attempt]:
         with self._read() as conn:
@@ -280,7 +316,7 @@ class SqlStore:
                 .where(attempts_t.c.state.in_(states))
                 .order_by(attempts_t.c.job_id, attempts_t.c.number)
             ).mappings()
-            return [_attempt(row) for row in rows]
+            return [self._remember_attempt(_attempt(row)) for row in rows]
 
     def add_event(
         self,
@@ -294,7 +330,8 @@ class SqlStore:
         actor: str = "system",
     ) -> None:
         with self._write() as conn:
-            self._locked_job(conn, job_id)
+            if job_id not in self._known:
+                self._locked_job(conn, job_id)  # a clear NotFoundError for unknown jobs
             conn.execute(
                 insert(events_t),
                 _event_row(
