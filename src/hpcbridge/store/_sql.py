@@ -13,7 +13,17 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql import Select
@@ -35,6 +45,17 @@ from hpcbridge.store._schema import events as events_t
 from hpcbridge.store._schema import jobs as jobs_t
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Hot statements built once: SQLAlchemy then reuses their cache keys and compiled forms.
+_UPDATE_JOB = update(jobs_t).where(
+    jobs_t.c.job_id == bindparam("_job_id"), jobs_t.c.version == bindparam("_version")
+)
+_UPDATE_ATTEMPT = update(attempts_t).where(
+    attempts_t.c.job_id == bindparam("_job_id"), attempts_t.c.number == bindparam("_number")
+)
+_INSERT_EVENT = insert(events_t)
+_INSERT_ATTEMPT = insert(attempts_t)
+_ATTEMPT_NUMBERS = select(attempts_t.c.number).where(attempts_t.c.job_id == bindparam("_job_id"))
 _NON_TERMINAL = [s.value for s in JobState if not s.terminal]
 
 
@@ -68,10 +89,21 @@ class SqlStore:
             return
         with self._write() as conn:
             self._local.conn = conn
+            self._local.events = []
             try:
                 yield
+                if self._local.events:  # append-only rows: one executemany at the end
+                    conn.execute(_INSERT_EVENT, self._local.events)
             finally:
                 self._local.conn = None
+                self._local.events = None
+
+    def _append_event(self, conn: Connection, row: dict[str, Any]) -> None:
+        pending: list[dict[str, Any]] | None = getattr(self._local, "events", None)
+        if pending is not None:
+            pending.append(row)
+        else:
+            conn.execute(_INSERT_EVENT, row)
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -194,8 +226,8 @@ class SqlStore:
             self._save_versioned(
                 conn, job, updated, {"state": target.value, "reason": reason, **changes}
             )
-            conn.execute(
-                insert(events_t),
+            self._append_event(
+                conn,
                 _event_row(
                     job_id,
                     "transition",
@@ -238,9 +270,14 @@ class SqlStore:
     def _save_versioned(conn: Connection, job: Job, updated: Job, values: dict[str, Any]) -> None:
         values = {k: _column_value(v) for k, v in values.items()}
         result = conn.execute(
-            update(jobs_t)
-            .where(jobs_t.c.job_id == job.job_id, jobs_t.c.version == job.version)
-            .values(version=updated.version, updated_at=updated.updated_at, **values)
+            _UPDATE_JOB,
+            {
+                "_job_id": job.job_id,
+                "_version": job.version,
+                "version": updated.version,
+                "updated_at": updated.updated_at,
+                **values,
+            },
         )
         if result.rowcount != 1:
             check_version(updated, job.version)  # raises ConflictError with a clear message
@@ -251,11 +288,7 @@ class SqlStore:
         with self._write() as conn:
             if job_id not in self._known:
                 self._locked_job(conn, job_id)  # a clear NotFoundError for unknown jobs
-            numbers = (
-                conn.execute(select(attempts_t.c.number).where(attempts_t.c.job_id == job_id))
-                .scalars()
-                .all()
-            )
+            numbers = conn.execute(_ATTEMPT_NUMBERS, {"_job_id": job_id}).scalars().all()
             attempt = Attempt(
                 job_id=job_id,
                 number=max(numbers, default=0) + 1,
@@ -269,7 +302,7 @@ class SqlStore:
                 # PostgreSQL aborts a transaction on any error, so guard with a savepoint;
                 # SQLite undoes just the failed statement.
                 with conn.begin_nested() if conn.dialect.name != "sqlite" else nullcontext():
-                    conn.execute(insert(attempts_t), _attempt_row(attempt))
+                    conn.execute(_INSERT_ATTEMPT, _attempt_row(attempt))
             except IntegrityError as exc:
                 raise StoreError(f"job {job_id}: cannot record attempt: {exc.orig}") from exc
             return self._remember_attempt(attempt)
@@ -278,11 +311,7 @@ class SqlStore:
         fields = attempt_fields(fields)
         with self._write() as conn:
             values = {k: list(v) if k == "nodes" else _column_value(v) for k, v in fields.items()}
-            result = conn.execute(
-                update(attempts_t)
-                .where(attempts_t.c.job_id == job_id, attempts_t.c.number == number)
-                .values(**values)
-            )
+            result = conn.execute(_UPDATE_ATTEMPT, {"_job_id": job_id, "_number": number, **values})
             if result.rowcount != 1:
                 raise NotFoundError(f"job {job_id} has no attempt {number}")
             known = self._known_attempts.get((job_id, number))
@@ -332,8 +361,8 @@ class SqlStore:
         with self._write() as conn:
             if job_id not in self._known:
                 self._locked_job(conn, job_id)  # a clear NotFoundError for unknown jobs
-            conn.execute(
-                insert(events_t),
+            self._append_event(
+                conn,
                 _event_row(
                     job_id, kind, now, attempt=attempt, reason=reason, data=data, actor=actor
                 ),
