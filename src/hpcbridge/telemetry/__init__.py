@@ -1,0 +1,37 @@
+"""Telemetry: Prometheus metrics computed from the store, reconciler stats, log context.
+
+Metrics are read-only views of the store, folded from its append-only events; labels are
+bounded (never a job id or a user). Grafana dashboards are built by
+``hpcbridge.telemetry.dashboards`` (imported on demand). See docs/observability.md.
+"""
+
+from hpcbridge.telemetry._collector import StoreCollector
+from hpcbridge.telemetry._context import LOG_CONTEXT_KEYS, job_log_context
+from hpcbridge.telemetry._names import (
+    HISTOGRAM_BUCKETS,
+    LABELS,
+    OUTCOME_CLASSES,
+    exported_series,
+)
+from hpcbridge.telemetry._stats import ReconcilerStats
+from hpcbridge.telemetry._status import (
+    StatusEvent,
+    ingestable_events,
+    latest_gpu_utilization,
+    read_status_events,
+)
+
+__all__ = [
+    "HISTOGRAM_BUCKETS",
+    "LABELS",
+    "LOG_CONTEXT_KEYS",
+    "OUTCOME_CLASSES",
+    "ReconcilerStats",
+    "StatusEvent",
+    "StoreCollector",
+    "exported_series",
+    "ingestable_events",
+    "job_log_context",
+    "latest_gpu_utilization",
+    "read_status_events",
+]

@@ -1,0 +1,252 @@
+"""A Prometheus collector over the store, computed at scrape time.
+
+Counters and histograms come from the append-only event log, folded incrementally: each
+scrape reads only the events written since the previous one (``seq`` greater than the
+last one seen). State gauges come from the active attempts, which are few. Register it in
+a registry you own, never the global one::
+
+    registry = CollectorRegistry()
+    registry.register(StoreCollector(store, stats=stats))
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from hpcbridge.errors import NotFoundError
+from hpcbridge.states import AttemptState
+from hpcbridge.store import Attempt, Event, Store
+from hpcbridge.telemetry import _names as n
+from hpcbridge.telemetry._fold import RELEVANT_KINDS, Fold, Histogram, JobInfo, job_info
+from hpcbridge.telemetry._stats import ReconcilerStats, StatsSnapshot
+from hpcbridge.telemetry._status import latest_gpu_utilization
+
+_COUNTERS = (
+    n.JOBS_FINISHED,
+    n.ATTEMPTS_FINISHED,
+    n.RUN_SECONDS,
+    n.PREEMPTIONS,
+    n.LOST_CORE_SECONDS,
+    n.TRANSITIONS,
+)
+_BULK = 32
+"""More new jobs than this in one chunk of events: load them with one query."""
+_HISTOGRAMS = (n.QUEUE_WAIT, n.CHECKPOINT_DURATION, n.MAKESPAN, n.TIME_TO_RECOVER)
+
+
+class StoreCollector(Collector):
+    """Exports hpcbridge's metrics from a ``Store`` (and, if given, ``ReconcilerStats``)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        stats: ReconcilerStats | None = None,
+        clock: Callable[[], float] = time.time,
+        chunk_size: int = 5000,
+        gpu_max_age_s: float = 120.0,
+    ) -> None:
+        self._store = store
+        self._stats = stats
+        self._clock = clock
+        self._chunk = chunk_size
+        self._gpu_max_age_s = gpu_max_age_s
+        self._fold = Fold()
+        self._lock = threading.Lock()
+        self._preloaded: dict[str, JobInfo] | None = None
+
+    @property
+    def last_seq(self) -> int:
+        """The newest event folded so far."""
+        return self._fold.seq
+
+    def refresh(self) -> int:
+        """Fold the events written since the last call; returns how many were read."""
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> int:
+        read = 0
+        while True:
+            events = self._store.all_events(after_seq=self._fold.seq, limit=self._chunk)
+            read += len(events)
+            self._fold_chunk(events, self._infos(events, catching_up=read >= self._chunk))
+            if len(events) < self._chunk:
+                self._preloaded = None
+                return read
+
+    def _infos(self, events: list[Event], *, catching_up: bool) -> dict[str, JobInfo]:
+        """Labels of the jobs the events name that the fold does not track, in few queries.
+
+        A long backlog (the first scrape after a restart) loads every job once; a chunk
+        naming many new jobs loads the active ones at once; the rest are fetched one by one.
+        """
+        wanted = {
+            e.job_id for e in events if e.kind in RELEVANT_KINDS and e.job_id not in self._fold.jobs
+        }
+        if not wanted:
+            return {}
+        if catching_up and self._preloaded is None and len(wanted) > _BULK:
+            self._preloaded = {job.job_id: job_info(job) for job in self._store.list_jobs()}
+        found: dict[str, JobInfo] = {}
+        if self._preloaded is not None:
+            found = {i: self._preloaded[i] for i in wanted if i in self._preloaded}
+        elif len(wanted) > _BULK:
+            found = {j.job_id: job_info(j) for j in self._store.active_jobs() if j.job_id in wanted}
+        for job_id in wanted - found.keys():
+            try:
+                found[job_id] = job_info(self._store.get_job(job_id))
+            except NotFoundError:
+                continue
+        return found
+
+    def _fold_chunk(self, events: list[Event], infos: dict[str, JobInfo]) -> None:
+        fold = self._fold
+        for event in events:
+            info = infos.get(event.job_id)
+            if event.kind == "accepted" and info is not None and event.job_id not in fold.jobs:
+                fold.add_job(event.job_id, info)
+            fold.apply(event, info)
+
+    # -- Collector -----------------------------------------------------------------------
+
+    def describe(self) -> list[Metric]:
+        return list(_families().values())
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            self._refresh()
+            families = self._from_fold()
+            running = self._running_attempts()
+            gpu = self._gpu_utilization(running)
+        families[n.NODE_RUNNING_ATTEMPTS] = _nodes(running)
+        families[n.GPU_UTILIZATION] = gpu
+        if self._stats is not None:
+            families.update(_from_stats(self._stats.snapshot()))
+        yield from families.values()
+
+    def _from_fold(self) -> dict[str, Metric]:
+        fold = self._fold
+        families = _families()
+        for name in _COUNTERS:
+            family = families[name]
+            assert isinstance(family, CounterMetricFamily)
+            for labels, value in sorted(fold.counters[name].items()):
+                family.add_metric(labels, value)
+        for name in _HISTOGRAMS:
+            hist = families[name]
+            assert isinstance(hist, HistogramMetricFamily)
+            for labels, histogram in sorted(fold.histograms[name].items()):
+                hist.add_metric(labels, histogram.cumulative(), histogram.total)
+        jobs = families[n.JOBS]
+        assert isinstance(jobs, GaugeMetricFamily)
+        for labels, count in sorted(fold.jobs_by_state.items()):
+            jobs.add_metric(labels, float(count))
+        processed = families[n.EVENTS_PROCESSED]
+        assert isinstance(processed, CounterMetricFamily)
+        processed.add_metric((), float(fold.events))
+        return families
+
+    def _running_attempts(self) -> list[tuple[Attempt, JobInfo | None]]:
+        return [
+            (a, self._fold.jobs.get(a.job_id))
+            for a in self._store.active_attempts()
+            if a.state is AttemptState.RUNNING
+        ]
+
+    def _gpu_utilization(self, running: list[tuple[Attempt, JobInfo | None]]) -> Metric:
+        family = _families()[n.GPU_UTILIZATION]
+        since = self._clock() - self._gpu_max_age_s
+        readings: dict[tuple[str, ...], list[float]] = {}
+        for attempt, info in running:
+            directory = attempt.details.get("dir")
+            if info is None or info.gpus <= 0 or not isinstance(directory, str):
+                continue
+            value = latest_gpu_utilization(Path(directory), since=since)
+            if value is not None:
+                readings.setdefault(info.base, []).append(value)
+        assert isinstance(family, GaugeMetricFamily)
+        for labels, values in sorted(readings.items()):
+            family.add_metric(labels, sum(values) / len(values))
+        return family
+
+
+def _families() -> dict[str, Metric]:
+    families: dict[str, Metric] = {}
+    for name, labels in n.LABELS.items():
+        doc = n.HELP[name]
+        if name in n.HISTOGRAM_BUCKETS:
+            families[name] = HistogramMetricFamily(name, doc, labels=labels)
+        elif name.endswith("_total"):
+            families[name] = CounterMetricFamily(name, doc, labels=labels)
+        else:
+            families[name] = GaugeMetricFamily(name, doc, labels=labels)
+    return families
+
+
+def _nodes(running: list[tuple[Attempt, JobInfo | None]]) -> Metric:
+    family = GaugeMetricFamily(
+        n.NODE_RUNNING_ATTEMPTS, n.HELP[n.NODE_RUNNING_ATTEMPTS], labels=("backend", "node")
+    )
+    counts: dict[tuple[str, str], int] = {}
+    for attempt, _ in running:
+        for node in attempt.nodes:
+            key = (attempt.backend, node)
+            counts[key] = counts.get(key, 0) + 1
+    for labels, count in sorted(counts.items()):
+        family.add_metric(labels, float(count))
+    return family
+
+
+def _add_histogram(family: Metric, labels: tuple[str, ...], histogram: Histogram) -> None:
+    assert isinstance(family, HistogramMetricFamily)
+    family.add_metric(labels, histogram.cumulative(), histogram.total)
+
+
+def _from_stats(snapshot: StatsSnapshot) -> Mapping[str, Metric]:
+    families = {name: _families()[name] for name in _STATS_NAMES}
+    for backend, stats in sorted(snapshot.backends.items()):
+        _gauge(families[n.BACKEND_UP]).add_metric((backend,), 1.0 if stats.up else 0.0)
+        _counter(families[n.BACKEND_POLL_ERRORS]).add_metric((backend,), float(stats.errors))
+        _add_histogram(families[n.BACKEND_POLL_DURATION], (backend,), stats.poll_duration)
+        for state, count in sorted(stats.nodes.items()):
+            _gauge(families[n.BACKEND_NODES]).add_metric((backend, state), float(count))
+    _counter(families[n.CYCLES]).add_metric((), float(snapshot.cycles))
+    _counter(families[n.CYCLE_ERRORS]).add_metric((), float(snapshot.cycle_errors))
+    _add_histogram(families[n.CYCLE_DURATION], (), snapshot.cycle_duration)
+    if snapshot.last_cycle_at is not None:
+        _gauge(families[n.LAST_CYCLE]).add_metric((), snapshot.last_cycle_at)
+    return families
+
+
+_STATS_NAMES = (
+    n.BACKEND_UP,
+    n.BACKEND_POLL_DURATION,
+    n.BACKEND_POLL_ERRORS,
+    n.BACKEND_NODES,
+    n.CYCLES,
+    n.CYCLE_DURATION,
+    n.CYCLE_ERRORS,
+    n.LAST_CYCLE,
+)
+
+
+def _gauge(family: Metric) -> GaugeMetricFamily:
+    assert isinstance(family, GaugeMetricFamily)
+    return family
+
+
+def _counter(family: Metric) -> CounterMetricFamily:
+    assert isinstance(family, CounterMetricFamily)
+    return family

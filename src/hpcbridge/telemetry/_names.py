@@ -1,0 +1,139 @@
+"""Metric names, labels and bucket bounds exported by hpcbridge, as plain data.
+
+The first seven series are the contract SLOs are written against (``hpcbridge.slo`` keeps
+its own copy; a test holds the two to each other). Labels are bounded: project, workload
+class, outcome, failure class, backend, partition kind, state, node. Never a job id or a
+user name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hpcbridge.states import FailureClass, JobState
+
+# -- the SLO contract -----------------------------------------------------------------------
+JOBS_FINISHED = "hpcbridge_jobs_finished_total"
+ATTEMPTS_FINISHED = "hpcbridge_attempts_finished_total"
+QUEUE_WAIT = "hpcbridge_queue_wait_seconds"
+CHECKPOINT_DURATION = "hpcbridge_checkpoint_duration_seconds"
+RUN_SECONDS = "hpcbridge_run_seconds_total"
+GPU_UTILIZATION = "hpcbridge_gpu_utilization_ratio"
+PREEMPTIONS = "hpcbridge_preemptions_total"
+
+# -- more from the store --------------------------------------------------------------------
+MAKESPAN = "hpcbridge_job_makespan_seconds"
+TIME_TO_RECOVER = "hpcbridge_time_to_recover_seconds"
+LOST_CORE_SECONDS = "hpcbridge_lost_core_seconds_total"
+JOBS = "hpcbridge_jobs"
+TRANSITIONS = "hpcbridge_job_transitions_total"
+NODE_RUNNING_ATTEMPTS = "hpcbridge_node_running_attempts"
+EVENTS_PROCESSED = "hpcbridge_telemetry_events_processed_total"
+
+# -- reported by the reconciler (ReconcilerStats) -------------------------------------------
+BACKEND_UP = "hpcbridge_backend_up"
+BACKEND_POLL_DURATION = "hpcbridge_backend_poll_duration_seconds"
+BACKEND_POLL_ERRORS = "hpcbridge_backend_poll_errors_total"
+BACKEND_NODES = "hpcbridge_backend_nodes"
+CYCLES = "hpcbridge_reconciler_cycles_total"
+CYCLE_DURATION = "hpcbridge_reconciler_cycle_duration_seconds"
+CYCLE_ERRORS = "hpcbridge_reconciler_errors_total"
+LAST_CYCLE = "hpcbridge_reconciler_last_cycle_timestamp_seconds"
+
+BASE_LABELS = ("project", "workload_class")
+
+LABELS: Mapping[str, tuple[str, ...]] = {
+    JOBS_FINISHED: (*BASE_LABELS, "outcome", "failure_class"),
+    ATTEMPTS_FINISHED: (*BASE_LABELS, "backend", "partition_kind", "outcome", "failure_class"),
+    QUEUE_WAIT: BASE_LABELS,
+    CHECKPOINT_DURATION: BASE_LABELS,
+    RUN_SECONDS: BASE_LABELS,
+    GPU_UTILIZATION: BASE_LABELS,
+    PREEMPTIONS: (*BASE_LABELS, "partition_kind"),
+    MAKESPAN: (*BASE_LABELS, "outcome"),
+    TIME_TO_RECOVER: (*BASE_LABELS, "failure_class"),
+    LOST_CORE_SECONDS: (*BASE_LABELS, "failure_class"),
+    JOBS: (*BASE_LABELS, "state"),
+    TRANSITIONS: ("from_state", "to_state"),
+    NODE_RUNNING_ATTEMPTS: ("backend", "node"),
+    EVENTS_PROCESSED: (),
+    BACKEND_UP: ("backend",),
+    BACKEND_POLL_DURATION: ("backend",),
+    BACKEND_POLL_ERRORS: ("backend",),
+    BACKEND_NODES: ("backend", "state"),
+    CYCLES: (),
+    CYCLE_DURATION: (),
+    CYCLE_ERRORS: (),
+    LAST_CYCLE: (),
+}
+
+HELP: Mapping[str, str] = {
+    JOBS_FINISHED: "Logical jobs (and array tasks) that reached a terminal state.",
+    ATTEMPTS_FINISHED: "Scheduler submissions (attempts) that ended; retries count each time.",
+    QUEUE_WAIT: "Seconds from acceptance to the first start of a job.",
+    CHECKPOINT_DURATION: "Seconds one checkpoint save took, as reported by the checkpoint SDK.",
+    RUN_SECONDS: "Wall-clock seconds attempts ran, counted when each attempt ends.",
+    GPU_UTILIZATION: "Mean GPU utilisation (0..1) of running GPU jobs; absent when none runs.",
+    PREEMPTIONS: "Attempts ended by preemption.",
+    MAKESPAN: "Seconds from acceptance to the terminal state of a job (time to result).",
+    TIME_TO_RECOVER: "Seconds from a failed attempt to the next attempt of the job running.",
+    LOST_CORE_SECONDS: (
+        "Core-seconds of attempts that did not succeed (an upper bound: progress kept in "
+        "checkpoints is not subtracted). Divide by 3600 for core-hours."
+    ),
+    JOBS: "Jobs in each non-terminal state now (array parents excluded).",
+    TRANSITIONS: "Job state transitions written to the store.",
+    NODE_RUNNING_ATTEMPTS: "Running attempts per node now.",
+    EVENTS_PROCESSED: "Store events the telemetry collector has folded into its counters.",
+    BACKEND_UP: "1 when the backend's latest poll succeeded, 0 when it failed.",
+    BACKEND_POLL_DURATION: "Seconds one batched poll of a backend took.",
+    BACKEND_POLL_ERRORS: "Polls of a backend that failed.",
+    BACKEND_NODES: "Nodes of a backend by state (idle, allocated, drained, down...).",
+    CYCLES: "Reconciler cycles run by this process.",
+    CYCLE_DURATION: "Seconds one reconciler cycle took.",
+    CYCLE_ERRORS: "Per-job errors reported by reconciler cycles.",
+    LAST_CYCLE: "Unix time at which the latest reconciler cycle ended.",
+}
+
+HISTOGRAM_BUCKETS: Mapping[str, tuple[float, ...]] = {
+    # 60..14400 are promised to SLO thresholds (hpcbridge.slo._metrics).
+    QUEUE_WAIT: (1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400),
+    CHECKPOINT_DURATION: (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+    MAKESPAN: (10, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200, 604800),
+    TIME_TO_RECOVER: (1, 10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 86400),
+    BACKEND_POLL_DURATION: (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    CYCLE_DURATION: (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+}
+
+OUTCOME_SUCCEEDED, OUTCOME_FAILED, OUTCOME_CANCELLED = "succeeded", "failed", "cancelled"
+PARTITION_KINDS = ("regular", "spot")
+
+FAILED_CLASSES: tuple[str, ...] = tuple(
+    c.value for c in FailureClass if c is not FailureClass.CANCELLED
+)
+"""Failure classes pre-initialised at 0 for failed jobs and attempts, so that ``rate()``
+sees the first failure of each class."""
+
+OUTCOME_CLASSES: tuple[tuple[str, str], ...] = (
+    (OUTCOME_SUCCEEDED, ""),
+    *((OUTCOME_FAILED, c) for c in FAILED_CLASSES),
+    (OUTCOME_CANCELLED, FailureClass.CANCELLED.value),
+)
+"""Every (outcome, failure_class) pair a finished job or attempt is exported under."""
+
+ACTIVE_STATES: tuple[str, ...] = tuple(s.value for s in JobState if not s.terminal)
+
+
+def histogram_series(name: str) -> tuple[str, str, str]:
+    return f"{name}_bucket", f"{name}_sum", f"{name}_count"
+
+
+def exported_series() -> frozenset[str]:
+    """Every sample name the collector can export (histograms as _bucket/_sum/_count)."""
+    names: set[str] = set()
+    for name in LABELS:
+        if name in HISTOGRAM_BUCKETS:
+            names.update(histogram_series(name))
+        else:
+            names.add(name)
+    return frozenset(names)
