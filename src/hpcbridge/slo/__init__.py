@@ -6,6 +6,7 @@ by ``evaluate_alerts`` in Python and by the rules of ``generate_rules`` in Prome
 See docs/slo.md.
 """
 
+from hpcbridge.slo._adapter import FinishedJobFeed, finished_jobs, runbook_for
 from hpcbridge.slo._alerts import (
     DEFAULT_RUNBOOK_BASE,
     SLO_ALERT_NAME,
@@ -65,6 +66,7 @@ __all__ = [
     "ErrorBudget",
     "FinishedAttempt",
     "FinishedJob",
+    "FinishedJobFeed",
     "GpuUtilizationSample",
     "Matcher",
     "Notifier",
@@ -94,6 +96,7 @@ __all__ = [
     "error_ratio",
     "evaluate_alerts",
     "evaluate_window",
+    "finished_jobs",
     "generate_rules",
     "load_slo_document",
     "load_slo_file",
@@ -102,6 +105,7 @@ __all__ = [
     "render_report_table",
     "report_to_dict",
     "rules_to_yaml",
+    "runbook_for",
     "sli",
     "slo_report",
 ]
