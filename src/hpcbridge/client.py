@@ -18,6 +18,7 @@ from pathlib import Path
 from hpcbridge.backends import AttemptRef, Backend, available_backends, load_backend
 from hpcbridge.config import Settings
 from hpcbridge.errors import ConflictError, NotFoundError, SpecError
+from hpcbridge.policy import QuarantinePolicy
 from hpcbridge.reconciler import CycleReport, LeaderLock, Policy, Reconciler
 from hpcbridge.spec import JobSpec, expand, task_count
 from hpcbridge.states import JobState
@@ -87,6 +88,11 @@ class Client:
             policy=Policy(lost_grace_s=self.settings.lost_grace_s),
             checkpoints_dir=self.settings.home / "checkpoints",
             clock=clock,
+            quarantine=QuarantinePolicy(
+                failures=self.settings.quarantine_failures,
+                window_s=self.settings.quarantine_window_s,
+                max_drained_fraction=self.settings.quarantine_max_drained_fraction,
+            ),
         )
         self._leader = LeaderLock(self.settings.home / "reconciler.lock")
 

@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(default=0.5, gt=0, description="Reconciler idle period.")
     kill_grace_s: float = Field(default=10.0, ge=0, description="SIGTERM to SIGKILL delay.")
     lost_grace_s: float = Field(default=60.0, ge=0, description="Unseen this long = lost.")
+    quarantine_failures: int = Field(
+        default=3, ge=1, description="Infrastructure failures on a node that drain it..."
+    )
+    quarantine_window_s: float = Field(default=3600.0, gt=0, description="...within this time.")
+    quarantine_max_drained_fraction: float = Field(
+        default=0.34, ge=0, le=1, description="Never drain more of a partition than this."
+    )
     clusters_file: Path | None = Field(
         default=None, description="YAML file naming Slurm clusters; default <home>/clusters.yaml"
     )

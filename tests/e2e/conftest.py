@@ -33,6 +33,7 @@ def hpcbridge(cli_env: dict[str, str]) -> RunCli:
             [sys.executable, "-m", "hpcbridge", *args],
             cwd=REPO,
             env=cli_env,
+            check=False,
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from hpcbridge.spec import JobSpec
 from hpcbridge.states import FailureClass
@@ -105,6 +105,26 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    name: str
+    state: str
+    partitions: tuple[str, ...] = ()
+    drained: bool = False
+    reason: str | None = None
+
+
+@runtime_checkable
+class NodeControl(Protocol):
+    """Backends that can take a node out of service (Slurm's drain) implement this too."""
+
+    def nodes(self) -> list[NodeInfo]: ...
+
+    def drain(self, node: str, reason: str) -> None: ...
+
+    def resume(self, node: str) -> None: ...
 
 
 WakeUp = Callable[[], None]

@@ -8,6 +8,7 @@ duplicates.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -22,11 +23,20 @@ from hpcbridge.backends import (
     Backend,
     Deferred,
     LaunchRequest,
+    NodeControl,
     Observation,
     Phase,
     Submitted,
 )
 from hpcbridge.errors import BackendError, ConflictError, HpcbridgeError, SpecError
+from hpcbridge.policy import (
+    Drain,
+    NodeFailure,
+    NodeState,
+    QuarantinePolicy,
+    Refusal,
+    decide_quarantine,
+)
 from hpcbridge.reconciler._actions import (
     Action,
     CancelTasks,
@@ -38,9 +48,10 @@ from hpcbridge.reconciler._actions import (
 )
 from hpcbridge.reconciler._decide import JobView, Policy, decide
 from hpcbridge.reconciler._environment import attempt_environment
+from hpcbridge.reconciler._recovery import lost_work
 from hpcbridge.spec import JobSpec, load_spec_document
 from hpcbridge.states import AttemptState, FailureClass, JobState
-from hpcbridge.store import Attempt, Job, JobFilter, Store, new_token
+from hpcbridge.store import Attempt, Job, JobFilter, JobId, Store, new_token
 
 log = structlog.get_logger("hpcbridge.reconciler")
 
@@ -63,8 +74,11 @@ class Reconciler:
         policy: Policy,
         checkpoints_dir: Path,
         clock: Callable[[], float] = time.time,
+        quarantine: QuarantinePolicy | None = None,
     ) -> None:
         self._store = store
+        self._quarantine = quarantine or QuarantinePolicy()
+        self._node_failures: set[str] = set()  # backends with a new node failure this cycle
         self._backends = backends
         self._policy = policy
         self._checkpoints = checkpoints_dir
@@ -97,9 +111,58 @@ class Reconciler:
                 except Exception as exc:  # one job's error never stops the loop
                     report.errors.append(f"{job.job_id}: {exc}")
                     log.exception("decide_failed", job_id=job.job_id)
+        if self._node_failures:
+            self._fence_nodes(now, report)
         if submits:
             self._submit_all(submits, jobs, latest, now, report)
         return report
+
+    def _fence_nodes(self, now: float, report: CycleReport) -> None:
+        """Drain nodes that keep failing jobs (backends that can), within the guard rail."""
+        names, self._node_failures = self._node_failures, set()
+        recent = self._store.failed_attempts_since(now - self._quarantine.window_s)
+        for name in sorted(names):
+            backend = self._backends.get(name)
+            if not isinstance(backend, NodeControl):
+                continue
+            failures = [
+                NodeFailure(node, a.ended_at or now, a.failure_class, a.job_id)
+                for a in recent
+                if a.backend == name and a.failure_class is not None
+                for node in a.nodes
+            ]
+            try:
+                nodes = [NodeState(n.name, n.partitions, n.drained) for n in backend.nodes()]
+                for decision in decide_quarantine(failures, nodes, self._quarantine, now):
+                    self._apply_fencing(backend, decision, failures, now, report)
+            except HpcbridgeError as exc:
+                report.errors.append(f"{name}: node quarantine failed: {exc}")
+
+    def _apply_fencing(
+        self,
+        backend: NodeControl,
+        decision: Drain | Refusal,
+        failures: list[NodeFailure],
+        now: float,
+        report: CycleReport,
+    ) -> None:
+        if isinstance(decision, Drain):
+            backend.drain(decision.node, decision.reason)
+            kind = "node_drained"
+            log.warning("node_drained", node=decision.node, reason=decision.reason)
+        else:
+            kind = "node_quarantine_refused"
+            report.errors.append(decision.reason)
+            log.error("node_quarantine_refused", node=decision.node, reason=decision.reason)
+        with self._store.batch():
+            for job_id in sorted({f.job_id for f in failures if f.node == decision.node}):
+                self._store.add_event(
+                    JobId(job_id),
+                    kind,
+                    now=now,
+                    reason=decision.reason,
+                    data={"node": decision.node},
+                )
 
     def _fail_unreadable(self, job: Job, error: SpecError, now: float) -> None:
         """A stored spec this version cannot read: fail the job loudly, once."""
@@ -187,6 +250,9 @@ class Reconciler:
         job, attempt = view.job, view.attempt
         for action in actions:
             if isinstance(action, Transition):
+                data = dict(action.data)
+                if action.target is JobState.RUNNING and job.failure_class is not None:
+                    data.update(self._recovery(job, now))
                 job = self._store.transition(
                     job.job_id,
                     action.target,
@@ -194,12 +260,12 @@ class Reconciler:
                     now=now,
                     reason=action.reason,
                     attempt=attempt.number if attempt else None,
-                    data=action.data,
+                    data=data,
                     **action.fields,
                 )
                 report.changes += 1
             elif isinstance(action, RecordAttempt) and attempt is not None:
-                attempt = self._record_attempt(attempt, action.fields, now)
+                attempt = self._record_attempt(attempt, self._costed(view, action.fields), now)
                 report.changes += 1
             elif isinstance(action, Note):
                 job = self._store.update_job(
@@ -214,8 +280,48 @@ class Reconciler:
                 submits.append((job, attempt))
         return job
 
+    def _costed(self, view: JobView, fields: dict[str, Any]) -> dict[str, Any]:
+        """A failed attempt's record gains the work it lost since its last checkpoint."""
+        attempt = view.attempt
+        if attempt is None or fields.get("state") is not AttemptState.FAILED:
+            return fields
+        finished = dataclasses.replace(
+            attempt,
+            started_at=fields.get("started_at") or attempt.started_at,
+            ended_at=fields.get("ended_at") or attempt.ended_at,
+        )
+        lost = lost_work(finished, view.spec, self._checkpoint_dir(view))
+        details = {**attempt.details, **fields.get("details", {}), **lost}
+        return {**fields, "details": details}
+
+    def _checkpoint_dir(self, view: JobView) -> Path | None:
+        policy = view.spec.checkpoint
+        if policy is None:
+            return None
+        return Path(policy.dir) if policy.dir else self._checkpoints / view.job.job_id
+
+    def _recovery(self, job: Job, now: float) -> dict[str, Any]:
+        """Time from the last failure to running again (the job had failed before)."""
+        ended = [
+            a.ended_at
+            for a in self._store.attempts(job.job_id)
+            if a.state is AttemptState.FAILED and a.ended_at is not None
+        ]
+        if not ended:
+            return {}
+        return {
+            "time_to_recover_s": round(now - max(ended), 3),
+            "recovered_from": job.failure_class,
+        }
+
     def _record_attempt(self, attempt: Attempt, fields: dict[str, Any], now: float) -> Attempt:
         updated = self._store.update_attempt(attempt.job_id, attempt.number, **fields)
+        if (
+            updated.state is AttemptState.FAILED
+            and updated.failure_class in self._quarantine.classes
+            and updated.nodes
+        ):
+            self._node_failures.add(updated.backend)
         if updated.state is not attempt.state:
             self._store.add_event(
                 attempt.job_id,
@@ -385,6 +491,7 @@ class Reconciler:
                 now=now,
                 reason="started",
                 attempt=attempt.number,
+                data=self._recovery(job, now) if job.failure_class is not None else None,
             )
 
     def _record_submit_error(

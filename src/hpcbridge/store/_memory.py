@@ -189,6 +189,15 @@ class MemoryStore:
                 if a.state in ACTIVE_ATTEMPT_STATES
             ]
 
+    def failed_attempts_since(self, since: float) -> list[Attempt]:
+        with self._lock:
+            return [
+                a
+                for attempts in self._attempts.values()
+                for a in attempts
+                if a.state is AttemptState.FAILED and a.ended_at is not None and a.ended_at >= since
+            ]
+
     def add_event(
         self,
         job_id: JobId,

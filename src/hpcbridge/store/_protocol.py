@@ -71,6 +71,10 @@ class Store(Protocol):
 
     def active_attempts(self) -> list[Attempt]: ...
 
+    def failed_attempts_since(self, since: float) -> list[Attempt]:
+        """Attempts that failed at or after ``since`` (for node quarantine and MTBF)."""
+        ...
+
     def add_event(
         self,
         job_id: JobId,

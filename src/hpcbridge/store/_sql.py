@@ -347,6 +347,15 @@ class SqlStore:
             ).mappings()
             return [self._remember_attempt(_attempt(row)) for row in rows]
 
+    def failed_attempts_since(self, since: float) -> list[Attempt]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(attempts_t).where(
+                    attempts_t.c.state == AttemptState.FAILED.value, attempts_t.c.ended_at >= since
+                )
+            ).mappings()
+            return [_attempt(row) for row in rows]
+
     def add_event(
         self,
         job_id: JobId,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import json
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ from typing import Any
 from hpcbridge.backends._protocol import (
     AttemptRef,
     LaunchRequest,
+    NodeInfo,
     Observation,
     Phase,
     Submitted,
@@ -26,6 +28,7 @@ from hpcbridge.backends._protocol import (
 from hpcbridge.backends.local import _process as proc
 from hpcbridge.backends.local._capacity import Capacity, Request, free_gpu_ids
 from hpcbridge.config import Settings
+from hpcbridge.errors import NotFoundError
 from hpcbridge.spec import JobSpec
 from hpcbridge.states import FailureClass
 
@@ -65,6 +68,7 @@ class LocalBackend:
         self._launched: dict[str, float] = {}  # token -> when this instance started it
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
+        self._drain_file = self._runs / ".drained"
 
     @property
     def capacity(self) -> Capacity:
@@ -88,11 +92,18 @@ class LocalBackend:
         status_dir = self.status_dir(request.job_id, request.attempt)
         status_dir.mkdir(parents=True, exist_ok=True)
         argv = list(spec.command) if spec.command else _write_script(status_dir, spec)
+        env = {**spec.env, **request.env, "HPCBRIDGE_STATUS_DIR": str(status_dir)}
+        grace_s = self._grace_s
+        if spec.checkpoint is not None:
+            # Here the warning before a stop (walltime, cancel) is SIGTERM, then the grace.
+            env["HPCBRIDGE_CHECKPOINT_SIGNAL"] = "SIGTERM"
+            grace_s = max(grace_s, spec.checkpoint.grace_s)
         launch: dict[str, Any] = {
             "dir": str(status_dir),
             "host": self._host,
             "argv": argv,
-            "env": {**spec.env, **request.env, "HPCBRIDGE_STATUS_DIR": str(status_dir)},
+            "env": env,
+            "grace_s": grace_s,
             "priority": spec.priority,
             "queued_at": time.time(),
             **Request.of(spec.resources).as_details(),
@@ -114,6 +125,8 @@ class LocalBackend:
 
     def _start_ready(self) -> None:
         """Start queued attempts in order while they fit; strict order, so none starves."""
+        if self._drain_file.exists():
+            return  # quarantined: nothing new starts until an operator resumes the node
         while self._queue:
             head = self._queue[0]
             wanted = Request(head.launch["cpus"], head.launch["mem_mb"], head.launch["gpus"])
@@ -194,7 +207,9 @@ class LocalBackend:
                     **{k: int(ref.details.get(k, 0)) for k in ("cpus", "mem_mb", "gpus")},
                     "gpu_ids": proc.read_gpu_ids(status_dir),
                 }
-            if order is not None and now - order.time > self._grace_s:
+            if order is not None and now - order.time > float(
+                ref.details.get("grace_s", self._grace_s)
+            ):
                 proc.signal_group(pid, signal.SIGKILL)
             rss = proc.group_rss_mb(pid) if ref.details.get("mem_mb") else None
             return Observation(
@@ -236,6 +251,9 @@ class LocalBackend:
         )
 
     def _waiting_reason(self, queued: _Queued) -> str:
+        drained = self._drain_reason()
+        if drained is not None:
+            return f"this node is drained ({drained}); 'hpcbridge nodes resume' returns it"
         wanted = Request(queued.launch["cpus"], queued.launch["mem_mb"], queued.launch["gpus"])
         shortfall = self._capacity.shortfall(wanted, self._in_use.values())
         return shortfall or "waiting behind jobs of higher priority or earlier submission"
@@ -258,6 +276,36 @@ class LocalBackend:
                 heapq.heapify(self._queue)
         pid = proc.read_pid(status_dir)
         proc.order_kill(status_dir, pid, failure_class.value, now)
+
+    def nodes(self) -> list[NodeInfo]:
+        reason = self._drain_reason()
+        with self._lock:
+            busy = bool(self._in_use)
+        state = "drained" if reason is not None else "allocated" if busy else "idle"
+        return [NodeInfo(self._host, state, ("local",), reason is not None, reason)]
+
+    def drain(self, node: str, reason: str) -> None:
+        self._check_node(node)
+        self._runs.mkdir(parents=True, exist_ok=True)
+        tmp = self._drain_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"reason": reason, "at": time.time()}) + "\n")
+        os.replace(tmp, self._drain_file)
+
+    def resume(self, node: str) -> None:
+        self._check_node(node)
+        self._drain_file.unlink(missing_ok=True)
+        with self._lock:
+            self._start_ready()
+
+    def _check_node(self, node: str) -> None:
+        if node != self._host:
+            raise NotFoundError(f"no node {node!r} here; the local backend has {self._host!r}")
+
+    def _drain_reason(self) -> str | None:
+        try:
+            return str(json.loads(self._drain_file.read_text())["reason"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
 
     def log_paths(self, ref: AttemptRef) -> tuple[Path | None, Path | None]:
         status_dir = self.status_dir(ref.job_id, ref.attempt)
