@@ -1,0 +1,489 @@
+"""The Slurm backend: the Backend port over one or more named clusters.
+
+Per poll and cluster it makes one queue call (``squeue --json`` or REST ``/jobs``) for all
+attempts, then one accounting call (``sacct`` or REST ``/slurmdb/jobs``) for those that left
+the queue or finished; never one call per job. While a cluster's controller is unreachable
+the backend backs off (2 s doubling to 60 s) and reports it as a TransientBackendError, so
+the reconciler marks the backend unavailable for the cycle and fails nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import structlog
+
+from hpcbridge.backends._protocol import AttemptRef, LaunchRequest, Observation, Submitted
+from hpcbridge.backends.slurm._classify import observe
+from hpcbridge.backends.slurm._config import ClusterConfig, Clusters, load_clusters
+from hpcbridge.backends.slurm._hostlist import compress_indices
+from hpcbridge.backends.slurm._parse import TERMINAL_STATES
+from hpcbridge.backends.slurm._records import JobRecord, NodeRecord, PartitionRecord
+from hpcbridge.backends.slurm._render import (
+    BatchJob,
+    job_name,
+    render_array_script,
+    render_batch,
+)
+from hpcbridge.backends.slurm._rest import RestTransport
+from hpcbridge.backends.slurm._transport import CliTransport, Transport
+from hpcbridge.config import Settings
+from hpcbridge.errors import BackendError, HpcbridgeError, TransientBackendError
+from hpcbridge.spec import JobSpec
+from hpcbridge.states import FailureClass
+
+log = structlog.get_logger("hpcbridge.backends.slurm")
+
+OOM_MARKERS = ("exceeded memory limit", "Exceeded job memory limit", "oom-kill", "Out Of Memory")
+"""What slurmstepd writes to a job's stderr when it kills it for memory."""
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Throttled retries of an unreachable controller; reset by the first success."""
+
+    initial_s: float = 2.0
+    max_s: float = 60.0
+    failures: int = 0
+    until: float = 0.0
+    last_error: str = ""
+
+    def check(self, cluster: str, now: float) -> None:
+        if now < self.until:
+            raise TransientBackendError(
+                f"cluster {cluster}: Slurm was unreachable {self.failures} time(s) in a row; "
+                f"next try in {self.until - now:.0f} s (last error: {self.last_error})",
+                hint="hpcbridge keeps every job as it is until Slurm answers again",
+            )
+
+    def failed(self, now: float, error: BackendError) -> None:
+        self.failures += 1
+        self.until = now + min(self.max_s, self.initial_s * 2 ** (self.failures - 1))
+        self.last_error = error.message
+
+    def succeeded(self) -> None:
+        self.failures, self.until, self.last_error = 0, 0.0, ""
+
+
+def _array_key(token: str) -> tuple[str, int] | None:
+    """Array-task tokens are ``<array key>.<position>`` (see ``submit_array``)."""
+    key, dot, position = token.rpartition(".")
+    if dot and key and position.isdigit():
+        return key, int(position)
+    return None
+
+
+class SlurmBackend:
+    """Slurm clusters behind the Backend port (entry point ``slurm``)."""
+
+    name = "slurm"
+
+    def __init__(
+        self,
+        settings: Settings,
+        wake: Callable[[], None] | None = None,
+        *,
+        clusters: Clusters | None = None,
+        env: Mapping[str, str] | None = None,
+        transports: Mapping[str, Transport] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._wake = wake or (lambda: None)
+        self._clusters = clusters or load_clusters(settings.resolved_clusters_file)
+        self._env = dict(os.environ if env is None else env)
+        self._transports: dict[str, Transport] = dict(transports or {})
+        self._backoff: dict[str, Backoff] = {}
+        self._kills: dict[str, FailureClass] = {}
+        self._uncertain: set[str] = set()
+
+    # -- clusters and transports ---------------------------------------------------------------
+
+    @property
+    def clusters(self) -> Clusters:
+        return self._clusters
+
+    def cluster(self, name: str | None) -> ClusterConfig:
+        return self._clusters.get(name)
+
+    def transport(self, cluster: str | None = None) -> Transport:
+        config = self._clusters.get(cluster)
+        if config.name not in self._transports:
+            self._transports[config.name] = (
+                RestTransport(config, env=self._env)
+                if config.transport == "rest"
+                else CliTransport(config, self._env)
+            )
+        return self._transports[config.name]
+
+    def log_dir(self, cluster: ClusterConfig) -> Path:
+        return cluster.log_dir or self._settings.home / "slurm" / cluster.name
+
+    def _cluster_of(self, ref: AttemptRef) -> ClusterConfig:
+        return self._clusters.get(ref.details.get("cluster"))
+
+    def _guarded(self, cluster: str, now: float) -> Backoff:
+        backoff = self._backoff.setdefault(cluster, Backoff())
+        backoff.check(cluster, now)
+        return backoff
+
+    # -- Backend -------------------------------------------------------------------------------
+
+    def check(self, spec: JobSpec) -> list[str]:
+        problems: list[str] = []
+        try:
+            cluster = self._clusters.get(spec.cluster)
+        except HpcbridgeError as exc:
+            return [f"cluster: {exc.message}"]
+        if spec.stage_in or spec.stage_out:
+            problems.append(
+                "stage_in/stage_out: data staging is not available in this version; copy the "
+                "data to the cluster beforehand and remove these fields"
+            )
+        if spec.burst.eligible:
+            problems.append("burst: burst-to-cloud is not available in this version; remove it")
+        if spec.placement.spread != "none":
+            problems.append(
+                "placement.spread: fault-domain spreading is not available for Slurm yet; "
+                "remove it or use features"
+            )
+        if cluster.transport == "rest":
+            if spec.placement.max_switches is not None:
+                problems.append(
+                    f"placement.max_switches: cluster {cluster.name} uses slurmrestd "
+                    "v0.0.38, which cannot set --switches; remove it or use transport: cli"
+                )
+            if spec.deadline is not None:
+                problems.append(
+                    f"deadline: cluster {cluster.name} uses slurmrestd v0.0.38, which cannot "
+                    "set --deadline; remove it or use transport: cli"
+                )
+        words = [*(spec.command or ()), *spec.env.values()]
+        if any("\0" in word for word in words):
+            problems.append("command/env: a value contains a NUL byte; remove it")
+        return problems
+
+    def _render(
+        self,
+        request: LaunchRequest,
+        cluster: ClusterConfig,
+        *,
+        script: str | None = None,
+        array: str | None = None,
+        log_stem: str | None = None,
+    ) -> BatchJob:
+        log_dir = self.log_dir(cluster)
+        with contextlib.suppress(OSError):  # off the cluster (REST) it must exist there
+            log_dir.mkdir(parents=True, exist_ok=True)
+        workdir = cluster.workdir or (
+            request.spec.submit_dir if cluster.transport == "cli" else None
+        )
+        return render_batch(
+            request,
+            log_dir=PurePosixPath(log_dir),
+            workdir=str(workdir or log_dir),
+            default_partition=cluster.default_partition,
+            environment={"PATH": cluster.job_path} if cluster.transport == "rest" else None,
+            script=script,
+            array=array,
+            log_stem=log_stem,
+        )
+
+    def submit(self, request: LaunchRequest) -> Submitted:
+        cluster = self._clusters.get(request.spec.cluster)
+        self._guarded(cluster.name, time.time())
+        if request.token in self._uncertain:
+            found = self.find(AttemptRef(request.job_id, request.attempt, request.token, None, {}))
+            if found is not None:
+                self._uncertain.discard(request.token)
+                return found
+        job = self._render(request, cluster)
+        native_id = self._submit(cluster, job, [request.token])
+        return Submitted(native_id=native_id, details=self._details(cluster, job, native_id))
+
+    def _submit(self, cluster: ClusterConfig, job: BatchJob, tokens: Sequence[str]) -> str:
+        try:
+            native_id = self.transport(cluster.name).submit(job)
+        except TransientBackendError:
+            # A timed-out submission may still have reached slurmctld: look before retrying.
+            self._uncertain.update(tokens)
+            raise
+        self._uncertain.difference_update(tokens)
+        return native_id
+
+    @staticmethod
+    def _details(cluster: ClusterConfig, job: BatchJob, native_id: str) -> dict[str, Any]:
+        return {
+            "cluster": cluster.name,
+            "slurm_job_id": native_id,
+            "name": job.name,
+            "stdout": job.stdout,
+            "stderr": job.stderr,
+        }
+
+    def submit_array(
+        self, requests: Sequence[LaunchRequest], *, throttle: int | None = None
+    ) -> list[Submitted]:
+        """Submit many attempts as ONE ``sbatch --array=0-(n-1)%throttle``.
+
+        Task ``i`` runs ``requests[i]``. Their tokens should be ``<key>.<i>`` with one
+        ``key`` for the array (the job name is ``hb-<key>``): then ``find`` adopts each task
+        after a crash. All requests must ask for the same resources and placement.
+        """
+        if not requests:
+            return []
+        first = requests[0]
+        _check_uniform(requests)
+        cluster = self._clusters.get(first.spec.cluster)
+        self._guarded(cluster.name, time.time())
+        keys = {_array_key(r.token) for r in requests}
+        parsed = [k for k in keys if k is not None]
+        key = (
+            parsed[0][0]
+            if len(parsed) == len(requests) and len({k for k, _ in parsed}) == 1
+            else first.token
+        )
+        spec_line = compress_indices(list(range(len(requests))))
+        array = f"{spec_line}%{throttle}" if throttle else spec_line
+        script = render_array_script(requests)
+        batch = self._render(
+            LaunchRequest(first.job_id, first.attempt, key, first.spec, first.env),
+            cluster,
+            script=script,
+            array=array,
+            log_stem=f"{key}.%a",
+        )
+        array_id = self._submit(cluster, batch, [r.token for r in requests])
+        out = []
+        for index, _request in enumerate(requests):
+            native_id = f"{array_id}_{index}"
+            details = self._details(cluster, batch, native_id)
+            details["stdout"] = batch.stdout.replace("%a", str(index))
+            details["stderr"] = batch.stderr.replace("%a", str(index))
+            details["array_task"] = index
+            out.append(Submitted(native_id=native_id, details=details))
+        return out
+
+    def find(self, ref: AttemptRef) -> Submitted | None:
+        """The job carrying ``ref.token`` in its name, on the attempt's cluster or any."""
+        names: dict[str, int | None] = {job_name(ref.token): None}
+        array = _array_key(ref.token)
+        if array is not None:
+            names[job_name(array[0])] = array[1]
+        candidates = [self._cluster_of(ref)] if ref.details.get("cluster") else list(self._clusters)
+        for cluster in candidates:
+            transport = self.transport(cluster.name)
+            records = [r for r in transport.queue() if r.name in names]
+            if not records:
+                records = transport.accounting_by_name(list(names), cluster.find_window_days)
+                records = [r for r in records if r.name in names]
+            for record in sorted(records, key=lambda r: -r.job_id):
+                position = names[record.name]
+                if position is not None and record.array_task_id != position:
+                    continue
+                stem = (
+                    f"{array[0]}.{array[1]}" if position is not None and array else None
+                ) or f"{ref.job_id}.{ref.attempt}"
+                log_dir = self.log_dir(cluster)
+                return Submitted(
+                    native_id=record.key,
+                    details={
+                        "cluster": cluster.name,
+                        "slurm_job_id": record.key,
+                        "name": record.name,
+                        "stdout": str(log_dir / f"{stem}.out"),
+                        "stderr": str(log_dir / f"{stem}.err"),
+                    },
+                )
+        return None
+
+    def poll(self, refs: Sequence[AttemptRef], now: float) -> dict[str, Observation]:
+        by_cluster: dict[str, list[AttemptRef]] = {}
+        for ref in refs:
+            by_cluster.setdefault(self._cluster_of(ref).name, []).append(ref)
+        observations: dict[str, Observation] = {}
+        errors: list[BackendError] = []
+        for cluster, group in by_cluster.items():
+            try:
+                observations.update(self._poll_cluster(self._clusters.get(cluster), group, now))
+            except TransientBackendError as exc:
+                errors.append(exc)
+                log.warning("slurm_cluster_unavailable", cluster=cluster, error=exc.message)
+        if errors and not observations:
+            raise errors[0]  # nothing answered: the reconciler marks the backend unavailable
+        return observations  # refs of an unreachable cluster are left out: "no news"
+
+    def _poll_cluster(
+        self, cluster: ClusterConfig, refs: Sequence[AttemptRef], now: float
+    ) -> dict[str, Observation]:
+        backoff = self._guarded(cluster.name, now)
+        transport = self.transport(cluster.name)
+        try:
+            queue = _index(transport.queue())
+            leaving = [
+                ref.native_id
+                for ref in refs
+                if ref.native_id
+                and (ref.native_id not in queue or queue[ref.native_id].state in TERMINAL_STATES)
+            ]
+            accounting = _index(transport.accounting(leaving)) if leaving else {}
+        except TransientBackendError as exc:
+            backoff.failed(now, exc)
+            raise
+        backoff.succeeded()
+        observations: dict[str, Observation] = {}
+        for ref in refs:
+            if not ref.native_id:
+                observations[ref.token] = observe(
+                    "(none)",
+                    None,
+                    None,
+                    cluster=cluster.name,
+                    kill=None,
+                    now=now,
+                    accounting_wait_s=cluster.accounting_wait_s,
+                )
+                continue
+            expected = str(ref.details.get("name") or job_name(ref.token))
+            seen_queue = _named(queue.get(ref.native_id), expected)
+            seen_accounting = _named(accounting.get(ref.native_id), expected)
+            observations[ref.token] = observe(
+                ref.native_id,
+                seen_queue,
+                seen_accounting,
+                cluster=cluster.name,
+                kill=self._kill_of(ref),
+                now=now,
+                accounting_wait_s=cluster.accounting_wait_s,
+                oom_in_stderr=self._oom_in_stderr(ref, seen_queue or seen_accounting),
+            )
+        return observations
+
+    def _kill_of(self, ref: AttemptRef) -> FailureClass | None:
+        if ref.token in self._kills:
+            return self._kills[ref.token]
+        order = ref.details.get("kill")
+        if isinstance(order, Mapping) and order.get("failure_class"):
+            return FailureClass(str(order["failure_class"]))
+        return None
+
+    def _oom_in_stderr(self, ref: AttemptRef, record: JobRecord | None) -> bool:
+        """For a job killed by SIGKILL: did slurmstepd say it was for memory?"""
+        if record is None or record.state != "FAILED" or record.signal != 9:
+            return False
+        _, stderr = self.log_paths(ref)
+        try:
+            with open(stderr or "", "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, handle.tell() - 65536))
+                tail = handle.read().decode(errors="replace")
+        except OSError:
+            return False
+        return any(marker in tail for marker in OOM_MARKERS)
+
+    def kill(self, ref: AttemptRef, failure_class: FailureClass, now: float) -> None:
+        self._kills.setdefault(ref.token, self._kill_of(ref) or failure_class)
+        if ref.native_id:
+            self.transport(self._cluster_of(ref).name).cancel(ref.native_id)
+
+    def signal(self, ref: AttemptRef, signal: str) -> None:
+        """Deliver ``signal`` (``USR1``, ``SIGTERM``...); the batch script forwards it."""
+        if ref.native_id:
+            name = signal.upper().removeprefix("SIG")
+            self.transport(self._cluster_of(ref).name).cancel(ref.native_id, signal=name)
+
+    def requeue(self, ref: AttemptRef) -> None:
+        """Ask Slurm to requeue a running attempt (same job id; it runs again later)."""
+        if ref.native_id:
+            self.transport(self._cluster_of(ref).name).requeue(ref.native_id)
+
+    def log_paths(self, ref: AttemptRef) -> tuple[Path | None, Path | None]:
+        stdout, stderr = ref.details.get("stdout"), ref.details.get("stderr")
+        if stdout and stderr:
+            return Path(str(stdout)), Path(str(stderr))
+        log_dir = self.log_dir(self._cluster_of(ref))
+        stem = f"{ref.job_id}.{ref.attempt}"
+        return log_dir / f"{stem}.out", log_dir / f"{stem}.err"
+
+    def close(self) -> None:
+        for transport in self._transports.values():
+            transport.close()
+
+    # -- cluster view --------------------------------------------------------------------------
+
+    def nodes(self, cluster: str | None = None) -> list[NodeRecord]:
+        return self.transport(cluster).nodes()
+
+    def partitions(self, cluster: str | None = None) -> list[PartitionRecord]:
+        """Partitions with their queue depth (pending and running jobs, array tasks each)."""
+        transport = self.transport(cluster)
+        partitions = transport.partitions()
+        pending: dict[str, int] = {}
+        running: dict[str, int] = {}
+        for record in transport.queue():
+            for name in record.partition.split(","):
+                if record.state == "PENDING":
+                    pending[name] = pending.get(name, 0) + 1
+                elif record.state in ("RUNNING", "COMPLETING", "CONFIGURING"):
+                    running[name] = running.get(name, 0) + 1
+        return [
+            PartitionRecord(
+                p.name,
+                p.state,
+                p.nodes,
+                p.total_cpus,
+                p.default,
+                p.max_time_s,
+                pending=pending.get(p.name, 0),
+                running=running.get(p.name, 0),
+            )
+            for p in partitions
+        ]
+
+    def drain(self, node: str, reason: str, cluster: str | None = None) -> None:
+        if not reason.strip():
+            raise ValueError("draining a node needs a reason, e.g. 'ECC errors'")
+        self.transport(cluster).update_node(node, "DRAIN", reason)
+
+    def resume(self, node: str, cluster: str | None = None) -> None:
+        self.transport(cluster).update_node(node, "RESUME", None)
+
+
+def _index(records: Sequence[JobRecord]) -> dict[str, JobRecord]:
+    out: dict[str, JobRecord] = {}
+    for record in records:
+        previous = out.get(record.key)
+        if previous is None or record.job_id >= previous.job_id:
+            out[record.key] = record
+    return out
+
+
+def _named(record: JobRecord | None, name: str) -> JobRecord | None:
+    """``record`` if it is ours: a reused job id (a rebuilt cluster) has another name."""
+    return record if record is not None and record.name == name else None
+
+
+def _check_uniform(requests: Sequence[LaunchRequest]) -> None:
+    first = requests[0].spec
+
+    def shape(spec: JobSpec) -> tuple[Any, ...]:
+        return (
+            spec.resources,
+            spec.placement,
+            spec.licences,
+            spec.checkpoint,
+            spec.cluster,
+            spec.deadline,
+        )
+
+    for request in requests[1:]:
+        if shape(request.spec) != shape(first):
+            raise ValueError(
+                f"array task {request.job_id} asks for other resources or placement than "
+                f"{requests[0].job_id}; one sbatch --array needs them all the same"
+            )

@@ -1,0 +1,262 @@
+"""slurmrestd over HTTP with a JWT: the Transport for a control plane off the cluster.
+
+The server's API versions are read once from ``/openapi/v3``; hpcbridge speaks
+``v0.0.38`` (Slurm 22.05; later servers still offer it up to 23.11). Tokens come from
+``token_command`` (e.g. ``scontrol token lifespan=3600`` run where Slurm is) or a fixed
+``token``, and are renewed at half their lifespan or when the server refuses them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from hpcbridge.backends.slurm._call import call, is_transient
+from hpcbridge.backends.slurm._config import REST_API_VERSION, ClusterConfig
+from hpcbridge.backends.slurm._parse import (
+    json_errors,
+    parse_nodes_json,
+    parse_rest_partitions,
+    parse_sacct_json,
+    parse_squeue_json,
+)
+from hpcbridge.backends.slurm._records import JobRecord, NodeRecord, PartitionRecord
+from hpcbridge.backends.slurm._render import BatchJob, rest_job
+from hpcbridge.backends.slurm._transport import array_job_ids
+from hpcbridge.errors import BackendError, PermanentBackendError, TransientBackendError
+
+ACCOUNTING_CHUNK = 500
+"""Job ids per ``/slurmdb/jobs`` request (they travel in the URL)."""
+
+
+def offered_versions(openapi: Mapping[str, Any]) -> list[str]:
+    """API versions in an OpenAPI document's paths: ``['v0.0.36', 'v0.0.37', ...]``."""
+    versions = set()
+    for path in openapi.get("paths") or {}:
+        parts = str(path).strip("/").split("/")
+        if len(parts) >= 2 and parts[0] == "slurm" and parts[1].startswith("v"):
+            versions.add(parts[1])
+    return sorted(versions, key=lambda v: tuple(int(n) for n in v[1:].split(".") if n.isdigit()))
+
+
+def parse_token(text: str) -> str:
+    """A token command's output: the JWT alone, or ``SLURM_JWT=...``."""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line:
+            return line.removeprefix("SLURM_JWT=")
+    return ""
+
+
+class RestTransport:
+    def __init__(
+        self,
+        cluster: ClusterConfig,
+        *,
+        env: Mapping[str, str],
+        client: httpx.Client | None = None,
+    ) -> None:
+        if cluster.rest_url is None or cluster.rest_user is None:
+            raise PermanentBackendError(
+                f"cluster {cluster.name}: transport rest needs rest_url and rest_user"
+            )
+        self.cluster = cluster
+        self.commands = 0
+        self._env = cluster.env(dict(env))
+        self._http = client or httpx.Client(
+            base_url=cluster.rest_url.rstrip("/"), timeout=cluster.command_timeout_s
+        )
+        self._token: str | None = cluster.token
+        self._token_at = time.monotonic() if cluster.token else 0.0
+        self._version: str | None = None
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _fresh_token(self, force: bool = False) -> str:
+        if self.cluster.token and not self.cluster.token_command:
+            return self.cluster.token
+        age = time.monotonic() - self._token_at
+        if self._token and not force and age < self.cluster.token_lifespan_s / 2:
+            return self._token
+        assert self.cluster.token_command  # the config validator guarantees one of them
+        out = call(
+            self.cluster.token_command,
+            env=self._env,
+            timeout_s=self.cluster.command_timeout_s,
+        )
+        token = parse_token(out)
+        if not token:
+            raise PermanentBackendError(
+                f"cluster {self.cluster.name}: token_command printed no token",
+                argv=self.cluster.token_command,
+                stdout=out,
+                hint="it must print the JWT, e.g. scontrol token lifespan=3600",
+            )
+        self._token, self._token_at = token, time.monotonic()
+        return token
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        counted: bool = True,
+    ) -> dict[str, Any]:
+        if counted:
+            self.commands += 1
+        what = f"{method} {self.cluster.rest_url}{path}"
+        for attempt in range(2):
+            headers = {
+                "X-SLURM-USER-NAME": str(self.cluster.rest_user),
+                "X-SLURM-USER-TOKEN": self._fresh_token(force=attempt > 0),
+            }
+            try:
+                response = self._http.request(
+                    method, path, params=params, json=json_body, headers=headers
+                )
+            except httpx.TransportError as exc:
+                raise TransientBackendError(
+                    f"{what} failed: {exc!r}",
+                    argv=[method, path],
+                    hint="slurmrestd is unreachable; hpcbridge will ask again",
+                ) from exc
+            if response.status_code in (401, 403) and attempt == 0:
+                continue  # the token may have expired: renew it once
+            return self._answer(what, method, path, response)
+        raise PermanentBackendError(
+            f"{what}: slurmrestd refused the token for {self.cluster.rest_user}",
+            argv=[method, path],
+            hint="check rest_user and token_command (the token must belong to rest_user)",
+        )
+
+    def _answer(
+        self, what: str, method: str, path: str, response: httpx.Response
+    ) -> dict[str, Any]:
+        try:
+            document = response.json()
+        except ValueError:
+            document = {"errors": [{"description": response.text.strip() or "(empty answer)"}]}
+        if not isinstance(document, dict):
+            document = {"errors": [{"description": str(document)[:200]}]}
+        errors = json_errors(document)
+        if response.status_code < 400 and not errors:
+            return document
+        said = "; ".join(errors) or f"HTTP {response.status_code}"
+        message = f"{what} answered HTTP {response.status_code}: {said}"
+        transient = (
+            is_transient(said)
+            or response.status_code in (502, 503, 504)
+            or (response.status_code >= 500 and method == "GET")
+        )
+        kind: type[BackendError] = TransientBackendError if transient else PermanentBackendError
+        raise kind(
+            message,
+            argv=[method, path],
+            returncode=response.status_code,
+            stdout=response.text[:2000],
+        )
+
+    @property
+    def version(self) -> str:
+        """The API version to use, checked once against what the server offers."""
+        if self._version is None:
+            offered = offered_versions(self._request("GET", "/openapi/v3", counted=False))
+            if REST_API_VERSION not in offered:
+                raise PermanentBackendError(
+                    f"slurmrestd at {self.cluster.rest_url} offers API "
+                    f"{', '.join(offered) or '(none)'}; hpcbridge speaks {REST_API_VERSION}",
+                    hint="run slurmrestd with openapi/v0.0.38 (Slurm 22.05-23.11) or use "
+                    "transport: cli",
+                )
+            self._version = REST_API_VERSION
+        return self._version
+
+    def _slurm(self, tail: str) -> str:
+        return f"/slurm/{self.version}/{tail}"
+
+    def _slurmdb(self, tail: str) -> str:
+        return f"/slurmdb/{self.version}/{tail}"
+
+    # -- Transport -----------------------------------------------------------------------------
+
+    def submit(self, job: BatchJob) -> str:
+        try:
+            answer = self._request(
+                "POST",
+                self._slurm("job/submit"),
+                json_body={"script": job.script, "job": rest_job(job)},
+            )
+        except PermanentBackendError as exc:
+            raise PermanentBackendError(
+                f"slurmrestd refused the job: {exc.message}",
+                argv=exc.argv,
+                returncode=exc.returncode,
+                stdout=exc.stdout,
+                hint="fix the spec (partition, licences, resources) or the cluster config",
+            ) from exc
+        job_id = answer.get("job_id")
+        if not isinstance(job_id, int):
+            raise PermanentBackendError(
+                f"slurmrestd accepted the job but returned no job id: {answer}"
+            )
+        return str(job_id)
+
+    def queue(self) -> list[JobRecord]:
+        return parse_squeue_json(self._request("GET", self._slurm("jobs")))
+
+    def accounting(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        records: list[JobRecord] = []
+        ids = array_job_ids(job_ids)
+        for start in range(0, len(ids), ACCOUNTING_CHUNK):
+            chunk = ids[start : start + ACCOUNTING_CHUNK]
+            # ``step`` filters by job id; a comma must be sent encoded (%2C) in 22.05.
+            answer = self._request("GET", self._slurmdb("jobs"), params={"step": ",".join(chunk)})
+            records += parse_sacct_json(answer)
+        return records
+
+    def accounting_by_name(self, names: Sequence[str], since_days: int) -> list[JobRecord]:
+        if not names:
+            return []
+        start = time.strftime("%Y-%m-%d", time.localtime(time.time() - since_days * 86400))
+        answer = self._request(
+            "GET",
+            self._slurmdb("jobs"),
+            params={"job_name": ",".join(names), "start_time": start},
+        )
+        return parse_sacct_json(answer)
+
+    def cancel(self, native_id: str, signal: str | None = None) -> None:
+        params = {"signal": signal} if signal else None
+        try:
+            self._request("DELETE", self._slurm(f"job/{native_id}"), params=params)
+        except PermanentBackendError as exc:
+            if "already completing or completed" in exc.message or "Invalid job id" in exc.message:
+                return  # nothing left to stop: cancelling is idempotent
+            raise
+
+    def requeue(self, native_id: str) -> None:
+        raise PermanentBackendError(
+            f"cluster {self.cluster.name}: slurmrestd {self.version} cannot requeue jobs",
+            hint="requeue with transport: cli (scontrol requeue) on a login node",
+        )
+
+    def nodes(self) -> list[NodeRecord]:
+        return parse_nodes_json(self._request("GET", self._slurm("nodes")))
+
+    def partitions(self) -> list[PartitionRecord]:
+        return parse_rest_partitions(self._request("GET", self._slurm("partitions")))
+
+    def update_node(self, node: str, state: str, reason: str | None) -> None:
+        raise PermanentBackendError(
+            f"cluster {self.cluster.name}: slurmrestd {self.version} cannot change node "
+            f"states (drain/resume {node})",
+            hint="use transport: cli on a login node, or Slurm 23.02+ (API v0.0.39)",
+        )
+
+    def close(self) -> None:
+        self._http.close()
