@@ -308,3 +308,9 @@ def agent() -> None:
     """Drive the reconciler until no job is active (started by 'submit')."""
     with _client() as client:
         client.drive(lambda: not client.has_active_jobs())
+
+
+# -- observability commands (telemetry, SLOs, why, server) ---------------------------------
+from hpcbridge.cli._serve import serve  # noqa: E402
+
+app.command()(serve)
