@@ -35,6 +35,13 @@ from hpcbridge.states import FailureClass
 _UNSUPPORTED_HINT = "or set backend: slurm"
 
 
+@dataclass(frozen=True, slots=True)
+class _Start:
+    token: str
+    launch: dict[str, Any]
+    gpu_ids: list[int]
+
+
 @dataclass(order=True)
 class _Queued:
     """An attempt waiting for a slot; ordered by priority, then arrival."""
@@ -110,8 +117,9 @@ class LocalBackend:
         }
         with self._lock:
             self._enqueue(request.token, launch)
-            self._start_ready()
-            running = request.token in self._in_use
+            starts = self._start_ready()
+        self._start(starts)
+        running = request.token in self._launched
         return Submitted(native_id=request.token, details=launch, running=running)
 
     def _enqueue(self, token: str, launch: dict[str, Any]) -> None:
@@ -123,40 +131,52 @@ class LocalBackend:
         heapq.heappush(self._queue, entry)
         self._queued[token] = entry
 
-    def _start_ready(self) -> None:
-        """Start queued attempts in order while they fit; strict order, so none starves."""
+    def _start_ready(self) -> list[_Start]:
+        """Reserve slots for queued attempts in order while they fit (call under the lock).
+
+        Strict order, so a big job is never starved by small ones. The caller starts the
+        returned attempts with ``_start`` after releasing the lock: forking is slow.
+        """
         if self._drain_file.exists():
-            return  # quarantined: nothing new starts until an operator resumes the node
+            return []  # quarantined: nothing new starts until an operator resumes the node
+        starts: list[_Start] = []
         while self._queue:
             head = self._queue[0]
             wanted = Request(head.launch["cpus"], head.launch["mem_mb"], head.launch["gpus"])
             if self._capacity.shortfall(wanted, self._in_use.values()) is not None:
-                return
+                break
             heapq.heappop(self._queue)
             del self._queued[head.token]
-            self._launch(head.token, head.launch, wanted)
+            gpu_ids = free_gpu_ids(self._capacity.gpus, self._in_use.values(), wanted.gpus)
+            self._in_use[head.token] = {**wanted.as_details(), "gpu_ids": gpu_ids}
+            self._launched[head.token] = time.time()
+            starts.append(_Start(head.token, head.launch, gpu_ids))
+        return starts
 
-    def _launch(self, token: str, launch: dict[str, Any], wanted: Request) -> None:
-        status_dir = Path(launch["dir"])
-        if proc.read_kill_order(status_dir) is not None:
-            return  # cancelled while it waited
-        gpu_ids = free_gpu_ids(self._capacity.gpus, self._in_use.values(), wanted.gpus)
-        env = {**os.environ, **launch["env"]}
-        if wanted.gpus:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu_ids))
-            proc.write_gpu_ids(status_dir, gpu_ids)
-        child = proc.launch(status_dir, launch["argv"], env, cwd=status_dir / "work")
-        self._in_use[token] = {**wanted.as_details(), "gpu_ids": gpu_ids}
-        self._launched[token] = time.time()
-        self._children[token] = child
-        threading.Thread(target=self._reap, args=(token, child), daemon=True).start()
+    def _start(self, starts: list[_Start]) -> None:
+        for start in starts:
+            status_dir = Path(start.launch["dir"])
+            if proc.read_kill_order(status_dir) is not None:
+                with self._lock:  # cancelled while it waited: give the slot back
+                    self._in_use.pop(start.token, None)
+                    self._launched.pop(start.token, None)
+                continue
+            env = {**os.environ, **start.launch["env"]}
+            if start.gpu_ids:
+                env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, start.gpu_ids))
+                proc.write_gpu_ids(status_dir, start.gpu_ids)
+            child = proc.launch(status_dir, start.launch["argv"], env, cwd=status_dir / "work")
+            with self._lock:
+                self._children[start.token] = child
+            threading.Thread(target=self._reap, args=(start.token, child), daemon=True).start()
 
     def _reap(self, token: str, child: subprocess.Popen[bytes]) -> None:
         child.wait()
         with self._lock:
             self._in_use.pop(token, None)
             self._children.pop(token, None)
-            self._start_ready()
+            starts = self._start_ready()
+        self._start(starts)
         self._wake()
 
     def find(self, ref: AttemptRef) -> Submitted | None:
@@ -173,7 +193,8 @@ class LocalBackend:
         with self._lock:
             for ref in refs:
                 observations[ref.token] = self._observe(ref, now)
-            self._start_ready()
+            starts = self._start_ready()
+        self._start(starts)
         return observations
 
     def _observe(self, ref: AttemptRef, now: float) -> Observation:
@@ -260,6 +281,7 @@ class LocalBackend:
 
     def _release(self, token: str) -> None:
         self._in_use.pop(token, None)
+        self._launched.pop(token, None)
         child = self._children.pop(token, None)
         if child is not None:
             child.poll()
@@ -295,7 +317,8 @@ class LocalBackend:
         self._check_node(node)
         self._drain_file.unlink(missing_ok=True)
         with self._lock:
-            self._start_ready()
+            starts = self._start_ready()
+        self._start(starts)
 
     def _check_node(self, node: str) -> None:
         if node != self._host:
