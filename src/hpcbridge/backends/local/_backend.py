@@ -97,7 +97,6 @@ class LocalBackend:
     def submit(self, request: LaunchRequest) -> Submitted:
         spec = request.spec
         status_dir = self.status_dir(request.job_id, request.attempt)
-        status_dir.mkdir(parents=True, exist_ok=True)
         argv = list(spec.command) if spec.command else _write_script(status_dir, spec)
         env = {**spec.env, **request.env, "HPCBRIDGE_STATUS_DIR": str(status_dir)}
         grace_s = self._grace_s
@@ -341,6 +340,7 @@ class LocalBackend:
 
 
 def _write_script(status_dir: Path, spec: JobSpec) -> list[str]:
+    status_dir.mkdir(parents=True, exist_ok=True)
     script = status_dir / "job.sh"
     text = spec.script or ""
     script.write_text(text if text.startswith("#!") else "#!/bin/sh\n" + text)

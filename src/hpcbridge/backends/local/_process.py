@@ -46,8 +46,7 @@ class KillOrder:
 def launch(
     status_dir: Path, argv: Sequence[str], env: Mapping[str, str], cwd: Path
 ) -> subprocess.Popen[bytes]:
-    status_dir.mkdir(parents=True, exist_ok=True)
-    cwd.mkdir(parents=True, exist_ok=True)
+    make_dirs(status_dir.parent, status_dir, cwd)
     with open(status_dir / STDOUT_FILE, "ab") as out, open(status_dir / STDERR_FILE, "ab") as err:
         return subprocess.Popen(
             ["/bin/sh", "-c", _SHIM, "hpcbridge-shim", str(status_dir), *argv],
@@ -58,6 +57,17 @@ def launch(
             env=dict(env),
             start_new_session=True,  # own process group; outlives the control plane
         )
+
+
+def make_dirs(*paths: Path) -> None:
+    """Create each path in order (a parent before its child): one system call apiece."""
+    for path in paths:
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            path.mkdir(parents=True, exist_ok=True)
 
 
 def is_alive(pid: int, status_dir: Path) -> bool:
