@@ -360,6 +360,7 @@ class SlurmBackend:
                 kill=self._kill_of(ref),
                 now=now,
                 accounting_wait_s=cluster.accounting_wait_s,
+                usage_wait_s=cluster.usage_wait_s,
                 oom_in_stderr=self._oom_in_stderr(ref, seen_queue or seen_accounting),
             )
         return observations

@@ -5,7 +5,8 @@ Rules that matter (the golden README shows why):
 * absent from squeue *and* sacct -> UNKNOWN (the reconciler calls it lost after a grace
   period), never "completed";
 * finished in squeue but not yet in sacct -> still RUNNING/PENDING for up to
-  ``accounting_wait_s``, so that memory use and allocation are known before the verdict;
+  ``accounting_wait_s`` when sacct decides the class (memory use of a killed job, who
+  cancelled it), and up to ``usage_wait_s`` otherwise (complete usage for cost);
 * FAILED with signal 9 and MaxRSS above the memory per node -> oom (OverMemoryKill without
   cgroups); any other signal on the batch script -> lost (our wrapper never dies of one);
 * an attempt hpcbridge killed reports the class it was killed for;
@@ -143,6 +144,7 @@ def observe(
     kill: FailureClass | None,
     now: float,
     accounting_wait_s: float,
+    usage_wait_s: float = 0.0,
     oom_in_stderr: bool = False,
 ) -> Observation:
     """The Observation of one attempt from its squeue and sacct records (either may be None)."""
@@ -165,7 +167,10 @@ def observe(
         return _observe_record(queue, cluster, kill, oom_in_stderr)
     if accounting is None or accounting.state not in TERMINAL_STATES:
         waited = now - queue.ended_at if queue.ended_at else 0.0
-        if waited < accounting_wait_s:
+        decisive = (queue.state == "FAILED" and queue.signal is not None) or (
+            queue.state == "CANCELLED" and kill is None
+        )
+        if waited < (accounting_wait_s if decisive else usage_wait_s):
             return Observation(
                 phase=Phase.RUNNING if queue.started_at else Phase.PENDING,
                 reason=f"finished ({queue.state}); waiting for Slurm's accounting record",

@@ -69,7 +69,15 @@ class ClusterConfig(BaseModel):
     )
     command_timeout_s: float = Field(default=60.0, gt=0)
     accounting_wait_s: float = Field(
-        default=30.0, ge=0, description="How long a finished job waits for its sacct record"
+        default=30.0,
+        ge=0,
+        description="How long a verdict that needs sacct (memory of a killed job, who "
+        "cancelled it) waits for the record",
+    )
+    usage_wait_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long any finished job waits for its sacct usage record (MaxRSS, TRES)",
     )
     find_window_days: int = Field(default=14, ge=1)
 

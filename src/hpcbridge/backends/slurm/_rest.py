@@ -51,6 +51,27 @@ def parse_token(text: str) -> str:
     return ""
 
 
+EMPTY_RESULT_ERRORS = frozenset({9003})
+"""Error numbers slurmrestd 22.05 uses for "Nothing found": an empty answer, not a failure."""
+
+
+def _drop_empty_result(document: dict[str, Any]) -> None:
+    errors = document.get("errors") or []
+    kept = [
+        error
+        for error in errors
+        if not (
+            isinstance(error, Mapping)
+            and (
+                error.get("error_number") in EMPTY_RESULT_ERRORS
+                or str(error.get("description", "")).startswith("Nothing found")
+            )
+        )
+    ]
+    if len(kept) != len(errors):
+        document["errors"] = kept
+
+
 class RestTransport:
     def __init__(
         self,
@@ -143,6 +164,8 @@ class RestTransport:
             document = {"errors": [{"description": response.text.strip() or "(empty answer)"}]}
         if not isinstance(document, dict):
             document = {"errors": [{"description": str(document)[:200]}]}
+        if response.status_code < 400:
+            _drop_empty_result(document)
         errors = json_errors(document)
         if response.status_code < 400 and not errors:
             return document

@@ -1,0 +1,30 @@
+"""The backend contract suite (tests/backends/test_backend_contract.py), unchanged, against
+the real Slurm test cluster through both transports: the CLI tools and slurmrestd."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.backends import test_backend_contract as contract
+
+from ._helpers import TRANSPORTS, SlurmHarness
+from .conftest import SlurmCluster
+
+pytestmark = pytest.mark.slurm
+
+# Every contract test, collected here again with this module's ``backend_harness``.
+globals().update({name: test for name, test in vars(contract).items() if name.startswith("test_")})
+
+
+@pytest.fixture(params=TRANSPORTS)
+def backend_harness(
+    request: pytest.FixtureRequest, tmp_path: Path, slurm_cluster: SlurmCluster
+) -> Iterator[SlurmHarness]:
+    harness = SlurmHarness(tmp_path, slurm_cluster, request.param)
+    try:
+        yield harness
+    finally:
+        harness.close()
