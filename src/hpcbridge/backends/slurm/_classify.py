@@ -163,7 +163,7 @@ def observe(
                 "does not know it",
             )
         return _observe_record(accounting, cluster, kill, oom_in_stderr)
-    if queue.state not in TERMINAL_STATES:
+    if queue.state not in TERMINAL_STATES or (queue.state == "PREEMPTED" and queue.requeue):
         return _observe_record(queue, cluster, kill, oom_in_stderr)
     if accounting is None or accounting.state not in TERMINAL_STATES:
         waited = now - queue.ended_at if queue.ended_at else 0.0
