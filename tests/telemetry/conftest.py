@@ -40,10 +40,14 @@ def samples(registry: CollectorRegistry) -> dict[Sample, float]:
     }
 
 
-def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    """The sum of ``name`` over the series whose labels include ``labels``."""
+def value(source: CollectorRegistry | dict[Sample, float], name: str, **labels: str) -> float:
+    """The sum of ``name`` over the series whose labels include ``labels``.
+
+    Given a registry this scrapes it (once per call); given ``samples()``, reads that.
+    """
+    found = samples(source) if isinstance(source, CollectorRegistry) else source
     return sum(
         v
-        for (sample, found), v in samples(registry).items()
-        if sample == name and set(labels.items()) <= set(found)
+        for (sample, labelled), v in found.items()
+        if sample == name and set(labels.items()) <= set(labelled)
     )

@@ -208,3 +208,23 @@ def test_any_chunk_size_folds_the_same_values(sim: Sim, store: Store, chunk_size
             sim.job(["succeeded"], finish=False)
     reference = samples(_registry(store))
     assert samples(_registry(store, chunk_size=chunk_size)) == reference
+
+
+def test_label_sets_born_after_start_up_show_zero_once(sim: Sim, store: Store) -> None:
+    sim.job(["succeeded"], project="old")
+    registry = _registry(store)
+    assert value(registry, "hpcbridge_jobs_finished_total", project="old") == 1
+    sim.job(["lost"], project="new")
+    sim.job(["succeeded"], project="old")
+    sim.job(["succeeded"], project="old", backend="slurm")
+    # One scrape at zero, so that rate() sees the first increments of the new series.
+    first, second = samples(registry), samples(registry)
+    assert value(first, "hpcbridge_jobs_finished_total", project="new") == 0
+    assert value(first, "hpcbridge_attempts_finished_total", project="new") == 0
+    assert value(first, "hpcbridge_queue_wait_seconds_count", project="new") == 0
+    assert value(first, "hpcbridge_attempts_finished_total", backend="slurm") == 0
+    assert value(first, "hpcbridge_jobs_finished_total", project="old") == 3
+    assert value(first, "hpcbridge_attempts_finished_total", project="old", backend="local") == 2
+    assert value(second, "hpcbridge_jobs_finished_total", project="new") == 1
+    assert value(second, "hpcbridge_attempts_finished_total", backend="slurm") == 1
+    assert value(second, "hpcbridge_queue_wait_seconds_count", project="new") == 1

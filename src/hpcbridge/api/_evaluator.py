@@ -43,6 +43,7 @@ class SloEvaluator:
         self._horizon_s = max((slo.window for slo in self.slos), default=0)
         self.alerts: list[Alert] = []
         self.last_errors: list[str] = []
+        self.steps = 0
 
     def step(self, now: float) -> tuple[NotifyReport, NotifyReport]:
         """One evaluation at ``now``: (SLO alerts report, job failure notices report)."""
@@ -61,4 +62,5 @@ class SloEvaluator:
         self.last_errors = sent.errors + failures.errors
         for error in self.last_errors:
             log.warning("alert_delivery_failed", error=error)
+        self.steps += 1
         return sent, failures

@@ -157,6 +157,7 @@ class Runtime:
         if self.evaluator is not None:
             detail["slo_evaluator"] = {
                 "slos": len(self.evaluator.slos),
+                "evaluations": self.evaluator.steps,
                 "firing": sorted(
                     f"{a.slo}/{a.severity}" for a in self.evaluator.alerts if a.status == "firing"
                 ),

@@ -65,6 +65,9 @@ class StoreCollector(Collector):
         self._fold = Fold()
         self._lock = threading.Lock()
         self._preloaded: dict[str, JobInfo] | None = None
+        self._initialised = False
+        self._held_bases: set[tuple[str, ...]] = set()
+        self._held_keys: set[tuple[str, ...]] = set()
 
     @property
     def last_seq(self) -> int:
@@ -83,8 +86,33 @@ class StoreCollector(Collector):
             read += len(events)
             self._fold_chunk(events, self._infos(events, catching_up=read >= self._chunk))
             if len(events) < self._chunk:
-                self._preloaded = None
-                return read
+                break
+        self._preloaded = None
+        self._hold_new_series()
+        return read
+
+    def _hold_new_series(self) -> None:
+        """Label sets born after start-up are exported at 0 in the next scrape first.
+
+        Otherwise a new project's first jobs, finished between two scrapes, would appear
+        with their final value and ``rate()`` would never see them increase. Label sets
+        found while folding the history at start-up are exported as they are: their
+        values equal what the previous process exported, so nothing is lost.
+        """
+        fold = self._fold
+        if self._initialised:
+            self._held_bases.update(fold.new_bases)
+            self._held_keys.update(fold.new_keys)
+        fold.new_bases.clear()
+        fold.new_keys.clear()
+        self._initialised = True
+
+    def _held(self, name: str, labels: tuple[str, ...]) -> bool:
+        if name == n.TRANSITIONS:
+            return False
+        if labels[:2] in self._held_bases:
+            return True
+        return name == n.ATTEMPTS_FINISHED and labels[:3] in self._held_keys
 
     def _infos(self, events: list[Event], *, catching_up: bool) -> dict[str, JobInfo]:
         """Labels of the jobs the events name that the fold does not track, in few queries.
@@ -128,6 +156,8 @@ class StoreCollector(Collector):
         with self._lock:
             self._refresh()
             families = self._from_fold()
+            self._held_bases.clear()  # exported at 0 once: real values from now on
+            self._held_keys.clear()
             running = self._running_attempts()
             gpu = self._gpu_utilization(running)
         families[n.NODE_RUNNING_ATTEMPTS] = _nodes(running)
@@ -143,12 +173,13 @@ class StoreCollector(Collector):
             family = families[name]
             assert isinstance(family, CounterMetricFamily)
             for labels, value in sorted(fold.counters[name].items()):
-                family.add_metric(labels, value)
+                family.add_metric(labels, 0.0 if self._held(name, labels) else value)
         for name in _HISTOGRAMS:
             hist = families[name]
             assert isinstance(hist, HistogramMetricFamily)
             for labels, histogram in sorted(fold.histograms[name].items()):
-                hist.add_metric(labels, histogram.cumulative(), histogram.total)
+                shown = Histogram(histogram.bounds) if self._held(name, labels) else histogram
+                hist.add_metric(labels, shown.cumulative(), shown.total)
         jobs = families[n.JOBS]
         assert isinstance(jobs, GaugeMetricFamily)
         for labels, count in sorted(fold.jobs_by_state.items()):

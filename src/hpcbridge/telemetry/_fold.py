@@ -139,6 +139,11 @@ class Fold:
         self.jobs_by_state: dict[Labels, int] = {}
         self.jobs: dict[str, JobInfo] = {}
         self._seen: set[tuple[str, str, str]] = set()
+        self._bases: set[Labels] = set()
+        self.new_keys: list[tuple[str, str, str]] = []
+        """Label sets (project, class, backend) created since the caller last cleared this."""
+        self.new_bases: list[Labels] = []
+        """(project, class) pairs created since the caller last cleared this."""
 
     # -- label sets ----------------------------------------------------------------------
 
@@ -152,7 +157,11 @@ class Fold:
         if key in self._seen:
             return
         self._seen.add(key)
+        self.new_keys.append(key)
         base = (project, workload_class)
+        if base not in self._bases:
+            self._bases.add(base)
+            self.new_bases.append(base)
         c = self.counters
         for outcome, failure_class in n.OUTCOME_CLASSES:
             c[n.JOBS_FINISHED].setdefault((*base, outcome, failure_class), 0.0)
