@@ -312,5 +312,9 @@ def agent() -> None:
 
 # -- observability commands (telemetry, SLOs, why, server) ---------------------------------
 from hpcbridge.cli._serve import serve  # noqa: E402
+from hpcbridge.cli._slo import slo_app  # noqa: E402
+from hpcbridge.cli._why import why  # noqa: E402
 
 app.command()(serve)
+app.command()(why)
+app.add_typer(slo_app, name="slo")

@@ -1,0 +1,94 @@
+"""``hpcbridge slo report|rules|validate``: SLOs from the command line."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from hpcbridge.config import Settings
+from hpcbridge.logs import configure_logging
+from hpcbridge.slo import (
+    SloDefinition,
+    build_samples_by_slo,
+    default_slos,
+    finished_jobs,
+    generate_rules,
+    load_slo_file,
+    render_report_table,
+    report_to_dict,
+    rules_to_yaml,
+    slo_report,
+)
+from hpcbridge.store import open_store
+
+slo_app = typer.Typer(
+    no_args_is_help=True,
+    help="SLOs: where they stand, their Prometheus rules, and checking an SLO file.",
+)
+_out = Console()
+
+SloFileOpt = Annotated[
+    Path | None,
+    typer.Option("--file", "-f", help="SLO file (YAML); default: the built-in SLOs."),
+]
+
+
+def _slos(file: Path | None) -> tuple[list[SloDefinition], float]:
+    if file is None:
+        return default_slos(), 60.0
+    document = load_slo_file(file)
+    return list(document.slos), float(document.evaluation_interval)
+
+
+@slo_app.command("report")
+def report(
+    file: SloFileOpt = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """SLI, error budget left, burn rates and firing alerts of each SLO, from the store."""
+    slos, interval = _slos(file)
+    configure_logging()
+    store = open_store(Settings())
+    try:
+        now = time.time()
+        horizon = max(slo.window for slo in slos)
+        jobs = finished_jobs(store, since=now - horizon)
+    finally:
+        store.close()
+    statuses = slo_report(slos, build_samples_by_slo(slos, jobs), now, eval_interval_s=interval)
+    if json_output:
+        _out.print_json(json.dumps(report_to_dict(statuses, now)))
+    else:
+        _out.print(render_report_table(statuses))
+
+
+@slo_app.command("rules")
+def rules(
+    file: SloFileOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Prometheus recording and alerting rules for the SLOs (check with promtool)."""
+    slos, _ = _slos(file)
+    text = rules_to_yaml(generate_rules(slos))
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        typer.echo(f"wrote {len(slos)} rule groups to {out}", err=True)
+
+
+@slo_app.command("validate")
+def validate(
+    file: Annotated[Path, typer.Argument(help="SLO file (YAML) to check.")],
+) -> None:
+    """Check an SLO file; exit 2 with every problem listed when it is invalid."""
+    document = load_slo_file(file)
+    names = ", ".join(slo.name for slo in document.slos)
+    typer.echo(f"{file}: valid, {len(document.slos)} SLO(s): {names}")

@@ -1,0 +1,361 @@
+"""``hpcbridge why JOB``: what happened to a job, in words, on one screen.
+
+Everything comes from the store (job, attempts, events), the attempt's logs and the job's
+checkpoint directory: state and failure class as a sentence, the scheduler's reason,
+nodes, exit code or signal, lost work, checkpoint state, what hpcbridge already did, the
+last log lines and the runbook to read next.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from hpcbridge.checkpoint import Checkpointer, CheckpointError
+from hpcbridge.client import Client
+from hpcbridge.config import Settings
+from hpcbridge.errors import HpcbridgeError
+from hpcbridge.logs import configure_logging
+from hpcbridge.slo import runbook_for
+from hpcbridge.states import AttemptState, FailureClass, JobState
+from hpcbridge.store import Attempt, Event, Job
+
+_out = Console()
+_LOG_LINES = 15
+_F = FailureClass
+
+SENTENCES: dict[FailureClass, str] = {
+    _F.NODE_FAILURE: "A node the job ran on failed (hardware, kernel or network), so the "
+    "scheduler ended the job. This is the platform's fault, not the job's.",
+    _F.PREEMPTED: "The job was preempted: the scheduler took its nodes back for other work "
+    "(or a spot instance was reclaimed).",
+    _F.TIMEOUT: "The job ran past its walltime and was stopped.",
+    _F.OOM: "The job used more memory than it asked for and was stopped.",
+    _F.APP_ERROR: "The job's own program failed: it exited with an error.",
+    _F.SPEC_ERROR: "The scheduler refused the job as it was written.",
+    _F.STAGING_ERROR: "Copying the job's input or output data failed.",
+    _F.CHECKSUM_MISMATCH: "Staged data did not match its expected checksum: it may be "
+    "corrupt, or the expected checksum is wrong.",
+    _F.LICENCE_UNAVAILABLE: "The licences the job needs were not available.",
+    _F.BACKEND_UNAVAILABLE: "The scheduler could not be reached.",
+    _F.LOST: "The scheduler stopped knowing the job and it left no exit status: something "
+    "outside hpcbridge killed it, or its node vanished.",
+    _F.CANCELLED: "The job was cancelled.",
+}
+
+NEXT_STEPS: dict[FailureClass, str] = {
+    _F.NODE_FAILURE: "hpcbridge retries node failures by itself. If the same node fails "
+    "again, drain it and tell the site team.",
+    _F.PREEMPTED: "Save checkpoints (hpcbridge.checkpoint) so a preempted job resumes; run "
+    "deadline work on a regular (non-spot) partition.",
+    _F.TIMEOUT: "Raise resources.walltime, or checkpoint so a retry resumes. If it usually "
+    "finishes in time, look for a slow fabric or file system.",
+    _F.OOM: "Raise resources.mem, or make the job use less memory.",
+    _F.APP_ERROR: "Read the job's error output ('hpcbridge logs JOB --stderr') and fix the "
+    "program or its inputs; app errors are not retried unless retry.retry_on says so.",
+    _F.SPEC_ERROR: "Run 'hpcbridge validate' on the spec and fix what it reports.",
+    _F.STAGING_ERROR: "Check the stage_in/stage_out URLs and that the storage is reachable.",
+    _F.CHECKSUM_MISMATCH: "Compare the source data with its expected checksum; do not "
+    "trust outputs computed from it.",
+    _F.LICENCE_UNAVAILABLE: "Wait for licences, or lower how many the job asks for.",
+    _F.BACKEND_UNAVAILABLE: "Check that the scheduler answers (squeue/sacct) from this host.",
+    _F.LOST: "Check the node it ran on; hpcbridge retries lost jobs by itself.",
+    _F.CANCELLED: "Nothing to fix; resubmit if the cancellation was a mistake.",
+}
+
+JobOpt = Annotated[str, typer.Argument(help="Job id (an array task is JOB.INDEX).")]
+
+
+@dataclass
+class Explanation:
+    job_id: str
+    name: str
+    project: str
+    workload_class: str
+    state: str
+    failure_class: str | None
+    summary: str
+    scheduler_reason: str | None
+    nodes: list[str]
+    exit: str | None
+    attempts: list[dict[str, Any]]
+    actions: list[str]
+    lost_work: str | None
+    checkpoint: str | None
+    log_file: str | None
+    log_tail: list[str]
+    next_step: str
+    runbook: str | None
+    tasks: dict[str, int] = field(default_factory=dict)
+
+
+def _signal_text(signum: int) -> str:
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = "unknown signal"
+    return f"killed by signal {signum} ({name})"
+
+
+def describe_exit(exit_code: int | None, signum: int | None) -> str | None:
+    """``exit code 3``, ``killed by signal 9 (SIGKILL)``; None when nothing is known."""
+    if signum is not None:
+        return _signal_text(signum)
+    if exit_code is None:
+        return None
+    if exit_code > 128:  # how a shell reports death by signal N
+        return f"{_signal_text(exit_code - 128)} (exit code {exit_code})"
+    return f"exit code {exit_code}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes}m"
+
+
+def _cores(job: Job) -> int:
+    resources = job.spec.get("resources", {})
+    if not isinstance(resources, dict):
+        return 1
+    product = 1
+    for key in ("nodes", "tasks_per_node", "cpus_per_task"):
+        value = resources.get(key, 1)
+        product *= value if isinstance(value, int) and value > 0 else 1
+    return product
+
+
+def _run_s(attempt: Attempt) -> float:
+    if attempt.started_at is None or attempt.ended_at is None:
+        return 0.0
+    return max(attempt.ended_at - attempt.started_at, 0.0)
+
+
+def _actions(events: list[Event]) -> list[str]:
+    """What hpcbridge (or someone) did about the job, from its events, in order."""
+    done: list[str] = []
+    for event in events:
+        where = f" (attempt {event.attempt})" if event.attempt else ""
+        target = event.to_state
+        if event.kind == "kill":
+            done.append(f"stopped the job{where}: {event.reason or 'killed'}")
+        elif event.kind == "cancel_requested":
+            done.append(f"cancel requested by {event.actor}")
+        elif event.kind == "transition" and target is JobState.RETRY_WAIT:
+            done.append(f"scheduled a retry{where}: {event.reason}")
+        elif event.kind == "transition" and target is JobState.LOST:
+            done.append(f"marked the job lost{where} instead of assuming it finished")
+        elif event.kind == "transition" and target is JobState.QUEUED and event.reason:
+            if event.from_state is JobState.RUNNING:
+                done.append(f"the scheduler requeued it{where}: {event.reason}")
+        elif event.kind == "transition" and target is JobState.FAILED:
+            done.append(f"gave up{where}: {event.reason}")
+    return done
+
+
+def _checkpoint(client: Client, job: Job) -> str | None:
+    policy = job.spec.get("checkpoint")
+    configured = policy.get("dir") if isinstance(policy, dict) else None
+    directory = (
+        Path(configured) if configured else client.settings.home / "checkpoints" / job.job_id
+    )
+    if not directory.is_dir():
+        return None if policy is None else f"no checkpoint saved yet (in {directory})"
+    try:
+        # No status directory and an empty environment: reading writes nothing anywhere.
+        reader = Checkpointer(directory, environ={})
+        found = reader.latest_valid(verify="size")
+    except (CheckpointError, OSError) as exc:
+        return f"cannot read checkpoints in {directory}: {exc}"
+    skipped = reader.last_skipped
+    if found is None:
+        if skipped:
+            return f"{len(skipped)} checkpoint(s) in {directory}, none valid: a retry starts over"
+        return f"no checkpoint saved yet (in {directory})"
+    text = f"latest valid: step {found.step}, {found.manifest.total_bytes} bytes, in {found.path}"
+    if skipped:
+        text += f"; {len(skipped)} newer damaged one(s) skipped"
+    return text + "; a retry resumes from it"
+
+
+def _tail(path: Path | None) -> list[str]:
+    if path is None or not path.is_file():
+        return []
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        handle.seek(max(0, handle.tell() - 32 * 1024))
+        lines = handle.read().decode(errors="replace").splitlines()
+    return lines[-_LOG_LINES:]
+
+
+def _state_sentence(job: Job, attempts: list[Attempt]) -> str:
+    last = attempts[-1] if attempts else None
+    if job.state is JobState.SUCCEEDED:
+        return "The job succeeded."
+    if job.state is JobState.RUNNING:
+        where = ", ".join(last.nodes) if last and last.nodes else "?"
+        return f"The job is running (attempt {job.attempt_count}) on {where}."
+    if job.state in (JobState.QUEUED, JobState.ACCEPTED, JobState.HELD, JobState.STAGING_IN):
+        return f"The job is waiting ({job.state.value}): {job.reason or 'no reason given'}."
+    if job.state is JobState.RETRY_WAIT:
+        cause = SENTENCES.get(job.failure_class, "") if job.failure_class else ""
+        return f"The last attempt failed and hpcbridge will retry it. {cause}".strip()
+    if job.failure_class is not None:
+        return SENTENCES[job.failure_class]
+    return f"The job is {job.state.value}."
+
+
+def explain(client: Client, job_id: str) -> Explanation:
+    job = client.get(job_id)
+    attempts = client.attempts(job_id)
+    events = client.events(job_id)
+    failure = job.failure_class
+    finished = [a for a in attempts if a.state in (AttemptState.SUCCEEDED, AttemptState.FAILED)]
+    wasted = [a for a in finished if a.state is AttemptState.FAILED]
+    lost_s = sum(_run_s(a) for a in wasted)
+    lost_work = None
+    if wasted:
+        core_h = lost_s * _cores(job) / 3600
+        lost_work = (
+            f"{_duration(lost_s)} of run time in {len(wasted)} failed attempt(s) "
+            f"({core_h:.2f} core-hours)"
+        )
+    last = attempts[-1] if attempts else None
+    log_file, tail = None, []
+    if last is not None:
+        try:
+            stdout, stderr = client.log_paths(job_id)
+        except HpcbridgeError:
+            stdout, stderr = None, None
+        for path in (stderr, stdout):
+            tail = _tail(path)
+            if tail:
+                log_file = str(path)
+                break
+    nodes = sorted({node for a in attempts for node in a.nodes})
+    if job.state is JobState.SUCCEEDED:
+        next_step, runbook = "Nothing to do.", None
+    elif failure is not None and (job.state.terminal or job.state is JobState.RETRY_WAIT):
+        next_step = NEXT_STEPS[failure].replace("JOB", job.job_id)
+        runbook = f"docs/runbooks/{runbook_for(failure)}.md"
+    else:
+        next_step = f"Follow it with 'hpcbridge wait {job_id}' or 'hpcbridge logs -f {job_id}'."
+        runbook = None
+    tasks: dict[str, int] = {}
+    if job.is_array_parent:
+        for task in client.tasks(job_id):
+            tasks[task.state.value] = tasks.get(task.state.value, 0) + 1
+        next_step = "Ask about one task: 'hpcbridge why JOB.INDEX' (see 'hpcbridge status')."
+    return Explanation(
+        job_id=job.job_id,
+        name=job.name,
+        project=job.project,
+        workload_class=job.workload_class,
+        state=job.state.value,
+        failure_class=None if failure is None else failure.value,
+        summary=_state_sentence(job, attempts),
+        scheduler_reason=(last.reason if last and last.reason else None) or job.reason,
+        nodes=nodes,
+        exit=None if last is None else describe_exit(last.exit_code, last.signal),
+        attempts=[
+            {
+                "number": a.number,
+                "state": a.state.value,
+                "failure_class": None if a.failure_class is None else a.failure_class.value,
+                "native_id": a.native_id,
+                "nodes": list(a.nodes),
+                "run_s": round(_run_s(a), 3),
+                "exit": describe_exit(a.exit_code, a.signal),
+                "reason": a.reason,
+            }
+            for a in attempts
+        ],
+        actions=_actions(events),
+        lost_work=lost_work,
+        checkpoint=_checkpoint(client, job),
+        log_file=log_file,
+        log_tail=tail,
+        next_step=next_step,
+        runbook=runbook,
+        tasks=tasks,
+    )
+
+
+def render(why: Explanation) -> RenderableType:
+    style = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(why.state, "cyan")
+    head = Text.assemble(
+        (f"{why.job_id} {why.name}", "bold"),
+        f"  project {why.project}, class {why.workload_class}  ",
+        (why.state.upper() + (f" ({why.failure_class})" if why.failure_class else ""), style),
+    )
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    rows: list[tuple[str, str | None]] = [
+        ("What happened", why.summary),
+        ("Scheduler said", why.scheduler_reason),
+        ("Nodes", ", ".join(why.nodes) or None),
+        ("Exit", why.exit),
+        ("Lost work", why.lost_work),
+        ("Checkpoint", why.checkpoint),
+        ("Tasks", ", ".join(f"{n} {s}" for s, n in sorted(why.tasks.items())) or None),
+    ]
+    for label, text in rows:
+        if text:
+            facts.add_row(label, text)
+    parts: list[RenderableType] = [head, facts]
+    if why.attempts:
+        attempts = Table("#", "RESULT", "NODES", "RAN", "EXIT", "REASON", header_style="bold")
+        for a in why.attempts:
+            result = a["failure_class"] or a["state"]
+            attempts.add_row(
+                str(a["number"]),
+                result,
+                ", ".join(a["nodes"]) or "-",
+                _duration(a["run_s"]),
+                a["exit"] or "-",
+                a["reason"] or "",
+            )
+        parts.append(attempts)
+    if why.actions:
+        parts.append(Text("hpcbridge already:", style="bold"))
+        parts.extend(Text(f"  - {action}") for action in why.actions)
+    if why.log_tail:
+        parts.append(Text(f"Last lines of {why.log_file}:", style="bold"))
+        parts.append(Text("\n".join(f"  {line}" for line in why.log_tail), style="dim"))
+    next_text = Text.assemble(("Next: ", "bold"), why.next_step)
+    if why.runbook:
+        next_text.append(f"\nRunbook: {why.runbook}", style="bold")
+    parts.append(next_text)
+    return Panel(Group(*parts), title="hpcbridge why", title_align="left", expand=False)
+
+
+def why(
+    job_id: JobOpt,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Why a job is where it is: what happened, in words, and what to do next."""
+    configure_logging()
+    client = Client(Settings())
+    try:
+        explanation = explain(client, job_id)
+    finally:
+        client.close()
+    if json_output:
+        _out.print_json(json.dumps(asdict(explanation)))
+    else:
+        _out.print(render(explanation))
