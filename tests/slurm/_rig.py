@@ -1,0 +1,113 @@
+"""The real Reconciler and a MemoryStore driving the Slurm backend, cycle by cycle."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpcbridge.backends.slurm import SlurmBackend
+from hpcbridge.reconciler import CycleReport, Policy, Reconciler
+from hpcbridge.spec import JobSpec, load_spec_document
+from hpcbridge.states import JobState
+from hpcbridge.store import Attempt, Job, JobId, MemoryStore, NewJob, new_job_id
+
+CYCLE_PAUSE_S = 0.5
+
+
+def slurm_spec(**fields: Any) -> JobSpec:
+    document: dict[str, Any] = {
+        "apiVersion": "hpcbridge/v1",
+        "kind": "Job",
+        "name": "itest",
+        "command": ["true"],
+        "backend": "slurm",
+        "retry": {"max_attempts": 1},
+    }
+    document.update(fields)
+    return load_spec_document(document)
+
+
+class Rig:
+    def __init__(self, backend: SlurmBackend, root: Path, *, lost_grace_s: float = 60.0) -> None:
+        self.backend = backend
+        self.store = MemoryStore()
+        self.reconciler = Reconciler(
+            self.store,
+            {"slurm": backend},
+            policy=Policy(lost_grace_s=lost_grace_s),
+            checkpoints_dir=root / "checkpoints",
+        )
+        self.reports: list[CycleReport] = []
+
+    def submit(self, spec: JobSpec) -> JobId:
+        job_id = new_job_id()
+        self.store.create_jobs(
+            [
+                NewJob(
+                    job_id=job_id,
+                    name=spec.name,
+                    project=spec.project,
+                    workload_class=spec.workload_class,
+                    backend=spec.backend,
+                    spec=spec.to_document(),
+                    cluster=spec.cluster,
+                )
+            ],
+            now=time.time(),
+            actor="test",
+        )
+        return job_id
+
+    def cycle(self) -> CycleReport:
+        report = self.reconciler.cycle()
+        self.reports.append(report)
+        assert not report.errors, report.errors
+        return report
+
+    def until(self, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.cycle()
+            if condition():
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+            time.sleep(CYCLE_PAUSE_S)
+
+    def job(self, job_id: JobId) -> Job:
+        return self.store.get_job(job_id)
+
+    def attempts(self, job_id: JobId) -> list[Attempt]:
+        return self.store.attempts(job_id)
+
+    def wait_state(self, job_id: JobId, states: set[JobState], timeout_s: float = 60.0) -> Job:
+        self.until(
+            lambda: self.job(job_id).state in states,
+            timeout_s,
+            f"job {job_id} to reach {sorted(states)} (now {self.job(job_id)})",
+        )
+        return self.job(job_id)
+
+    def wait_done(self, job_id: JobId, timeout_s: float = 60.0) -> Job:
+        return self.wait_state(
+            job_id, {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}, timeout_s
+        )
+
+    def cancel(self, job_id: JobId) -> None:
+        job = self.job(job_id)
+        if not job.state.terminal:
+            self.store.update_job(
+                job_id, expected_version=job.version, now=time.time(), cancel_requested=True
+            )
+
+    def native_ids(self) -> list[str]:
+        return [
+            attempt.native_id
+            for job in self.store.list_jobs()
+            for attempt in self.store.attempts(job.job_id)
+            if attempt.native_id
+        ]
