@@ -311,6 +311,7 @@ def agent() -> None:
 
 
 # -- observability commands (telemetry, SLOs, why, server) ---------------------------------
+from hpcbridge.cli._dashboards import dashboards_app  # noqa: E402
 from hpcbridge.cli._serve import serve  # noqa: E402
 from hpcbridge.cli._slo import slo_app  # noqa: E402
 from hpcbridge.cli._why import why  # noqa: E402
@@ -318,3 +319,4 @@ from hpcbridge.cli._why import why  # noqa: E402
 app.command()(serve)
 app.command()(why)
 app.add_typer(slo_app, name="slo")
+app.add_typer(dashboards_app, name="dashboards")

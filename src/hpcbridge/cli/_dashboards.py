@@ -1,0 +1,25 @@
+"""``hpcbridge dashboards export DIR``: Grafana dashboards as JSON files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+dashboards_app = typer.Typer(no_args_is_help=True, help="Grafana dashboards as code.")
+
+
+@dashboards_app.command("export")
+def export(
+    directory: Annotated[Path, typer.Argument(help="Directory to write the JSON files into.")],
+) -> None:
+    """Write the executive, on-call and debug dashboards (Grafana JSON) into DIRECTORY.
+
+    Each uses a 'datasource' variable for the Prometheus that scrapes 'hpcbridge serve'
+    and loads the rules of 'hpcbridge slo rules'.
+    """
+    from hpcbridge.telemetry import dashboards  # noqa: PLC0415 (only this command needs it)
+
+    for path in dashboards.export(directory):
+        typer.echo(str(path))
