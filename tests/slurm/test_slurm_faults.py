@@ -1,0 +1,157 @@
+"""Faults on the real test cluster: a dead slurmd, preemption, a dead slurmctld.
+
+Each test restores the cluster with ``scripts/slurm-cluster start`` (idempotent: it restarts
+missing daemons and resumes nodes left down).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hpcbridge.backends import AttemptRef
+from hpcbridge.backends.slurm import Clusters, SlurmBackend
+from hpcbridge.errors import TransientBackendError
+from hpcbridge.states import FailureClass, JobState
+
+from ._helpers import cluster_config, make_settings, scancel
+from ._rig import Rig, slurm_spec
+from .conftest import SCRIPT, SlurmCluster
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+PY = sys.executable
+
+
+def restore(cluster: SlurmCluster) -> None:
+    done = subprocess.run(
+        [str(SCRIPT), "start"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, f"scripts/slurm-cluster start failed:\n{done.stderr}"
+
+
+def kill_daemon(cluster: SlurmCluster, pid_file: str) -> None:
+    pid = int((cluster.state_dir / "run" / pid_file).read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def rig(tmp_path: Path, slurm_cluster: SlurmCluster) -> Iterator[Rig]:
+    clusters = Clusters((cluster_config(slurm_cluster, "cli", log_dir=tmp_path / "logs"),))
+    backend = SlurmBackend(make_settings(tmp_path / "home"), clusters=clusters)
+    rig = Rig(backend, tmp_path)
+    try:
+        yield rig
+    finally:
+        restore(slurm_cluster)
+        scancel(slurm_cluster, rig.native_ids())
+        backend.close()
+
+
+def test_a_killed_slurmd_gives_node_failure(rig: Rig, slurm_cluster: SlurmCluster) -> None:
+    job_id = rig.submit(
+        slurm_spec(name="nodefail", command=["sleep", "300"], placement={"features": ["bigmem"]})
+    )
+    rig.wait_state(job_id, {JobState.RUNNING})
+    assert rig.attempts(job_id)[-1].nodes == ("n3",)
+    kill_daemon(slurm_cluster, "slurmd-n3.pid")
+    job = rig.wait_done(job_id, timeout_s=120)
+    assert (job.state, job.failure_class) == (JobState.FAILED, FailureClass.NODE_FAILURE), job
+
+
+def test_preemption_from_the_priority_partition(
+    rig: Rig, slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    """Without a checkpoint policy the spot job is preempted (failed, class preempted); with
+    one it is requeued by Slurm, gets its checkpoint signal first, and runs again."""
+    signals = tmp_path / "signals.txt"
+    trap = (
+        "import signal, sys, time\n"
+        "def on(sig, frame): open(sys.argv[1], 'a').write(f'{sig}\\n')\n"
+        "signal.signal(signal.SIGUSR1, on)\n"
+        "time.sleep(300)\n"
+    )
+    spot = {"partition": slurm_cluster.preemptible_partition}
+    plain = rig.submit(
+        slurm_spec(
+            name="spot-plain", command=["sleep", "300"], placement=spot, resources={"nodes": 3}
+        )
+    )
+    saved = rig.submit(
+        slurm_spec(
+            name="spot-checkpointed",
+            command=[PY, "-c", trap, str(signals)],
+            placement=spot,
+            resources={"nodes": 3},
+            checkpoint={"signal": "SIGUSR1", "grace": "5s"},
+        )
+    )
+    rig.wait_state(plain, {JobState.RUNNING})
+    rig.wait_state(saved, {JobState.RUNNING})
+    urgent = rig.submit(
+        slurm_spec(
+            name="prio",
+            command=["sleep", "5"],
+            placement={"partition": slurm_cluster.priority_partition},
+            resources={"nodes": 3, "tasks_per_node": 2},
+        )
+    )
+    job = rig.wait_done(plain, timeout_s=90)
+    assert (job.state, job.failure_class) == (JobState.FAILED, FailureClass.PREEMPTED), job
+    rig.until(
+        lambda: any(
+            e.to_state is JobState.QUEUED
+            and e.reason
+            and e.reason.startswith(("requeued", "preempted"))
+            for e in rig.store.events(saved)
+        ),
+        90,
+        "the checkpointed spot job to be requeued",
+    )
+    assert rig.wait_done(urgent, timeout_s=90).state is JobState.SUCCEEDED
+    rig.wait_state(saved, {JobState.RUNNING}, timeout_s=90)  # the same attempt runs again
+    assert len(rig.attempts(saved)) == 1
+    assert signals.read_text().split()[0] == str(int(signal.SIGUSR1))
+    rig.cancel(saved)
+    assert rig.wait_done(saved).state is JobState.CANCELLED
+
+
+def test_a_dead_slurmctld_makes_the_backend_unavailable_and_fails_nothing(
+    rig: Rig, slurm_cluster: SlurmCluster
+) -> None:
+    job_id = rig.submit(slurm_spec(name="survivor", command=["sleep", "300"]))
+    rig.wait_state(job_id, {JobState.RUNNING})
+    attempt = rig.attempts(job_id)[-1]
+    ref = AttemptRef(
+        attempt.job_id, attempt.number, attempt.token, attempt.native_id, attempt.details
+    )
+    kill_daemon(slurm_cluster, "slurmctld.pid")
+    try:
+        late = rig.submit(slurm_spec(name="late", command=["true"]))
+        for _ in range(2):
+            report = rig.cycle()
+            assert report.unavailable_backends == ["slurm"], report
+            assert rig.job(job_id).state is JobState.RUNNING
+        late_job = rig.job(late)
+        assert late_job.state is JobState.QUEUED  # submission failed transiently: kept
+        assert late_job.reason is not None
+        assert late_job.reason.startswith("slurm unavailable, will retry")
+        with pytest.raises(TransientBackendError, match=r"unreachable|could not list jobs"):
+            rig.backend.poll([ref], time.time())
+    finally:
+        restore(slurm_cluster)
+    rig.until(lambda: not rig.reports[-1].unavailable_backends, 120, "Slurm to answer again")
+    # slurmctld killed with SIGKILL may recover the job as PENDING from its last state save
+    # and start it again; hpcbridge follows (queued, then running): same attempt, no failure.
+    rig.wait_state(job_id, {JobState.RUNNING}, timeout_s=60)
+    assert len(rig.attempts(job_id)) == 1
+    assert rig.wait_done(late, timeout_s=120).state is JobState.SUCCEEDED
+    assert all(job.state is not JobState.FAILED for job in rig.store.list_jobs())
+    rig.cancel(job_id)
+    assert rig.wait_done(job_id).state is JobState.CANCELLED
