@@ -320,3 +320,6 @@ app.command()(serve)
 app.command()(why)
 app.add_typer(slo_app, name="slo")
 app.add_typer(dashboards_app, name="dashboards")
+from hpcbridge.cli._nodes import nodes_app  # noqa: E402
+
+app.add_typer(nodes_app, name="nodes")
