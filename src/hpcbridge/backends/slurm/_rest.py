@@ -8,6 +8,9 @@ The server's API versions are read once from ``/openapi/v3``; hpcbridge speaks
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -40,6 +43,28 @@ def offered_versions(openapi: Mapping[str, Any]) -> list[str]:
         if len(parts) >= 2 and parts[0] == "slurm" and parts[1].startswith("v"):
             versions.add(parts[1])
     return sorted(versions, key=lambda v: tuple(int(n) for n in v[1:].split(".") if n.isdigit()))
+
+
+TOKEN_MARGIN_S = 60.0
+"""A token that expires sooner than this is renewed before use."""
+
+
+def token_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT (read, not verified), or None if it is not a JWT.
+
+    slurmrestd 22.05 does not answer 401 to a bad or expired token: it passes the request
+    on and slurmctld's refusal comes back as HTTP 500 "Failed while looking for jobs",
+    the same answer as a controller that is down. So expiry is checked here, before use.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    exp = payload.get("exp") if isinstance(payload, dict) else None
+    return float(exp) if isinstance(exp, int | float) else None
 
 
 def parse_token(text: str) -> str:
@@ -90,17 +115,24 @@ class RestTransport:
         self._http = client or httpx.Client(
             base_url=cluster.rest_url.rstrip("/"), timeout=cluster.command_timeout_s
         )
-        self._token: str | None = cluster.token
-        self._token_at = time.monotonic() if cluster.token else 0.0
+        self._token: str | None = None
+        self._token_at = 0.0
         self._version: str | None = None
 
     # -- plumbing ----------------------------------------------------------------------------
 
     def _fresh_token(self, force: bool = False) -> str:
         if self.cluster.token and not self.cluster.token_command:
-            return self.cluster.token
+            return self._checked(self.cluster.token, fixed=True)
         age = time.monotonic() - self._token_at
-        if self._token and not force and age < self.cluster.token_lifespan_s / 2:
+        expiry = token_expiry(self._token) if self._token else None
+        if (
+            self._token
+            and not force
+            and age < self.cluster.token_lifespan_s / 2
+            and expiry is not None
+            and expiry - time.time() > TOKEN_MARGIN_S
+        ):
             return self._token
         assert self.cluster.token_command  # the config validator guarantees one of them
         out = call(
@@ -116,7 +148,23 @@ class RestTransport:
                 stdout=out,
                 hint="it must print the JWT, e.g. scontrol token lifespan=3600",
             )
-        self._token, self._token_at = token, time.monotonic()
+        self._token, self._token_at = self._checked(token, fixed=False), time.monotonic()
+        return token
+
+    def _checked(self, token: str, *, fixed: bool) -> str:
+        where = "the token in the clusters file" if fixed else "the token from token_command"
+        expiry = token_expiry(token)
+        if expiry is None:
+            raise PermanentBackendError(
+                f"cluster {self.cluster.name}: {where} is not a JWT",
+                hint="give a token from 'scontrol token', or a token_command that prints one",
+            )
+        if expiry - time.time() <= TOKEN_MARGIN_S:
+            raise PermanentBackendError(
+                f"cluster {self.cluster.name}: {where} expires "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(expiry))}",
+                hint="use token_command so hpcbridge renews tokens itself, or a longer lifespan",
+            )
         return token
 
     def _request(
