@@ -341,3 +341,27 @@ def test_requeue_and_signal_through_the_cli(tmp_path: Path, slurm_cluster: Slurm
     finally:
         scancel(slurm_cluster, [submitted.native_id])
         backend.close()
+
+
+def test_an_unreachable_cluster_leaves_its_attempts_without_news(
+    tmp_path: Path, slurm_cluster: SlurmCluster
+) -> None:
+    """Two clusters: the one that answers is observed, the other's attempts get no news
+    (the reconciler then changes nothing for them); only when none answers does poll raise."""
+    good = cluster_config(slurm_cluster, "cli", log_dir=tmp_path / "logs")
+    dead = cluster_config(
+        slurm_cluster, "rest", name="dead", rest_url="http://127.0.0.1:9", command_timeout_s=5
+    )
+    backend = SlurmBackend(make_settings(tmp_path / "home"), clusters=Clusters((good, dead)))
+    request = LaunchRequest("jtwo", 1, f"two{time.time_ns()}", slurm_spec(), {})
+    submitted = backend.submit(request)
+    try:
+        here = AttemptRef("jtwo", 1, request.token, submitted.native_id, submitted.details)
+        there = AttemptRef("jdead", 1, "dead-token", "1", {"cluster": "dead"})
+        seen = backend.poll([here, there], time.time())
+        assert set(seen) == {here.token}
+        with pytest.raises(TransientBackendError):
+            backend.poll([there], time.time())
+    finally:
+        scancel(slurm_cluster, [submitted.native_id])
+        backend.close()
