@@ -162,6 +162,10 @@ def _actions(events: list[Event]) -> list[str]:
         elif event.kind == "transition" and target is JobState.QUEUED and event.reason:
             if event.from_state is JobState.RUNNING:
                 done.append(f"the scheduler requeued it{where}: {event.reason}")
+        elif event.kind == "node_drained":
+            done.append(f"drained node {event.data.get('node', '?')}: {event.reason}")
+        elif event.kind == "node_quarantine_refused":
+            done.append(f"did not drain node {event.data.get('node', '?')}: {event.reason}")
         elif event.kind == "transition" and target is JobState.FAILED:
             done.append(f"gave up{where}: {event.reason}")
     return done
@@ -234,6 +238,10 @@ def explain(client: Client, job_id: str) -> Explanation:
             f"{_duration(lost_s)} of run time in {len(wasted)} failed attempt(s) "
             f"({core_h:.2f} core-hours)"
         )
+        since_checkpoint = [a.details.get("lost_core_hours") for a in wasted]
+        if all(isinstance(h, int | float) for h in since_checkpoint):
+            redo = sum(float(h) for h in since_checkpoint if isinstance(h, int | float))
+            lost_work += f"; {redo:.2f} core-hours since the last checkpoint must be redone"
     last = attempts[-1] if attempts else None
     log_file, tail = None, []
     if last is not None:

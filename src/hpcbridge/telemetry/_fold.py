@@ -233,7 +233,9 @@ class Fold:
                 wait = max(event.time - info.created_at, 0.0)
                 self._histogram(n.QUEUE_WAIT, info.base).observe(wait)
             if info.failed_at is not None:
-                recover = max(event.time - info.failed_at, 0.0)
+                reported = event.data.get("time_to_recover_s")
+                recover = _number(reported) if reported is not None else event.time - info.failed_at
+                recover = max(recover, 0.0)
                 self._histogram(n.TIME_TO_RECOVER, (*info.base, info.failed_class)).observe(recover)
                 info.failed_at = None
         if target in _TERMINAL:
@@ -263,7 +265,10 @@ class Fold:
         self._add(n.RUN_SECONDS, info.base, run_s)
         if succeeded:
             return
-        self._add(n.LOST_CORE_SECONDS, (*info.base, failure_class), run_s * info.cores)
+        # The reconciler's own estimate (work since the last checkpoint) when it sends one.
+        reported = data.get("lost_core_hours")
+        lost = _number(reported) * 3600 if reported is not None else run_s * info.cores
+        self._add(n.LOST_CORE_SECONDS, (*info.base, failure_class), lost)
         if failure_class == FailureClass.PREEMPTED.value:
             self._add(n.PREEMPTIONS, (*info.base, kind))
         if outcome == n.OUTCOME_FAILED:
