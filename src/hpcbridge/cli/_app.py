@@ -19,7 +19,7 @@ from hpcbridge.client import Client
 from hpcbridge.config import Settings
 from hpcbridge.errors import NotFoundError
 from hpcbridge.logs import configure_logging
-from hpcbridge.spec import JobSpec, load_spec_file
+from hpcbridge.spec import JobSpec, load_spec_document, load_spec_file
 from hpcbridge.states import JobState
 from hpcbridge.store import Job, JobFilter
 
@@ -51,8 +51,19 @@ def _client() -> Iterator[Client]:
         client.close()
 
 
-def _load(client: Client, path: Path) -> JobSpec:
-    return load_spec_file(path, required_tags=client.settings.required_tags)
+ClusterOpt = Annotated[
+    str | None,
+    typer.Option(help="Run on this Slurm cluster (a name in clusters.yaml); sets backend slurm."),
+]
+
+
+def _load(client: Client, path: Path, cluster: str | None = None) -> JobSpec:
+    spec = load_spec_file(path, required_tags=client.settings.required_tags)
+    if cluster is not None:
+        # Re-validated, so that what the spec says is checked as a Slurm job.
+        document = spec.to_document() | {"backend": "slurm", "cluster": cluster}
+        spec = load_spec_document(document, source=str(path))
+    return spec
 
 
 def _exit_for(jobs: list[Job]) -> None:
@@ -61,10 +72,10 @@ def _exit_for(jobs: list[Job]) -> None:
 
 
 @app.command()
-def validate(file: FileArg, json_output: JsonOpt = False) -> None:
+def validate(file: FileArg, cluster: ClusterOpt = None, json_output: JsonOpt = False) -> None:
     """Check a spec without running it: schema, then what its backend can honour."""
     with _client() as client:
-        spec = _load(client, file)
+        spec = _load(client, file, cluster)
         problems = client.check(spec)
         if json_output:
             out.print_json(
@@ -84,11 +95,12 @@ def validate(file: FileArg, json_output: JsonOpt = False) -> None:
 def submit(
     file: FileArg,
     key: Annotated[str | None, typer.Option(help="Idempotency key.")] = None,
+    cluster: ClusterOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Submit a job and print its id; it runs in the background."""
     with _client() as client:
-        job = client.submit(_load(client, file), idempotency_key=key)
+        job = client.submit(_load(client, file, cluster), idempotency_key=key)
         client.reconcile_once()  # starts it now when this process may lead
         client.hand_over()
         out.print_json(render.dumps(job)) if json_output else print(job.job_id)
@@ -99,10 +111,11 @@ def run(
     file: FileArg,
     json_output: JsonOpt = False,
     timeout: Annotated[float | None, typer.Option(help="Give up after seconds.")] = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Submit a job and wait for it with a live display; exit 0 only if it succeeded."""
     with _client() as client:
-        job = client.submit(_load(client, file))
+        job = client.submit(_load(client, file, cluster))
         try:
             job = _follow(client, job, quiet=json_output, timeout_s=timeout)
         except KeyboardInterrupt:
