@@ -43,8 +43,13 @@ def raw_rate(jobs: int, concurrency: int) -> float:
 
 
 def _spec(index: int) -> dict[str, object]:
-    return {"apiVersion": "hpcbridge/v1", "kind": "Job", "name": f"bench-{index}",
-            "command": [TRUE], "project": "bench"}
+    return {
+        "apiVersion": "hpcbridge/v1",
+        "kind": "Job",
+        "name": f"bench-{index}",
+        "command": [TRUE],
+        "project": "bench",
+    }
 
 
 class Embedded:
@@ -127,18 +132,22 @@ def main() -> None:
             ours_runs.append(hpcbridge_rate(home, args.jobs, args.concurrency))
         latencies = start_latencies_ms(Path(tmp) / "latency", args.latency_samples)
     raw, ours = statistics.median(raws), statistics.median(ours_runs)
-    print(json.dumps({
-        "benchmark": "local_throughput",
-        "jobs": args.jobs,
-        "concurrency": args.concurrency,
-        "rounds": args.rounds,
-        "raw_rate": round(raw, 1),
-        "hpcbridge_rate": round(ours, 1),
-        "ratio": round(ours / raw, 3),
-        "start_latency_p50_ms": round(statistics.median(latencies), 2),
-        "start_latency_p95_ms": round(statistics.quantiles(latencies, n=20)[-1], 2),
-        "target": {"ratio_min": 0.5, "start_latency_p50_ms_max": 50},
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "local_throughput",
+                "jobs": args.jobs,
+                "concurrency": args.concurrency,
+                "rounds": args.rounds,
+                "raw_rate": round(raw, 1),
+                "hpcbridge_rate": round(ours, 1),
+                "ratio": round(ours / raw, 3),
+                "start_latency_p50_ms": round(statistics.median(latencies), 2),
+                "start_latency_p95_ms": round(statistics.quantiles(latencies, n=20)[-1], 2),
+                "target": {"ratio_min": 0.5, "start_latency_p50_ms_max": 50},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
