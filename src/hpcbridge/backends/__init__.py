@@ -7,6 +7,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from hpcbridge.backends._protocol import (
+    ArraySubmit,
     AttemptRef,
     Backend,
     Deferred,
@@ -17,6 +18,8 @@ from hpcbridge.backends._protocol import (
     Phase,
     Submitted,
     WakeUp,
+    array_token,
+    split_array_token,
 )
 from hpcbridge.config import Settings
 from hpcbridge.errors import ConfigError
@@ -49,6 +52,7 @@ def load_backend(name: str, settings: Settings, wake: WakeUp | None = None) -> B
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "ArraySubmit",
     "AttemptRef",
     "Backend",
     "Deferred",
@@ -59,6 +63,8 @@ __all__ = [
     "Phase",
     "Submitted",
     "WakeUp",
+    "array_token",
     "available_backends",
     "load_backend",
+    "split_array_token",
 ]

@@ -127,5 +127,30 @@ class NodeControl(Protocol):
     def resume(self, node: str) -> None: ...
 
 
+@runtime_checkable
+class ArraySubmit(Protocol):
+    """Backends with native arrays (Slurm's ``--array``) submit an array's tasks at once.
+
+    Tokens ``<key>.<index>`` sharing one key make ``index`` the native task index, so one
+    submission carries many attempts and ``find`` still adopts each after a crash.
+    """
+
+    def submit_array(
+        self, requests: Sequence[LaunchRequest], *, throttle: int | None = None
+    ) -> list[Submitted]: ...
+
+
+def array_token(key: str, index: int) -> str:
+    return f"{key}.{index}"
+
+
+def split_array_token(token: str) -> tuple[str, int] | None:
+    """``(key, index)`` of an array-task token ``<key>.<index>``, else None."""
+    key, dot, index = token.rpartition(".")
+    if dot and key and index.isdigit():
+        return key, int(index)
+    return None
+
+
 WakeUp = Callable[[], None]
 """Called by a backend when something changed, so the reconciler need not wait a full period."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +20,9 @@ import structlog
 from hpcbridge.backends import (
     AttemptRef,
     Backend,
-    Deferred,
-    LaunchRequest,
     NodeControl,
     Observation,
     Phase,
-    Submitted,
 )
 from hpcbridge.errors import BackendError, ConflictError, HpcbridgeError, SpecError
 from hpcbridge.policy import (
@@ -47,11 +43,11 @@ from hpcbridge.reconciler._actions import (
     Transition,
 )
 from hpcbridge.reconciler._decide import JobView, Policy, decide
-from hpcbridge.reconciler._environment import attempt_environment
-from hpcbridge.reconciler._recovery import lost_work
+from hpcbridge.reconciler._recovery import lost_work, time_to_recover
+from hpcbridge.reconciler._submit import Submitter, ref_of
 from hpcbridge.spec import JobSpec, load_spec_document
 from hpcbridge.states import AttemptState, FailureClass, JobState
-from hpcbridge.store import Attempt, Job, JobFilter, JobId, Store, new_token
+from hpcbridge.store import Attempt, Job, JobFilter, JobId, Store
 
 log = structlog.get_logger("hpcbridge.reconciler")
 
@@ -85,11 +81,12 @@ class Reconciler:
         self._clock = clock
         self._specs: dict[str, JobSpec] = {}
         self._unknown_since: dict[str, float] = {}
-        self._verified_tokens: set[str] = set()
+        self._submitter = Submitter(store, backends, self.spec_of, checkpoints_dir)
 
     def cycle(self) -> CycleReport:
         now = self._clock()
         report = CycleReport()
+        self._submitter.new_cycle()
         jobs: dict[str, Job] = {job.job_id: job for job in self._store.active_jobs()}
         report.active_jobs = len(jobs)
         latest: dict[str, Attempt] = {a.job_id: a for a in self._store.active_attempts()}
@@ -114,7 +111,7 @@ class Reconciler:
         if self._node_failures:
             self._fence_nodes(now, report)
         if submits:
-            self._submit_all(submits, jobs, latest, now, report)
+            self._submitter.submit_all(submits, jobs, latest, now, report)
         return report
 
     def _fence_nodes(self, now: float, report: CycleReport) -> None:
@@ -183,7 +180,7 @@ class Reconciler:
         by_backend: dict[str, list[AttemptRef]] = {}
         for attempt in attempts:
             if attempt.state is not AttemptState.PREPARED and attempt.native_id is not None:
-                by_backend.setdefault(attempt.backend, []).append(_ref(attempt))
+                by_backend.setdefault(attempt.backend, []).append(ref_of(attempt))
         observations: dict[str, Observation] = {}
         for name, refs in by_backend.items():
             backend = self._backends.get(name)
@@ -251,8 +248,8 @@ class Reconciler:
         for action in actions:
             if isinstance(action, Transition):
                 data = dict(action.data)
-                if action.target is JobState.RUNNING and job.failure_class is not None:
-                    data.update(self._recovery(job, now))
+                if action.target is JobState.RUNNING:
+                    data.update(time_to_recover(self._store, job, now))
                 job = self._store.transition(
                     job.job_id,
                     action.target,
@@ -300,20 +297,6 @@ class Reconciler:
             return None
         return Path(policy.dir) if policy.dir else self._checkpoints / view.job.job_id
 
-    def _recovery(self, job: Job, now: float) -> dict[str, Any]:
-        """Time from the last failure to running again (the job had failed before)."""
-        ended = [
-            a.ended_at
-            for a in self._store.attempts(job.job_id)
-            if a.state is AttemptState.FAILED and a.ended_at is not None
-        ]
-        if not ended:
-            return {}
-        return {
-            "time_to_recover_s": round(now - max(ended), 3),
-            "recovered_from": job.failure_class,
-        }
-
     def _record_attempt(self, attempt: Attempt, fields: dict[str, Any], now: float) -> Attempt:
         updated = self._store.update_attempt(attempt.job_id, attempt.number, **fields)
         if (
@@ -339,7 +322,7 @@ class Reconciler:
         backend = self._backends.get(attempt.backend)
         if backend is None:
             return attempt
-        backend.kill(_ref(attempt), action.failure_class, now)  # before recording: idempotent
+        backend.kill(ref_of(attempt), action.failure_class, now)  # before recording: idempotent
         details = {
             **attempt.details,
             "kill": {"failure_class": action.failure_class.value, "at": now},
@@ -366,171 +349,17 @@ class Reconciler:
         if attempt is not None and attempt.state is AttemptState.PREPARED:
             return job, attempt
         created = self._store.create_attempt(
-            job.job_id, backend=job.backend, token=new_token(), now=now, details={}
+            job.job_id,
+            backend=job.backend,
+            token=self._submitter.token_for(job),
+            now=now,
+            details={},
         )
-        self._verified_tokens.add(created.token)
+        self._submitter.created(created)
         job = self._store.update_job(
             job.job_id, expected_version=job.version, now=now, attempt_count=created.number
         )
         return job, created
-
-    # -- submit (outside transactions), then record ----------------------------------------
-
-    def _submit_all(
-        self,
-        submits: list[tuple[Job, Attempt]],
-        jobs: Mapping[str, Job],
-        latest: Mapping[str, Attempt],
-        now: float,
-        report: CycleReport,
-    ) -> None:
-        # Tasks the scheduler holds (queued or running there) count against an array's throttle.
-        held_per_parent: Counter[str] = Counter(
-            str(jobs[a.job_id].parent_id)
-            for a in latest.values()
-            if a.state in (AttemptState.SUBMITTED, AttemptState.RUNNING)
-            and a.job_id in jobs
-            and jobs[a.job_id].parent_id
-        )
-        full: set[str] = set()
-        results: list[tuple[Job, Attempt, Submitted | Deferred | BackendError]] = []
-        ordered = sorted(
-            submits, key=lambda p: (-p[0].priority, p[0].created_at, p[0].task_index or 0)
-        )
-        for job, attempt in ordered:
-            backend = self._backends.get(job.backend)
-            if backend is None or job.backend in full:
-                continue
-            if self._throttled(job, held_per_parent):
-                continue
-            outcome = self._submit_one(backend, job, attempt, now)
-            if isinstance(outcome, Deferred):
-                full.add(job.backend)  # strict priority order: nobody jumps the queue
-            elif isinstance(outcome, Submitted) and job.parent_id:
-                held_per_parent[job.parent_id] += 1
-            results.append((job, attempt, outcome))
-        with self._store.batch():
-            for job, attempt, outcome in results:
-                try:
-                    try:
-                        self._record_submission(job, attempt, outcome, now, report)
-                    except ConflictError:  # e.g. a cancel request landed meanwhile
-                        fresh = self._store.get_job(job.job_id)
-                        self._record_submission(fresh, attempt, outcome, now, report)
-                except HpcbridgeError as exc:
-                    # Launched but not recorded: the next cycle finds it by its token.
-                    self._verified_tokens.discard(attempt.token)
-                    report.errors.append(f"{job.job_id}: {exc}")
-
-    def _throttled(self, job: Job, held_per_parent: Counter[str]) -> bool:
-        if job.parent_id is None:
-            return False
-        throttle = self.spec_of(job).array
-        limit = throttle.throttle if throttle else None
-        return limit is not None and held_per_parent[job.parent_id] >= limit
-
-    def _submit_one(
-        self, backend: Backend, job: Job, attempt: Attempt, now: float
-    ) -> Submitted | Deferred | BackendError:
-        ref = _ref(attempt)
-        try:
-            if attempt.token not in self._verified_tokens:
-                found = backend.find(ref)  # crashed between prepare and record last time?
-                self._verified_tokens.add(attempt.token)
-                if found is not None:
-                    return found
-            spec = self.spec_of(job)
-            env = attempt_environment(job, spec, attempt.number, self._checkpoints)
-            return backend.submit(
-                LaunchRequest(job.job_id, attempt.number, attempt.token, spec, env)
-            )
-        except BackendError as exc:
-            return exc
-
-    def _record_submission(
-        self,
-        job: Job,
-        attempt: Attempt,
-        outcome: Submitted | Deferred | BackendError,
-        now: float,
-        report: CycleReport,
-    ) -> None:
-        if isinstance(outcome, Deferred):
-            if job.reason != outcome.reason:
-                self._store.update_job(
-                    job.job_id, expected_version=job.version, now=now, reason=outcome.reason
-                )
-            return
-        if isinstance(outcome, BackendError):
-            self._record_submit_error(job, attempt, outcome, now)
-            return
-        state = AttemptState.RUNNING if outcome.running else AttemptState.SUBMITTED
-        self._store.update_attempt(
-            job.job_id,
-            attempt.number,
-            state=state,
-            native_id=outcome.native_id,
-            details=dict(outcome.details),
-            submitted_at=now,
-            **({"started_at": now} if outcome.running else {}),
-        )
-        self._store.add_event(
-            job.job_id,
-            "attempt_submitted",
-            now=now,
-            attempt=attempt.number,
-            data={"native_id": outcome.native_id, "backend": job.backend},
-        )
-        report.submitted += 1
-        self._verified_tokens.discard(attempt.token)
-        if outcome.running:
-            self._store.transition(
-                job.job_id,
-                JobState.RUNNING,
-                expected_version=job.version,
-                now=now,
-                reason="started",
-                attempt=attempt.number,
-                data=self._recovery(job, now) if job.failure_class is not None else None,
-            )
-
-    def _record_submit_error(
-        self, job: Job, attempt: Attempt, error: BackendError, now: float
-    ) -> None:
-        if error.transient:
-            reason = f"{job.backend} unavailable, will retry: {error.message}"
-            if job.reason != reason:
-                self._store.update_job(
-                    job.job_id, expected_version=job.version, now=now, reason=reason
-                )
-            return
-        self._store.update_attempt(
-            job.job_id,
-            attempt.number,
-            state=AttemptState.FAILED,
-            failure_class=FailureClass.SPEC_ERROR,
-            ended_at=now,
-            reason=error.message,
-        )
-        self._store.transition(
-            job.job_id,
-            JobState.FAILED,
-            expected_version=job.version,
-            now=now,
-            reason=f"the scheduler refused the job: {error.message}",
-            attempt=attempt.number,
-            failure_class=FailureClass.SPEC_ERROR,
-        )
-
-
-def _ref(attempt: Attempt) -> AttemptRef:
-    return AttemptRef(
-        job_id=attempt.job_id,
-        attempt=attempt.number,
-        token=attempt.token,
-        native_id=attempt.native_id,
-        details=attempt.details,
-    )
 
 
 def _attempt_summary(attempt: Attempt) -> dict[str, Any]:

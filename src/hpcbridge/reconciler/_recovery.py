@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from hpcbridge.spec import JobSpec
-from hpcbridge.store import Attempt
+from hpcbridge.states import AttemptState
+from hpcbridge.store import Attempt, Job, Store
 
 MANIFEST = "manifest.json"
 
@@ -53,4 +54,21 @@ def lost_work(attempt: Attempt, spec: JobSpec, checkpoint_dir: Path | None) -> d
         "lost_core_hours": round(hours * resources.nodes * resources.cpus_per_node, 6),
         "lost_gpu_hours": round(hours * resources.nodes * resources.gpus, 6),
         "last_checkpoint_at": checkpoint,
+    }
+
+
+def time_to_recover(store: Store, job: Job, now: float) -> dict[str, Any]:
+    """Time from the last failure to running again (empty unless the job had failed)."""
+    if job.failure_class is None:
+        return {}
+    ended = [
+        a.ended_at
+        for a in store.attempts(job.job_id)
+        if a.state is AttemptState.FAILED and a.ended_at is not None
+    ]
+    if not ended:
+        return {}
+    return {
+        "time_to_recover_s": round(now - max(ended), 3),
+        "recovered_from": job.failure_class,
     }

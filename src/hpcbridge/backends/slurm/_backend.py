@@ -10,6 +10,7 @@ the reconciler marks the backend unavailable for the cycle and fails nothing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +20,13 @@ from typing import Any
 
 import structlog
 
-from hpcbridge.backends._protocol import AttemptRef, LaunchRequest, Observation, Submitted
+from hpcbridge.backends._protocol import (
+    AttemptRef,
+    LaunchRequest,
+    Observation,
+    Submitted,
+    split_array_token,
+)
 from hpcbridge.backends.slurm._classify import observe
 from hpcbridge.backends.slurm._config import ClusterConfig, Clusters, load_clusters
 from hpcbridge.backends.slurm._hostlist import compress_indices
@@ -71,12 +78,15 @@ class Backoff:
         self.failures, self.until, self.last_error = 0, 0.0, ""
 
 
-def _array_key(token: str) -> tuple[str, int] | None:
-    """Array-task tokens are ``<array key>.<position>`` (see ``submit_array``)."""
-    key, dot, position = token.rpartition(".")
-    if dot and key and position.isdigit():
-        return key, int(position)
-    return None
+def _array_positions(requests: Sequence[LaunchRequest]) -> tuple[str, list[int]]:
+    """The array's key and each task's index: from ``<key>.<index>`` tokens when they all
+    share one key and have distinct indices, else the first token and 0..n-1."""
+    parsed = [split_array_token(r.token) for r in requests]
+    keys = {p[0] for p in parsed if p is not None}
+    positions = [p[1] for p in parsed if p is not None]
+    if len(positions) == len(requests) and len(keys) == 1 and len(set(positions)) == len(positions):
+        return keys.pop(), positions
+    return requests[0].token, list(range(len(requests)))
 
 
 class SlurmBackend:
@@ -202,9 +212,21 @@ class SlurmBackend:
             if found is not None:
                 self._uncertain.discard(request.token)
                 return found
+        request, status_dir = self._with_status_dir(request, cluster)
         job = self._render(request, cluster)
         native_id = self._submit(cluster, job, [request.token])
-        return Submitted(native_id=native_id, details=self._details(cluster, job, native_id))
+        details = self._details(cluster, job, native_id)
+        details["status_dir"] = status_dir
+        return Submitted(native_id=native_id, details=details)
+
+    def _with_status_dir(
+        self, request: LaunchRequest, cluster: ClusterConfig
+    ) -> tuple[LaunchRequest, str]:
+        """Where the job side (checkpoint SDK) appends its events: beside the logs, which
+        live on storage the cluster shares (and, with the CLI transport, this host reads)."""
+        status_dir = str(self.log_dir(cluster) / "status" / request.token)
+        env = {**request.env, "HPCBRIDGE_STATUS_DIR": status_dir}
+        return dataclasses.replace(request, env=env), status_dir
 
     def _submit(self, cluster: ClusterConfig, job: BatchJob, tokens: Sequence[str]) -> str:
         try:
@@ -231,26 +253,23 @@ class SlurmBackend:
     ) -> list[Submitted]:
         """Submit many attempts as ONE ``sbatch --array=0-(n-1)%throttle``.
 
-        Task ``i`` runs ``requests[i]``. Their tokens should be ``<key>.<i>`` with one
-        ``key`` for the array (the job name is ``hb-<key>``): then ``find`` adopts each task
-        after a crash. All requests must ask for the same resources and placement.
+        Tokens of the form ``<key>.<index>`` with one ``key`` for the array make ``index``
+        the task's ``SLURM_ARRAY_TASK_ID`` (the job name is ``hb-<key>``), so ``find`` adopts
+        each task after a crash; other tokens number the tasks 0..n-1 in order. All requests
+        must ask for the same resources and placement.
         """
         if not requests:
             return []
-        first = requests[0]
         _check_uniform(requests)
+        with_dirs = [self._with_status_dir(r, self._clusters.get(r.spec.cluster)) for r in requests]
+        requests = [r for r, _ in with_dirs]
+        first = requests[0]
         cluster = self._clusters.get(first.spec.cluster)
         self._guarded(cluster.name, time.time())
-        keys = {_array_key(r.token) for r in requests}
-        parsed = [k for k in keys if k is not None]
-        key = (
-            parsed[0][0]
-            if len(parsed) == len(requests) and len({k for k, _ in parsed}) == 1
-            else first.token
-        )
-        spec_line = compress_indices(list(range(len(requests))))
+        key, positions = _array_positions(requests)
+        spec_line = compress_indices(sorted(positions))
         array = f"{spec_line}%{throttle}" if throttle else spec_line
-        script = render_array_script(requests)
+        script = render_array_script(requests, positions)
         batch = self._render(
             LaunchRequest(first.job_id, first.attempt, key, first.spec, first.env),
             cluster,
@@ -260,19 +279,20 @@ class SlurmBackend:
         )
         array_id = self._submit(cluster, batch, [r.token for r in requests])
         out = []
-        for index, _request in enumerate(requests):
-            native_id = f"{array_id}_{index}"
+        for position, (_, status_dir) in zip(positions, with_dirs, strict=True):
+            native_id = f"{array_id}_{position}"
             details = self._details(cluster, batch, native_id)
-            details["stdout"] = batch.stdout.replace("%a", str(index))
-            details["stderr"] = batch.stderr.replace("%a", str(index))
-            details["array_task"] = index
+            details["status_dir"] = status_dir
+            details["stdout"] = batch.stdout.replace("%a", str(position))
+            details["stderr"] = batch.stderr.replace("%a", str(position))
+            details["array_task"] = position
             out.append(Submitted(native_id=native_id, details=details))
         return out
 
     def find(self, ref: AttemptRef) -> Submitted | None:
         """The job carrying ``ref.token`` in its name, on the attempt's cluster or any."""
         names: dict[str, int | None] = {job_name(ref.token): None}
-        array = _array_key(ref.token)
+        array = split_array_token(ref.token)
         if array is not None:
             names[job_name(array[0])] = array[1]
         candidates = [self._cluster_of(ref)] if ref.details.get("cluster") else list(self._clusters)

@@ -143,10 +143,16 @@ def render_script(request: LaunchRequest) -> str:
     return "\n".join(lines)
 
 
-def render_array_script(requests: Sequence[LaunchRequest]) -> str:
-    """One batch script for many attempts: task i of ``--array`` runs ``requests[i]``."""
+def render_array_script(
+    requests: Sequence[LaunchRequest], positions: Sequence[int] | None = None
+) -> str:
+    """One batch script for many attempts: array task ``positions[i]`` (default ``i``)
+    runs ``requests[i]``."""
     if not requests:
         raise ValueError("an array needs at least one task")
+    indices = list(range(len(requests))) if positions is None else list(positions)
+    if len(indices) != len(requests):
+        raise ValueError("an array needs one position per task")
     envs = [{**r.spec.env, **r.env} for r in requests]
     common = {
         name: value
@@ -161,7 +167,7 @@ def render_array_script(requests: Sequence[LaunchRequest]) -> str:
         *_exports(common),
         'case "${SLURM_ARRAY_TASK_ID:-}" in',
     ]
-    for index, (request, env) in enumerate(zip(requests, envs, strict=True)):
+    for index, request, env in zip(indices, requests, envs, strict=True):
         own = {name: value for name, value in env.items() if common.get(name) != value}
         body = [*_exports(own), *_program(request.spec)]
         lines.append(f"{index})")

@@ -1,0 +1,298 @@
+"""The cycle's submissions: outside any transaction, then one transaction to record them.
+
+An attempt row (with its token) exists before any scheduler call, so a crash between the
+call and the record is healed by ``find``: the next cycle adopts, never duplicates. Tasks
+of one array go to a backend with native arrays (Slurm) as one submission.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from hpcbridge.backends import (
+    ArraySubmit,
+    AttemptRef,
+    Backend,
+    Deferred,
+    LaunchRequest,
+    Submitted,
+    array_token,
+    split_array_token,
+)
+from hpcbridge.errors import BackendError, ConflictError, HpcbridgeError
+from hpcbridge.reconciler._environment import attempt_environment
+from hpcbridge.reconciler._recovery import time_to_recover
+from hpcbridge.spec import JobSpec
+from hpcbridge.states import AttemptState, FailureClass, JobState
+from hpcbridge.store import Attempt, Job, Store, new_token
+
+log = structlog.get_logger("hpcbridge.reconciler")
+
+Outcome = Submitted | Deferred | BackendError
+Pair = tuple[Job, Attempt]
+
+
+class Report(Protocol):
+    submitted: int
+    errors: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    job: Job
+    attempt: Attempt
+    outcome: Outcome
+
+
+def ref_of(attempt: Attempt) -> AttemptRef:
+    return AttemptRef(
+        job_id=attempt.job_id,
+        attempt=attempt.number,
+        token=attempt.token,
+        native_id=attempt.native_id,
+        details=attempt.details,
+    )
+
+
+class Submitter:
+    def __init__(
+        self,
+        store: Store,
+        backends: Mapping[str, Backend],
+        spec_of: Callable[[Job], JobSpec],
+        checkpoints: Path,
+    ) -> None:
+        self._store = store
+        self._backends = backends
+        self._spec_of = spec_of
+        self._checkpoints = checkpoints
+        self._verified_tokens: set[str] = set()  # tokens known not to be at the scheduler
+        self._array_keys: dict[str, str] = {}
+
+    def new_cycle(self) -> None:
+        self._array_keys.clear()
+
+    def token_for(self, job: Job) -> str:
+        """A fresh idempotency token; array tasks prepared in one cycle share a key so
+        that a backend with native arrays submits them together."""
+        if job.parent_id is None or job.task_index is None:
+            return new_token()
+        if not isinstance(self._backends.get(job.backend), ArraySubmit):
+            return new_token()
+        key = self._array_keys.setdefault(job.parent_id, new_token())
+        return array_token(key, job.task_index)
+
+    def created(self, attempt: Attempt) -> None:
+        """A just-created attempt cannot be at the scheduler yet: no need to look."""
+        self._verified_tokens.add(attempt.token)
+
+    # -- launch ----------------------------------------------------------------------------
+
+    def submit_all(
+        self,
+        submits: list[Pair],
+        jobs: Mapping[str, Job],
+        latest: Mapping[str, Attempt],
+        now: float,
+        report: Report,
+    ) -> None:
+        # Tasks the scheduler holds (queued or running there) count against an array's throttle.
+        held_per_parent: Counter[str] = Counter(
+            str(jobs[a.job_id].parent_id)
+            for a in latest.values()
+            if a.state in (AttemptState.SUBMITTED, AttemptState.RUNNING)
+            and a.job_id in jobs
+            and jobs[a.job_id].parent_id
+        )
+        full: set[str] = set()
+        results: list[_Result] = []
+        arrays: dict[str, list[Pair]] = {}
+        ordered = sorted(
+            submits, key=lambda p: (-p[0].priority, p[0].created_at, p[0].task_index or 0)
+        )
+        for job, attempt in ordered:
+            backend = self._backends.get(job.backend)
+            if backend is None or job.backend in full:
+                continue
+            split = split_array_token(attempt.token)
+            if split is not None and isinstance(backend, ArraySubmit):
+                arrays.setdefault(split[0], []).append((job, attempt))  # the scheduler throttles
+                continue
+            if self._throttled(job, held_per_parent):
+                continue
+            outcome = self._submit_one(backend, job, attempt)
+            if isinstance(outcome, Deferred):
+                full.add(job.backend)  # strict priority order: nobody jumps the queue
+            elif isinstance(outcome, Submitted) and job.parent_id:
+                held_per_parent[job.parent_id] += 1
+            results.append(_Result(job, attempt, outcome))
+        for members in arrays.values():
+            results.extend(self._submit_array(members))
+        self._record_all(results, now, report)
+
+    def _throttled(self, job: Job, held_per_parent: Counter[str]) -> bool:
+        if job.parent_id is None:
+            return False
+        array = self._spec_of(job).array
+        limit = array.throttle if array else None
+        return limit is not None and held_per_parent[job.parent_id] >= limit
+
+    def _request(self, job: Job, attempt: Attempt) -> LaunchRequest:
+        spec = self._spec_of(job)
+        env = attempt_environment(job, spec, attempt.number, self._checkpoints)
+        return LaunchRequest(job.job_id, attempt.number, attempt.token, spec, env)
+
+    def _submit_one(self, backend: Backend, job: Job, attempt: Attempt) -> Outcome:
+        try:
+            if attempt.token not in self._verified_tokens:
+                found = backend.find(ref_of(attempt))  # crashed between prepare and record?
+                self._verified_tokens.add(attempt.token)
+                if found is not None:
+                    return found
+            return backend.submit(self._request(job, attempt))
+        except BackendError as exc:
+            return exc
+
+    def _submit_array(self, members: Sequence[Pair]) -> list[_Result]:
+        """One native array submission for tasks prepared together (after adopting any
+        that an earlier, unrecorded submission already launched)."""
+        backend = self._backends[members[0][0].backend]
+        assert isinstance(backend, ArraySubmit)
+        try:
+            adopted = self._adopt(backend, members)
+        except BackendError as exc:
+            return [_Result(job, attempt, exc) for job, attempt in members]
+        results = [
+            _Result(job, attempt, adopted[attempt.token])
+            for job, attempt in members
+            if attempt.token in adopted
+        ]
+        pending = [(job, attempt) for job, attempt in members if attempt.token not in adopted]
+        if not pending:
+            return results
+        array = self._spec_of(pending[0][0]).array
+        requests = [self._request(job, attempt) for job, attempt in pending]
+        try:
+            launched = backend.submit_array(requests, throttle=array.throttle if array else None)
+        except ValueError:  # tasks that differ in shape cannot share one native array
+            return results + [
+                _Result(job, attempt, self._submit_one(backend, job, attempt))
+                for job, attempt in pending
+            ]
+        except BackendError as exc:
+            if exc.transient:  # it may have reached the scheduler: look before the retry
+                self._verified_tokens.difference_update(a.token for _, a in pending)
+            return results + [_Result(job, attempt, exc) for job, attempt in pending]
+        log.info("array_submitted", tasks=len(pending), native_id=launched[0].native_id)
+        return results + [
+            _Result(job, attempt, outcome)
+            for (job, attempt), outcome in zip(pending, launched, strict=True)
+        ]
+
+    def _adopt(self, backend: Backend, members: Sequence[Pair]) -> dict[str, Submitted]:
+        """Tasks already at the scheduler. One array submission launches all its tasks or
+        none, so when the first unverified task is not there, none of them is."""
+        unverified = [a for _, a in members if a.token not in self._verified_tokens]
+        if not unverified:
+            return {}
+        first = backend.find(ref_of(unverified[0]))
+        self._verified_tokens.update(a.token for a in unverified)
+        if first is None:
+            return {}
+        adopted = {unverified[0].token: first}
+        for attempt in unverified[1:]:
+            found = backend.find(ref_of(attempt))
+            if found is not None:
+                adopted[attempt.token] = found
+        return adopted
+
+    # -- record (one transaction) ----------------------------------------------------------
+
+    def _record_all(self, results: Sequence[_Result], now: float, report: Report) -> None:
+        with self._store.batch():
+            for result in results:
+                job, attempt, outcome = result.job, result.attempt, result.outcome
+                try:
+                    try:
+                        self._record(job, attempt, outcome, now, report)
+                    except ConflictError:  # e.g. a cancel request landed meanwhile
+                        fresh = self._store.get_job(job.job_id)
+                        self._record(fresh, attempt, outcome, now, report)
+                except HpcbridgeError as exc:
+                    # Launched but not recorded: the next cycle finds it by its token.
+                    self._verified_tokens.discard(attempt.token)
+                    report.errors.append(f"{job.job_id}: {exc}")
+
+    def _record(
+        self, job: Job, attempt: Attempt, outcome: Outcome, now: float, report: Report
+    ) -> None:
+        if isinstance(outcome, Deferred):
+            if job.reason != outcome.reason:
+                self._store.update_job(
+                    job.job_id, expected_version=job.version, now=now, reason=outcome.reason
+                )
+            return
+        if isinstance(outcome, BackendError):
+            self._record_error(job, attempt, outcome, now)
+            return
+        state = AttemptState.RUNNING if outcome.running else AttemptState.SUBMITTED
+        self._store.update_attempt(
+            job.job_id,
+            attempt.number,
+            state=state,
+            native_id=outcome.native_id,
+            details=dict(outcome.details),
+            submitted_at=now,
+            **({"started_at": now} if outcome.running else {}),
+        )
+        self._store.add_event(
+            job.job_id,
+            "attempt_submitted",
+            now=now,
+            attempt=attempt.number,
+            data={"native_id": outcome.native_id, "backend": job.backend},
+        )
+        report.submitted += 1
+        self._verified_tokens.discard(attempt.token)
+        if outcome.running:
+            self._store.transition(
+                job.job_id,
+                JobState.RUNNING,
+                expected_version=job.version,
+                now=now,
+                reason="started",
+                attempt=attempt.number,
+                data=time_to_recover(self._store, job, now),
+            )
+
+    def _record_error(self, job: Job, attempt: Attempt, error: BackendError, now: float) -> None:
+        if error.transient:
+            reason = f"{job.backend} unavailable, will retry: {error.message}"
+            if job.reason != reason:
+                self._store.update_job(
+                    job.job_id, expected_version=job.version, now=now, reason=reason
+                )
+            return
+        self._store.update_attempt(
+            job.job_id,
+            attempt.number,
+            state=AttemptState.FAILED,
+            failure_class=FailureClass.SPEC_ERROR,
+            ended_at=now,
+            reason=error.message,
+        )
+        self._store.transition(
+            job.job_id,
+            JobState.FAILED,
+            expected_version=job.version,
+            now=now,
+            reason=f"the scheduler refused the job: {error.message}",
+            attempt=attempt.number,
+            failure_class=FailureClass.SPEC_ERROR,
+        )
