@@ -115,7 +115,7 @@ def test_a_crash_after_the_array_submission_adopts_every_task(world: World) -> N
             raise TransientBackendError("power cut")  # any HpcbridgeError: not recorded
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
-    failing.update_attempt = crash  # type: ignore[method-assign]
+    failing.update_attempt = crash  # type: ignore[method-assign,assignment]
     reconciler.cycle()
     failing.update_attempt = original  # type: ignore[method-assign]
     assert len(backend.arrays) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from hpcbridge.backends import Observation, Phase
 from hpcbridge.reconciler._actions import (
@@ -139,6 +140,7 @@ def _decide_finished(view: JobView, seen: Observation, now: float) -> list[Actio
                 "reason": seen.reason,
                 **({"started_at": seen.started_at} if seen.started_at else {}),
                 **({"nodes": seen.nodes} if seen.nodes else {}),
+                **_accounting(seen),
             }
         )
     ]
@@ -156,6 +158,15 @@ def _decide_finished(view: JobView, seen: Observation, now: float) -> list[Actio
     return actions + _after_failure(
         view, failure, seen.exit_code, seen.reason, (*view.history, failure), now
     )
+
+
+def _accounting(seen: Observation) -> dict[str, Any]:
+    """What the backend measured (Slurm's accounting, peak memory), kept with the attempt;
+    the loop merges it into the details recorded at submission."""
+    details = dict(seen.details)
+    if seen.rss_mb is not None:
+        details["max_rss_mb"] = seen.rss_mb
+    return {"details": details} if details else {}
 
 
 def _after_failure(

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,7 @@ from hpcbridge.reconciler._submit import Submitter, ref_of
 from hpcbridge.spec import JobSpec, load_spec_document
 from hpcbridge.states import AttemptState, FailureClass, JobState
 from hpcbridge.store import Attempt, Job, JobFilter, JobId, Store
+from hpcbridge.telemetry import ReconcilerStats, ingestable_events, job_log_context
 
 log = structlog.get_logger("hpcbridge.reconciler")
 
@@ -71,7 +74,12 @@ class Reconciler:
         checkpoints_dir: Path,
         clock: Callable[[], float] = time.time,
         quarantine: QuarantinePolicy | None = None,
+        stats: ReconcilerStats | None = None,
+        node_refresh_s: float = 60.0,
     ) -> None:
+        self.stats = stats or ReconcilerStats()
+        self._node_refresh_s = node_refresh_s
+        self._nodes_seen_at: dict[str, float] = {}
         self._store = store
         self._quarantine = quarantine or QuarantinePolicy()
         self._node_failures: set[str] = set()  # backends with a new node failure this cycle
@@ -84,6 +92,17 @@ class Reconciler:
         self._submitter = Submitter(store, backends, self.spec_of, checkpoints_dir)
 
     def cycle(self) -> CycleReport:
+        started = time.monotonic()
+        report = self._cycle()
+        self.stats.record_cycle(
+            time.monotonic() - started,
+            now=self._clock(),
+            errors=len(report.errors),
+            unavailable_backends=report.unavailable_backends,
+        )
+        return report
+
+    def _cycle(self) -> CycleReport:
         now = self._clock()
         report = CycleReport()
         self._submitter.new_cycle()
@@ -94,10 +113,12 @@ class Reconciler:
         submits: list[tuple[Job, Attempt]] = []
         with self._store.batch():
             for job in jobs.values():
+                attempt = latest.get(job.job_id)
                 try:
-                    view = self._view(job, latest.get(job.job_id), observations)
-                    actions = decide(view, self._policy, now)
-                    jobs[job.job_id] = self._apply(view, actions, now, report, submits)
+                    with _log_context(job, attempt):
+                        view = self._view(job, attempt, observations)
+                        actions = decide(view, self._policy, now)
+                        jobs[job.job_id] = self._apply(view, actions, now, report, submits)
                 except ConflictError:
                     continue  # someone changed it meanwhile; the next cycle decides again
                 except SpecError as exc:
@@ -110,9 +131,27 @@ class Reconciler:
                     log.exception("decide_failed", job_id=job.job_id)
         if self._node_failures:
             self._fence_nodes(now, report)
+        self._count_nodes(now)
         if submits:
             self._submitter.submit_all(submits, jobs, latest, now, report)
         return report
+
+    def _count_nodes(self, now: float) -> None:
+        """Nodes by state for the metrics, from backends that manage nodes, now and then."""
+        for name in list(self._backends):
+            backend = self._backends.get(name)
+            if not isinstance(backend, NodeControl):
+                continue
+            if now - self._nodes_seen_at.get(name, float("-inf")) < self._node_refresh_s:
+                continue
+            self._nodes_seen_at[name] = now
+            try:
+                nodes = backend.nodes()
+            except Exception as exc:  # metrics must never stop the loop
+                log.warning("node_count_failed", backend=name, error=str(exc))
+                continue
+            counts = Counter("drained" if n.drained else n.state.lower() for n in nodes)
+            self.stats.record_nodes(name, counts)
 
     def _fence_nodes(self, now: float, report: CycleReport) -> None:
         """Drain nodes that keep failing jobs (backends that can), within the guard rail."""
@@ -188,7 +227,8 @@ class Reconciler:
                 report.unavailable_backends.append(name)
                 continue
             try:
-                observations.update(backend.poll(refs, now))
+                with self.stats.polling(name):
+                    observations.update(backend.poll(refs, now))
             except BackendError as exc:
                 report.unavailable_backends.append(name)
                 log.warning("backend_unavailable", backend=name, error=str(exc))
@@ -262,7 +302,10 @@ class Reconciler:
                 )
                 report.changes += 1
             elif isinstance(action, RecordAttempt) and attempt is not None:
-                attempt = self._record_attempt(attempt, self._costed(view, action.fields), now)
+                fields = dict(action.fields)
+                if "details" in fields:  # add to what submission recorded, never replace it
+                    fields["details"] = {**attempt.details, **fields["details"]}
+                attempt = self._record_attempt(attempt, self._costed(view, fields), now)
                 report.changes += 1
             elif isinstance(action, Note):
                 job = self._store.update_job(
@@ -316,7 +359,18 @@ class Reconciler:
             )
         if updated.state.finished:
             self._unknown_since.pop(attempt.token, None)
+            self._ingest_job_events(updated)
         return updated
+
+    def _ingest_job_events(self, attempt: Attempt) -> None:
+        """Copy what the job itself reported (checkpoint saves) into the event log."""
+        status_dir = attempt.details.get("status_dir") or attempt.details.get("dir")
+        if not isinstance(status_dir, str):
+            return
+        for event in ingestable_events(Path(status_dir)):
+            self._store.add_event(
+                attempt.job_id, event.kind, now=event.time, attempt=attempt.number, data=event.data
+            )
 
     def _kill(self, attempt: Attempt, action: Kill, now: float) -> Attempt:
         backend = self._backends.get(attempt.backend)
@@ -362,6 +416,17 @@ class Reconciler:
         return job, created
 
 
+def _log_context(job: Job, attempt: Attempt | None) -> AbstractContextManager[None]:
+    if attempt is None:
+        return job_log_context(job_id=job.job_id, backend=job.backend)
+    return job_log_context(
+        job_id=job.job_id,
+        attempt=attempt.number,
+        backend=attempt.backend,
+        native_id=attempt.native_id,
+    )
+
+
 def _attempt_summary(attempt: Attempt) -> dict[str, Any]:
     summary: dict[str, Any] = {"native_id": attempt.native_id, "backend": attempt.backend}
     if attempt.nodes:
@@ -372,4 +437,7 @@ def _attempt_summary(attempt: Attempt) -> dict[str, Any]:
         summary["failure_class"] = attempt.failure_class.value
     if attempt.started_at is not None and attempt.ended_at is not None:
         summary["run_s"] = round(attempt.ended_at - attempt.started_at, 3)
+    for key in ("partition_kind", "lost_core_hours", "lost_gpu_hours", "max_rss_mb"):
+        if attempt.details.get(key) is not None:
+            summary[key] = attempt.details[key]
     return summary
