@@ -13,6 +13,7 @@ from hpcbridge.backends import Observation, Phase
 from hpcbridge.reconciler import (
     Action,
     CancelTasks,
+    Continue,
     JobView,
     Kill,
     Note,
@@ -179,9 +180,33 @@ def test_pending_reason_becomes_a_note_once() -> None:
 
 
 @pytest.mark.parametrize("state", [S.RUNNING, S.LOST])
-def test_pending_after_running_is_a_requeue(state: JobState) -> None:
+def test_pending_after_running_is_a_requeue_that_ends_the_attempt(state: JobState) -> None:
+    """The scheduler requeued the job itself: that run is a failed attempt, and a new
+    attempt follows the same native job (no second submission)."""
     the_view = view(state, the_attempt=attempt(A.RUNNING), seen=Observation(Phase.PENDING))
-    assert decide(the_view, POLICY, NOW) == [Transition(S.QUEUED, "requeued by the scheduler")]
+    actions = decide(the_view, POLICY, NOW)
+    assert Submit() not in actions
+    assert actions[-1] == Continue()
+    record = only(actions, RecordAttempt)
+    assert (record.fields["state"], record.fields["failure_class"]) == (
+        A.FAILED,
+        FailureClass.PREEMPTED,
+    )
+    assert only(actions, Transition) == Transition(
+        S.QUEUED, "requeued by the scheduler", {"failure_class": FailureClass.PREEMPTED}
+    )
+
+
+def test_a_requeue_keeps_the_class_and_reason_the_backend_gives() -> None:
+    seen = Observation(
+        Phase.PENDING,
+        reason="node n3 failed; Slurm requeued it",
+        failure_class=FailureClass.NODE_FAILURE,
+    )
+    actions = decide(view(S.RUNNING, the_attempt=attempt(A.RUNNING), seen=seen), POLICY, NOW)
+    record = only(actions, RecordAttempt)
+    assert record.fields["failure_class"] is FailureClass.NODE_FAILURE
+    assert record.fields["reason"] == "node n3 failed; Slurm requeued it"
 
 
 def test_first_running_observation_records_the_start() -> None:

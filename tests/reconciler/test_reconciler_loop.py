@@ -582,3 +582,33 @@ def test_success_without_a_start_time_is_not_run_again(world: World) -> None:
         reconciler.cycle()
     assert world.state("j1") is S.SUCCEEDED
     assert len(world.backend.submitted) == 1
+
+
+def test_a_scheduler_requeue_opens_an_attempt_on_the_same_native_job(world: World) -> None:
+    world.add("j1")
+    reconciler = world.reconciler()
+    reconciler.cycle()
+    first = world.token("j1")
+    world.backend.program(first, Observation(Phase.RUNNING, nodes=("node1",), started_at=1.0))
+    reconciler.cycle()
+    world.clock.advance(30)
+    world.backend.program(first, Observation(Phase.PENDING, reason="preempted; requeued"))
+    reconciler.cycle()
+    ended, follower = world.store.attempts(JobId("j1"))
+    assert (ended.state, ended.failure_class) == (AttemptState.FAILED, FailureClass.PREEMPTED)
+    assert (follower.state, follower.native_id) == (AttemptState.SUBMITTED, ended.native_id)
+    assert follower.details["slot"] == ended.details["slot"]
+    assert world.state("j1") is S.QUEUED
+    assert len(world.backend.submitted) == 1  # the scheduler requeued it: no new submission
+    world.clock.advance(10)
+    world.backend.program(
+        follower.token, Observation(Phase.RUNNING, nodes=("node2",), started_at=2.0)
+    )
+    reconciler.cycle()
+    assert world.state("j1") is S.RUNNING
+    [recovered] = [e for e in world.store.events(JobId("j1")) if "time_to_recover_s" in e.data]
+    assert recovered.data["recovered_from"] == "preempted"
+    world.backend.finish(follower.token)
+    reconciler.cycle()
+    assert world.state("j1") is S.SUCCEEDED
+    assert world.store.get_job("j1").attempt_count == 2

@@ -3,6 +3,7 @@
 from hpcbridge.reconciler._actions import (
     Action,
     CancelTasks,
+    Continue,
     Kill,
     Note,
     RecordAttempt,
@@ -18,6 +19,7 @@ from hpcbridge.reconciler._retry import RetryDecision, backoff_s, decide_retry, 
 __all__ = [
     "Action",
     "CancelTasks",
+    "Continue",
     "CycleReport",
     "JobView",
     "Kill",

@@ -42,8 +42,14 @@ class Note:
 
 
 @dataclass(frozen=True, slots=True)
+class Continue:
+    """The scheduler requeued the attempt's job itself (Slurm ``--requeue``): open a new
+    attempt that follows the same native job instead of submitting another."""
+
+
+@dataclass(frozen=True, slots=True)
 class CancelTasks:
     """Ask every unfinished task of an array job to cancel."""
 
 
-Action = Transition | Submit | Kill | RecordAttempt | Note | CancelTasks
+Action = Transition | Submit | Kill | RecordAttempt | Note | CancelTasks | Continue

@@ -10,6 +10,7 @@ from hpcbridge.backends import Observation, Phase
 from hpcbridge.reconciler._actions import (
     Action,
     CancelTasks,
+    Continue,
     Kill,
     Note,
     RecordAttempt,
@@ -69,6 +70,8 @@ def decide(view: JobView, policy: Policy, now: float) -> list[Action]:
     if seen is None:
         return []  # no news this cycle (backend unreachable): never guess
     if seen.phase is Phase.PENDING:
+        if attempt.state is AttemptState.RUNNING:
+            return _decide_requeued(view, seen, now)
         if state in (_S.RUNNING, _S.LOST):
             return [Transition(_S.QUEUED, seen.reason or "requeued by the scheduler")]
         return [Note(seen.reason)] if seen.reason and seen.reason != view.job.reason else []
@@ -77,6 +80,27 @@ def decide(view: JobView, policy: Policy, now: float) -> list[Action]:
     if seen.phase is Phase.UNKNOWN:
         return _decide_unknown(view, policy, now)
     return _decide_finished(view, seen, now)
+
+
+def _decide_requeued(view: JobView, seen: Observation, now: float) -> list[Action]:
+    """It ran, and now waits in the queue again: the scheduler requeued it (preemption in
+    REQUEUE mode, or a node failure with ``--requeue``). That run ends as a failed attempt
+    (preempted unless the backend knows better); a new attempt follows the same native job."""
+    failure = seen.failure_class or FailureClass.PREEMPTED
+    reason = seen.reason or "requeued by the scheduler"
+    return [
+        RecordAttempt(
+            {
+                "state": AttemptState.FAILED,
+                "failure_class": failure,
+                "ended_at": seen.ended_at or now,
+                "reason": reason,
+                **_accounting(seen),
+            }
+        ),
+        Transition(_S.QUEUED, reason, {"failure_class": failure}),
+        Continue(),
+    ]
 
 
 def _decide_running(view: JobView, seen: Observation, now: float) -> list[Action]:

@@ -38,6 +38,7 @@ from hpcbridge.policy import (
 from hpcbridge.reconciler._actions import (
     Action,
     CancelTasks,
+    Continue,
     Kill,
     Note,
     RecordAttempt,
@@ -49,7 +50,7 @@ from hpcbridge.reconciler._recovery import lost_work, time_to_recover
 from hpcbridge.reconciler._submit import Submitter, ref_of
 from hpcbridge.spec import JobSpec, load_spec_document
 from hpcbridge.states import AttemptState, FailureClass, JobState
-from hpcbridge.store import Attempt, Job, JobFilter, JobId, Store
+from hpcbridge.store import Attempt, Job, JobFilter, JobId, Store, new_token
 from hpcbridge.telemetry import ReconcilerStats, ingestable_events, job_log_context
 
 log = structlog.get_logger("hpcbridge.reconciler")
@@ -318,6 +319,8 @@ class Reconciler:
             elif isinstance(action, Submit):
                 job, attempt = self._prepare(job, attempt, now)
                 submits.append((job, attempt))
+            elif isinstance(action, Continue) and attempt is not None:
+                job, attempt = self._continue(job, attempt, now)
         return job
 
     def _costed(self, view: JobView, fields: dict[str, Any]) -> dict[str, Any]:
@@ -367,7 +370,10 @@ class Reconciler:
         status_dir = attempt.details.get("status_dir") or attempt.details.get("dir")
         if not isinstance(status_dir, str):
             return
+        since = attempt.submitted_at or attempt.created_at  # a requeued job shares the dir
         for event in ingestable_events(Path(status_dir)):
+            if event.time < since:
+                continue
             self._store.add_event(
                 attempt.job_id, event.kind, now=event.time, attempt=attempt.number, data=event.data
             )
@@ -398,6 +404,35 @@ class Reconciler:
                     task.job_id, expected_version=task.version, now=now, cancel_requested=True
                 )
 
+    def _continue(self, job: Job, ended: Attempt, now: float) -> tuple[Job, Attempt]:
+        """A new attempt that follows the native job the scheduler requeued."""
+        created = self._store.create_attempt(
+            job.job_id,
+            backend=ended.backend,
+            token=new_token(),
+            now=now,
+            details={k: v for k, v in ended.details.items() if k not in _PER_RUN_DETAILS},
+        )
+        attempt = self._store.update_attempt(
+            job.job_id,
+            created.number,
+            state=AttemptState.SUBMITTED,
+            native_id=ended.native_id,
+            submitted_at=now,
+        )
+        self._store.add_event(
+            job.job_id,
+            "attempt_submitted",
+            now=now,
+            attempt=attempt.number,
+            reason="requeued by the scheduler under the same job",
+            data={"native_id": ended.native_id, "backend": ended.backend, "requeued": True},
+        )
+        job = self._store.update_job(
+            job.job_id, expected_version=job.version, now=now, attempt_count=attempt.number
+        )
+        return job, attempt
+
     def _prepare(self, job: Job, attempt: Attempt | None, now: float) -> tuple[Job, Attempt]:
         """Make sure a prepared attempt row exists before any scheduler call."""
         if attempt is not None and attempt.state is AttemptState.PREPARED:
@@ -414,6 +449,20 @@ class Reconciler:
             job.job_id, expected_version=job.version, now=now, attempt_count=created.number
         )
         return job, created
+
+
+_PER_RUN_DETAILS = frozenset(
+    {
+        "slurm",
+        "max_rss_mb",
+        "kill",
+        "lost_s",
+        "lost_core_hours",
+        "lost_gpu_hours",
+        "last_checkpoint_at",
+    }
+)
+"""Attempt details that describe one run; a requeued attempt starts without them."""
 
 
 def _log_context(job: Job, attempt: Attempt | None) -> AbstractContextManager[None]:

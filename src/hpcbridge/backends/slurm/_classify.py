@@ -197,6 +197,8 @@ def _observe_record(
         return Observation(
             phase=Phase.PENDING,
             reason="preempted; Slurm is requeueing it",
+            failure_class=FailureClass.PREEMPTED,
+            ended_at=record.ended_at,
             details=details,
         )
     if phase is Phase.PENDING:
