@@ -736,3 +736,32 @@ def test_parent_decisions_only_ask_for_allowed_moves(
         assert final and final[-1].terminal
     else:
         assert not any(s.terminal for s in final)
+
+
+# -- a job that saved and asked to be requeued (checkpoint SDK, exit code 75) ---------------------
+
+
+@pytest.mark.parametrize(
+    ("walltime", "expected"),
+    [
+        (None, FailureClass.PREEMPTED),  # no time limit: the scheduler took the nodes back
+        ("1h", FailureClass.PREEMPTED),  # far from its limit
+        ("100s", FailureClass.TIMEOUT),  # it ran into its limit's grace window
+    ],
+)
+def test_exit_code_75_with_a_checkpoint_policy_is_a_requeue_request(
+    walltime: str | None, expected: FailureClass
+) -> None:
+    resources = {"walltime": walltime} if walltime else {}
+    the_spec = spec(checkpoint={"grace": "10s"}, resources=resources)
+    seen = finished(exit_code=75)
+    the_view = view(S.RUNNING, the_spec=the_spec, the_attempt=attempt(), seen=seen)
+    record = only(decide(the_view, POLICY, NOW), RecordAttempt)
+    assert record.fields["failure_class"] is expected
+    assert "asked to be requeued" in record.fields["reason"]
+
+
+def test_exit_code_75_without_a_checkpoint_policy_is_an_app_error() -> None:
+    the_view = view(S.RUNNING, the_attempt=attempt(), seen=finished(exit_code=75))
+    record = only(decide(the_view, POLICY, NOW), RecordAttempt)
+    assert record.fields["failure_class"] is FailureClass.APP_ERROR

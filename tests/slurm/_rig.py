@@ -35,6 +35,7 @@ class Rig:
     def __init__(self, backend: SlurmBackend, root: Path, *, lost_grace_s: float = 60.0) -> None:
         self.backend = backend
         self.store = MemoryStore()
+        self.checkpoints = root / "checkpoints"
         self.reconciler = Reconciler(
             self.store,
             {"slurm": backend},

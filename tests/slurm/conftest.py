@@ -14,8 +14,12 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from ._rig import Rig
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "slurm-cluster"
@@ -131,3 +135,24 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
         rest_user=pwd.getpwuid(os.geteuid()).pw_name,
         token_command=(str(SCRIPT), "token"),
     )
+
+
+@pytest.fixture
+def rig(tmp_path: Path, slurm_cluster: SlurmCluster) -> Iterator[Rig]:
+    """The real reconciler driving the CLI transport; repairs the cluster afterwards."""
+    # These modules import this one (for SlurmCluster): import them once it is complete.
+    from hpcbridge.backends.slurm import Clusters, SlurmBackend  # noqa: PLC0415
+
+    from ._faults import restore  # noqa: PLC0415
+    from ._helpers import cluster_config, make_settings, scancel  # noqa: PLC0415
+    from ._rig import Rig  # noqa: PLC0415
+
+    clusters = Clusters((cluster_config(slurm_cluster, "cli", log_dir=tmp_path / "logs"),))
+    backend = SlurmBackend(make_settings(tmp_path / "home"), clusters=clusters)
+    rig = Rig(backend, tmp_path)
+    try:
+        yield rig
+    finally:
+        restore(slurm_cluster)
+        scancel(slurm_cluster, rig.native_ids())
+        backend.close()

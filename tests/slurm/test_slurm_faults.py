@@ -6,52 +6,23 @@ missing daemons and resumes nodes left down).
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hpcbridge.backends import AttemptRef
-from hpcbridge.backends.slurm import Clusters, SlurmBackend
 from hpcbridge.errors import TransientBackendError
-from hpcbridge.states import FailureClass, JobState
+from hpcbridge.states import AttemptState, FailureClass, JobState
 
-from ._helpers import cluster_config, make_settings, scancel
+from ._faults import kill_daemon, restore
 from ._rig import Rig, slurm_spec
-from .conftest import SCRIPT, SlurmCluster
+from .conftest import SlurmCluster
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 PY = sys.executable
-
-
-def restore(cluster: SlurmCluster) -> None:
-    done = subprocess.run(
-        [str(SCRIPT), "start"], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert done.returncode == 0, f"scripts/slurm-cluster start failed:\n{done.stderr}"
-
-
-def kill_daemon(cluster: SlurmCluster, pid_file: str) -> None:
-    pid = int((cluster.state_dir / "run" / pid_file).read_text().split()[0])
-    os.kill(pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def rig(tmp_path: Path, slurm_cluster: SlurmCluster) -> Iterator[Rig]:
-    clusters = Clusters((cluster_config(slurm_cluster, "cli", log_dir=tmp_path / "logs"),))
-    backend = SlurmBackend(make_settings(tmp_path / "home"), clusters=clusters)
-    rig = Rig(backend, tmp_path)
-    try:
-        yield rig
-    finally:
-        restore(slurm_cluster)
-        scancel(slurm_cluster, rig.native_ids())
-        backend.close()
 
 
 def test_a_killed_slurmd_gives_node_failure(rig: Rig, slurm_cluster: SlurmCluster) -> None:
@@ -115,8 +86,12 @@ def test_preemption_from_the_priority_partition(
         "the checkpointed spot job to be requeued",
     )
     assert rig.wait_done(urgent, timeout_s=90).state is JobState.SUCCEEDED
-    rig.wait_state(saved, {JobState.RUNNING}, timeout_s=90)  # the same attempt runs again
-    assert len(rig.attempts(saved)) == 1
+    rig.wait_state(saved, {JobState.RUNNING}, timeout_s=90)
+    # Slurm requeued the same job: the preempted run is an attempt of its own, and the
+    # attempt that runs now follows the same Slurm job id (no second sbatch).
+    first, again = rig.attempts(saved)
+    assert (first.state, first.failure_class) == (AttemptState.FAILED, FailureClass.PREEMPTED)
+    assert again.native_id == first.native_id
     assert signals.read_text().split()[0] == str(int(signal.SIGUSR1))
     rig.cancel(saved)
     assert rig.wait_done(saved).state is JobState.CANCELLED

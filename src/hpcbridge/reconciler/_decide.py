@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hpcbridge.backends import Observation, Phase
+from hpcbridge.checkpoint import REQUEUE_EXIT_CODE
 from hpcbridge.reconciler._actions import (
     Action,
     CancelTasks,
@@ -153,6 +154,13 @@ def _decide_running(view: JobView, seen: Observation, now: float) -> list[Action
 def _decide_finished(view: JobView, seen: Observation, now: float) -> list[Action]:
     succeeded = seen.phase is Phase.SUCCEEDED
     failure = None if succeeded else (seen.failure_class or FailureClass.APP_ERROR)
+    if failure is FailureClass.APP_ERROR and _asked_for_requeue(view, seen):
+        failure = _requeue_class(view, seen, now)
+        reason = (
+            f"the job saved a checkpoint and asked to be requeued (exit code {seen.exit_code})"
+            + (" at its time limit" if failure is FailureClass.TIMEOUT else " on preemption")
+        )
+        seen = replace(seen, failure_class=failure, reason=reason)
     actions: list[Action] = [
         RecordAttempt(
             {
@@ -181,6 +189,27 @@ def _decide_finished(view: JobView, seen: Observation, now: float) -> list[Actio
         ]
     return actions + _after_failure(
         view, failure, seen.exit_code, seen.reason, (*view.history, failure), now
+    )
+
+
+def _asked_for_requeue(view: JobView, seen: Observation) -> bool:
+    """The checkpoint SDK's ``exit_for_requeue()``: it saved on the warning signal."""
+    return view.spec.checkpoint is not None and seen.exit_code == REQUEUE_EXIT_CODE
+
+
+def _requeue_class(view: JobView, seen: Observation, now: float) -> FailureClass:
+    """The warning came from the time limit if the run reached its walltime's grace
+    window; otherwise the scheduler was taking the nodes back."""
+    walltime = view.spec.resources.walltime_s
+    checkpoint = view.spec.checkpoint
+    started = seen.started_at or (view.attempt.started_at if view.attempt else None)
+    if walltime is None or checkpoint is None or started is None:
+        return FailureClass.PREEMPTED
+    ran = (seen.ended_at or now) - started
+    return (
+        FailureClass.TIMEOUT
+        if ran >= walltime - checkpoint.grace_s - 5
+        else (FailureClass.PREEMPTED)
     )
 
 

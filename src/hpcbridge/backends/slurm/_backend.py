@@ -24,6 +24,7 @@ from hpcbridge.backends._protocol import (
     AttemptRef,
     LaunchRequest,
     Observation,
+    Phase,
     Submitted,
     split_array_token,
 )
@@ -383,7 +384,47 @@ class SlurmBackend:
                 usage_wait_s=cluster.usage_wait_s,
                 oom_in_stderr=self._oom_in_stderr(ref, seen_queue or seen_accounting),
             )
+        self._explain_requeues(transport, refs, queue, observations)
         return observations
+
+    @staticmethod
+    def _explain_requeues(
+        transport: Transport,
+        refs: Sequence[AttemptRef],
+        queue: Mapping[str, JobRecord],
+        observations: dict[str, Observation],
+    ) -> None:
+        """A job Slurm requeued by itself (more restarts than when last seen) ended its run
+        on a node failure when one of its nodes is down now; otherwise it was preempted."""
+        requeued = []
+        for ref in refs:
+            seen = observations.get(ref.token)
+            record = queue.get(ref.native_id or "")
+            last = ref.details.get("slurm")
+            if seen is None or record is None or seen.phase is not Phase.PENDING:
+                continue
+            if not isinstance(last, Mapping) or not last.get("nodes"):
+                continue  # this attempt was never seen running: nothing of it was lost
+            if record.restarts > int(last.get("restarts") or 0) and seen.failure_class is None:
+                requeued.append((ref, seen))
+        if not requeued:
+            return
+        down = {
+            n.name
+            for n in transport.nodes()
+            if n.state in ("down", "fail", "future")
+            or {"NOT_RESPONDING", "FAIL"} & set(n.state_flags)
+        }
+        for ref, seen in requeued:
+            lost = sorted(set(ref.details["slurm"]["nodes"]) & down)
+            failure, reason = (
+                (FailureClass.NODE_FAILURE, f"node {', '.join(lost)} failed; Slurm requeued it")
+                if lost
+                else (FailureClass.PREEMPTED, "Slurm requeued it (preempted or requeued by hand)")
+            )
+            observations[ref.token] = dataclasses.replace(
+                seen, failure_class=failure, reason=reason
+            )
 
     def _kill_of(self, ref: AttemptRef) -> FailureClass | None:
         if ref.token in self._kills:

@@ -1,0 +1,130 @@
+"""Self-healing on the real test cluster, with the checkpointing example job.
+
+A node dies under a training job, and a spot job is preempted by a high-priority one: each
+time the job resumes from its last valid checkpoint and its result equals an uninterrupted
+run's, byte for byte.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hpcbridge.states import AttemptState, FailureClass, JobState
+from hpcbridge.store import JobId
+
+from ._faults import kill_node
+from ._rig import Rig, slurm_spec
+from .conftest import REPO, SlurmCluster
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+TRAIN = REPO / "examples" / "train_checkpointed.py"
+SAVE_EVERY = 10
+STEP_S = 0.1
+STEPS = ["--steps", "250", "--save-every", str(SAVE_EVERY), "--step-sleep", str(STEP_S)]
+
+
+def reference_result(tmp_path: Path) -> bytes:
+    out = tmp_path / "reference.json"
+    env = {
+        **os.environ,
+        "HPCBRIDGE_CHECKPOINT_DIR": str(tmp_path / "reference-ckpt"),
+        "PYTHONPATH": str(REPO / "src"),
+    }
+    fast = ["--steps", "250", "--save-every", str(SAVE_EVERY)]
+    subprocess.run(
+        [sys.executable, str(TRAIN), str(out), *fast], env=env, check=True, capture_output=True
+    )
+    return out.read_bytes()
+
+
+def training_spec(result: Path, **fields: object) -> dict[str, object]:
+    return {
+        "name": "train",
+        "command": [sys.executable, str(TRAIN), str(result), *STEPS],
+        "env": {"PYTHONPATH": str(REPO / "src")},
+        "checkpoint": {"interval": "1h", "keep": 3, "grace": "8s", "signal": "SIGUSR1"},
+        "retry": {"max_attempts": 4, "backoff": {"initial": "1s", "jitter": 0}},
+        **fields,
+    }
+
+
+def checkpoints(rig: Rig, job_id: JobId) -> list[Path]:
+    return sorted((rig.checkpoints / job_id).glob("step-*"))
+
+
+def resumed_from(attempt_stdout: object) -> int:
+    """The step the last run started at, from the example's own output."""
+    text = Path(str(attempt_stdout)).read_text()
+    starts = [int(line.split()[-1]) for line in text.splitlines() if line.startswith("start at")]
+    return starts[-1]
+
+
+def test_a_dead_node_costs_at_most_one_checkpoint_interval(
+    rig: Rig, slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    expected = reference_result(tmp_path)
+    result = tmp_path / "result.json"
+    job_id = rig.submit(slurm_spec(**training_spec(result)))
+    rig.wait_state(job_id, {JobState.RUNNING}, timeout_s=60)
+    [first] = rig.attempts(job_id)
+    [node] = first.nodes
+    rig.until(lambda: len(checkpoints(rig, job_id)) >= 2, 60, "two checkpoints")
+    killed_at = time.time()
+    kill_node(slurm_cluster, node, str(first.native_id))  # the fixture repairs it afterwards
+    job = rig.wait_done(job_id, timeout_s=240)
+    assert job.state is JobState.SUCCEEDED, (job.reason, rig.attempts(job_id))
+    attempts = rig.attempts(job_id)
+    failed, last = attempts[0], attempts[-1]
+    assert failed.failure_class is FailureClass.NODE_FAILURE, failed
+    assert node in (failed.reason or "")
+    assert node not in last.nodes  # it ran again elsewhere...
+    assert resumed_from(last.details["stdout"]) > 0  # ...from a checkpoint, not from step 0
+    assert result.read_bytes() == expected
+    # The work lost is what ran between the last checkpoint and the node's death.
+    last_checkpoint = failed.details["last_checkpoint_at"]
+    assert last_checkpoint is not None
+    assert killed_at - last_checkpoint <= SAVE_EVERY * STEP_S + 2.0  # one interval + slack
+    assert failed.details["lost_core_hours"] > 0
+    recovered = [e for e in rig.store.events(job_id) if "time_to_recover_s" in e.data]
+    assert recovered
+    assert recovered[0].data["recovered_from"] == "node_failure"
+
+
+def test_a_preempted_spot_job_saves_resumes_and_matches(
+    rig: Rig, slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    expected = reference_result(tmp_path)
+    result = tmp_path / "result.json"
+    spot = {"partition": slurm_cluster.preemptible_partition}
+    job_id = rig.submit(slurm_spec(**training_spec(result, placement=spot, resources={"nodes": 3})))
+    rig.wait_state(job_id, {JobState.RUNNING}, timeout_s=60)
+    rig.until(lambda: len(checkpoints(rig, job_id)) >= 1, 60, "a first checkpoint")
+    urgent = rig.submit(
+        slurm_spec(
+            name="prio",
+            command=["sleep", "3"],
+            placement={"partition": slurm_cluster.priority_partition},
+            resources={"nodes": 3, "tasks_per_node": 2},
+        )
+    )
+    assert rig.wait_done(urgent, timeout_s=120).state is JobState.SUCCEEDED
+    job = rig.wait_done(job_id, timeout_s=240)
+    assert job.state is JobState.SUCCEEDED, (job.reason, rig.attempts(job_id))
+    attempts = rig.attempts(job_id)
+    assert attempts[0].failure_class is FailureClass.PREEMPTED
+    assert attempts[-1].state is AttemptState.SUCCEEDED
+    # Whether Slurm requeued the job (it outlived the grace time) or the job exited asking
+    # for a requeue (exit code 75) and hpcbridge resubmitted it, the class is the same.
+    assert "requeue" in (attempts[0].reason or ""), attempts[0].reason
+    assert result.read_bytes() == expected
+    assert resumed_from(attempts[-1].details["stdout"]) > 0
+    # It saved on the preemption signal, within the grace time: little work was lost.
+    assert attempts[0].details["lost_s"] < 8.0
+    saved = [e for e in rig.store.events(job_id) if e.kind == "checkpoint_saved"]
+    assert saved, "the job's checkpoint events reached the event log"
