@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from hpcbridge.backends.slurm import Clusters, NodeRecord, SlurmBackend
+from hpcbridge.policy import QuarantinePolicy
 from hpcbridge.states import AttemptState, FailureClass, JobState
 from hpcbridge.store import JobId
 
 from ._faults import kill_node
+from ._helpers import cluster_config, make_settings, run_slurm, scancel
 from ._rig import Rig, slurm_spec
 from .conftest import REPO, SlurmCluster
 
@@ -128,3 +131,68 @@ def test_a_preempted_spot_job_saves_resumes_and_matches(
     assert attempts[0].details["lost_s"] < 8.0
     saved = [e for e in rig.store.events(job_id) if e.kind == "checkpoint_saved"]
     assert saved, "the job's checkpoint events reached the event log"
+
+
+# -- node quarantine -----------------------------------------------------------------------------
+
+
+def fail_node_under(rig: Rig, cluster: SlurmCluster, node: str, job_id: JobId) -> None:
+    """Slurm declares the node down while the job runs on it (NODE_FAIL); the node comes
+    back before hpcbridge hears of the failure, as a rebooted node would."""
+    rig.wait_state(job_id, {JobState.RUNNING}, timeout_s=60)
+    native_id = str(rig.attempts(job_id)[-1].native_id)
+    run_slurm(cluster, "scontrol", "update", f"nodename={node}", "state=down", "reason=itest")
+    try:
+        deadline = time.monotonic() + 60
+        while run_slurm(cluster, "squeue", "-h", "-j", native_id, "-t", "R", "-o", "%T").strip():
+            assert time.monotonic() < deadline, f"Slurm never failed job {native_id}"
+            time.sleep(0.5)
+    finally:
+        run_slurm(cluster, "scontrol", "update", f"nodename={node}", "state=resume", check=False)
+    rig.until(lambda: rig.job(job_id).state.terminal, 60, f"{job_id} to fail")
+
+
+def node(rig: Rig, name: str) -> NodeRecord:
+    return {n.name: n for n in rig.backend.nodes()}[name]
+
+
+@pytest.mark.parametrize("max_drained", [0.5, 0.2])
+def test_a_node_that_keeps_failing_jobs_is_drained_within_the_guard_rail(
+    slurm_cluster: SlurmCluster, tmp_path: Path, max_drained: float
+) -> None:
+    """Two node failures on n3 drain it with a reason naming hpcbridge and the evidence,
+    unless that would drain more than ``max_drained`` of a partition (1 of 3 nodes is 33%):
+    then hpcbridge refuses and says so. An operator returns the node afterwards."""
+    policy = QuarantinePolicy(failures=2, max_drained_fraction=max_drained)
+    clusters = Clusters((cluster_config(slurm_cluster, "cli", log_dir=tmp_path / "logs"),))
+    backend = SlurmBackend(make_settings(tmp_path / "home"), clusters=clusters)
+    rig = Rig(backend, tmp_path, quarantine=policy)
+    rig.tolerate_errors = True  # a refusal is reported as a cycle error, on purpose
+    try:
+        jobs = []
+        for i in range(2):
+            job_id = rig.submit(
+                slurm_spec(
+                    name=f"victim-{i}", command=["sleep", "300"], placement={"features": ["bigmem"]}
+                )
+            )
+            fail_node_under(rig, slurm_cluster, "n3", job_id)
+            assert rig.job(job_id).failure_class is FailureClass.NODE_FAILURE
+            jobs.append(job_id)
+        rig.cycle()
+        n3 = node(rig, "n3")
+        events = {e.kind: e for e in rig.store.events(jobs[-1])}
+        if max_drained >= 1 / 3:
+            assert n3.drained
+            assert n3.reason.startswith("hpcbridge: 2 node_failure failures"), n3.reason
+            assert "node_drained" in events
+            backend.resume("n3")  # the operator's word (hpcbridge nodes resume n3)
+            assert not node(rig, "n3").drained
+        else:
+            assert not n3.drained, n3
+            refused = events["node_quarantine_refused"]
+            assert "would have 1 of 3 nodes drained" in (refused.reason or ""), refused.reason
+    finally:
+        run_slurm(slurm_cluster, "scontrol", "update", "nodename=n3", "state=resume", check=False)
+        scancel(slurm_cluster, rig.native_ids())
+        backend.close()
