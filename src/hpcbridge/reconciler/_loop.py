@@ -47,7 +47,7 @@ from hpcbridge.reconciler._actions import (
 )
 from hpcbridge.reconciler._decide import JobView, Policy, decide
 from hpcbridge.reconciler._recovery import lost_work, time_to_recover
-from hpcbridge.reconciler._submit import Submitter, ref_of
+from hpcbridge.reconciler._submit import Submitter, record_submitted, ref_of
 from hpcbridge.spec import JobSpec, load_spec_document
 from hpcbridge.states import AttemptState, FailureClass, JobState
 from hpcbridge.store import Attempt, Job, JobFilter, JobId, Store, new_token
@@ -413,20 +413,14 @@ class Reconciler:
             now=now,
             details={k: v for k, v in ended.details.items() if k not in _PER_RUN_DETAILS},
         )
-        attempt = self._store.update_attempt(
-            job.job_id,
-            created.number,
-            state=AttemptState.SUBMITTED,
-            native_id=ended.native_id,
-            submitted_at=now,
-        )
-        self._store.add_event(
-            job.job_id,
-            "attempt_submitted",
+        attempt = record_submitted(
+            self._store,
+            created,
+            str(ended.native_id),
             now=now,
-            attempt=attempt.number,
+            state=AttemptState.SUBMITTED,
             reason="requeued by the scheduler under the same job",
-            data={"native_id": ended.native_id, "backend": ended.backend, "requeued": True},
+            event_data={"requeued": True},
         )
         job = self._store.update_job(
             job.job_id, expected_version=job.version, now=now, attempt_count=attempt.number

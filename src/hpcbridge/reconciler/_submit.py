@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -58,6 +58,31 @@ def ref_of(attempt: Attempt) -> AttemptRef:
         native_id=attempt.native_id,
         details=attempt.details,
     )
+
+
+def record_submitted(
+    store: Store,
+    attempt: Attempt,
+    native_id: str,
+    *,
+    now: float,
+    reason: str | None = None,
+    event_data: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> Attempt:
+    """The scheduler holds the attempt as ``native_id``: record it and say so."""
+    updated = store.update_attempt(
+        attempt.job_id, attempt.number, native_id=native_id, submitted_at=now, **fields
+    )
+    store.add_event(
+        attempt.job_id,
+        "attempt_submitted",
+        now=now,
+        attempt=attempt.number,
+        reason=reason,
+        data={"native_id": native_id, "backend": attempt.backend, **(event_data or {})},
+    )
+    return updated
 
 
 class Submitter:
@@ -242,21 +267,15 @@ class Submitter:
             self._record_error(job, attempt, outcome, now)
             return
         state = AttemptState.RUNNING if outcome.running else AttemptState.SUBMITTED
-        self._store.update_attempt(
-            job.job_id,
-            attempt.number,
-            state=state,
-            native_id=outcome.native_id,
-            details=dict(outcome.details),
-            submitted_at=now,
-            **({"started_at": now} if outcome.running else {}),
-        )
-        self._store.add_event(
-            job.job_id,
-            "attempt_submitted",
+        started: dict[str, Any] = {"started_at": now} if outcome.running else {}
+        record_submitted(
+            self._store,
+            attempt,
+            outcome.native_id,
             now=now,
-            attempt=attempt.number,
-            data={"native_id": outcome.native_id, "backend": job.backend},
+            state=state,
+            details=dict(outcome.details),
+            **started,
         )
         report.submitted += 1
         self._verified_tokens.discard(attempt.token)
