@@ -418,9 +418,9 @@ class SlurmBackend:
         for ref, seen in requeued:
             lost = sorted(set(ref.details["slurm"]["nodes"]) & down)
             failure, reason = (
-                (FailureClass.NODE_FAILURE, f"node {', '.join(lost)} failed; Slurm requeued it")
+                (FailureClass.NODE_FAILURE, f"requeued by Slurm: node {', '.join(lost)} failed")
                 if lost
-                else (FailureClass.PREEMPTED, "Slurm requeued it (preempted or requeued by hand)")
+                else (FailureClass.PREEMPTED, "requeued by Slurm (preempted, or requeued by hand)")
             )
             observations[ref.token] = dataclasses.replace(
                 seen, failure_class=failure, reason=reason
