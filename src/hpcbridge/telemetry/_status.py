@@ -21,7 +21,9 @@ from typing import Any
 
 EVENTS_FILE = "events.jsonl"
 GPU_SAMPLE = "gpu_sample"
-INGESTED_KINDS = frozenset({"checkpoint_saved", "checkpoint_save_failed", "requeue_requested"})
+INGESTED_KINDS = frozenset(
+    {"checkpoint_saved", "checkpoint_save_failed", "requeue_requested", "fabric_latency"}
+)
 """Job-side events worth copying into the store when an attempt ends."""
 _TAIL_BYTES = 64 * 1024
 

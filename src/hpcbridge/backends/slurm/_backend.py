@@ -203,6 +203,7 @@ class SlurmBackend:
             script=script,
             array=array,
             log_stem=log_stem,
+            probe=cluster.fabric_probe,
         )
 
     def submit(self, request: LaunchRequest) -> Submitted:
@@ -270,7 +271,7 @@ class SlurmBackend:
         key, positions = _array_positions(requests)
         spec_line = compress_indices(sorted(positions))
         array = f"{spec_line}%{throttle}" if throttle else spec_line
-        script = render_array_script(requests, positions)
+        script = render_array_script(requests, positions, probe=cluster.fabric_probe)
         batch = self._render(
             LaunchRequest(first.job_id, first.attempt, key, first.spec, first.env),
             cluster,

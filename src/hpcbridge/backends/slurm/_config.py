@@ -67,6 +67,11 @@ class ClusterConfig(BaseModel):
         default="/usr/local/bin:/usr/bin:/bin",
         description="PATH given to jobs submitted over REST (the CLI exports the login PATH)",
     )
+    fabric_probe: bool = Field(
+        default=True,
+        description="Time the fabric between the first two nodes of multi-node jobs at start "
+        "(M7; needs python3 on the nodes, costs about a second)",
+    )
     command_timeout_s: float = Field(default=60.0, gt=0)
     accounting_wait_s: float = Field(
         default=30.0,

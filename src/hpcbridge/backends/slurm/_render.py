@@ -8,15 +8,17 @@ the checkpoint/preemption signals to it, and exits with its status so that Slurm
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from hpcbridge.backends._protocol import LaunchRequest
+from hpcbridge.backends.slurm import fabric_probe
 from hpcbridge.spec import JobSpec
 
 NAME_PREFIX = "hb-"
@@ -129,7 +131,28 @@ exit "$_hb_status"
 """
 
 
-def render_script(request: LaunchRequest) -> str:
+@functools.cache
+def _probe_source() -> str:
+    return Path(fabric_probe.__file__).read_text()
+
+
+def probe_lines(spec: JobSpec) -> list[str]:
+    """For a multi-node job: time the fabric between its first two nodes (M7) before it
+    starts. Bounded in time, quiet, and never able to fail the job."""
+    if spec.resources.nodes < 2:
+        return []
+    return [
+        'if [ -n "${HPCBRIDGE_STATUS_DIR:-}" ] && command -v python3 >/dev/null 2>&1; then',
+        f"    _hb_probe={shlex.quote(_probe_source())}",
+        "    timeout 30 srun --overlap --nodes=2 --ntasks=2 --ntasks-per-node=1 "
+        "--output=/dev/null --error=/dev/null "
+        'python3 -c "$_hb_probe" "$HPCBRIDGE_STATUS_DIR" || true',
+        "    unset _hb_probe",
+        "fi",
+    ]
+
+
+def render_script(request: LaunchRequest, *, probe: bool = True) -> str:
     """The batch script of one attempt."""
     spec = request.spec
     lines = [
@@ -137,6 +160,7 @@ def render_script(request: LaunchRequest) -> str:
         f"# hpcbridge job {request.job_id} attempt {request.attempt}"
         f" ({_comment_safe(spec.name)}), token {request.token}. Generated; do not edit.",
         *_exports({**spec.env, **request.env}),
+        *(probe_lines(spec) if probe else []),
         *_program(spec),
         _RUNNER,
     ]
@@ -144,7 +168,10 @@ def render_script(request: LaunchRequest) -> str:
 
 
 def render_array_script(
-    requests: Sequence[LaunchRequest], positions: Sequence[int] | None = None
+    requests: Sequence[LaunchRequest],
+    positions: Sequence[int] | None = None,
+    *,
+    probe: bool = True,
 ) -> str:
     """One batch script for many attempts: array task ``positions[i]`` (default ``i``)
     runs ``requests[i]``."""
@@ -176,6 +203,7 @@ def render_array_script(
     lines += [
         '*) echo "hpcbridge: no task ${SLURM_ARRAY_TASK_ID:-?} in this array" >&2; exit 2 ;;',
         "esac",
+        *(probe_lines(first.spec) if probe else []),  # after the task's own variables
         _RUNNER,
     ]
     return "\n".join(lines)
@@ -195,6 +223,7 @@ def render_batch(
     script: str | None = None,
     array: str | None = None,
     log_stem: str | None = None,
+    probe: bool = True,
 ) -> BatchJob:
     """Every sbatch option of one attempt (or of one array, with ``script`` and ``array``)."""
     spec = request.spec
@@ -208,7 +237,7 @@ def render_batch(
     return BatchJob(
         name=job_name(request.token),
         comment=f"hpcbridge {request.job_id} attempt {request.attempt}: {spec.name}",
-        script=script if script is not None else render_script(request),
+        script=script if script is not None else render_script(request, probe=probe),
         nodes=resources.nodes,
         tasks_per_node=resources.tasks_per_node,
         cpus_per_task=resources.cpus_per_task,
