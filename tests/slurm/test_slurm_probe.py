@@ -76,3 +76,34 @@ def test_a_two_node_job_reports_its_fabric_latency(rig: Rig) -> None:
     assert len(set(event.data["nodes"])) == 2
     assert set(event.data["nodes"]) <= set(rig.attempts(job_id)[-1].nodes)
     assert 0 < event.data["rtt_s_p50"] < 1
+
+
+def test_a_gpu_job_script_starts_the_sampler() -> None:
+    spec = slurm_spec(resources={"gpus": 1})
+    script = render_script(LaunchRequest("j1", 1, "tok", spec, {}))
+    assert "gpu_sample" in script
+    assert "gpu_sample" not in render_script(request(1))
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_a_gpu_job_records_utilisation_samples(rig: Rig, tmp_path: Path) -> None:
+    """The test nodes' GPUs are fake, so a stand-in nvidia-smi answers NVML's query."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "nvidia-smi").write_text("#!/bin/sh\necho 55\n")
+    (tools / "nvidia-smi").chmod(0o755)
+    job_id = rig.submit(
+        slurm_spec(
+            name="gpu",
+            command=["sleep", "3"],
+            resources={"gpus": 1},
+            env={"PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"},
+        )
+    )
+    assert rig.wait_done(job_id, timeout_s=120).state is JobState.SUCCEEDED
+    status_dir = Path(rig.attempts(job_id)[-1].details["status_dir"])
+    lines = (status_dir / "events.jsonl").read_text().splitlines()
+    samples = [json.loads(line) for line in lines if "gpu_sample" in line]
+    assert samples
+    assert samples[0]["utilization"] == 0.55

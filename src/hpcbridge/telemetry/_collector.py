@@ -201,7 +201,7 @@ class StoreCollector(Collector):
         since = self._clock() - self._gpu_max_age_s
         readings: dict[tuple[str, ...], list[float]] = {}
         for attempt, info in running:
-            directory = attempt.details.get("dir")
+            directory = attempt.details.get("status_dir") or attempt.details.get("dir")
             if info is None or info.gpus <= 0 or not isinstance(directory, str):
                 continue
             value = latest_gpu_utilization(Path(directory), since=since)

@@ -15,8 +15,10 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from types import ModuleType
 from typing import Any
 
+from hpcbridge.backends import gpu_sampler
 from hpcbridge.backends._protocol import LaunchRequest
 from hpcbridge.backends.slurm import fabric_probe
 from hpcbridge.spec import JobSpec
@@ -132,22 +134,34 @@ exit "$_hb_status"
 
 
 @functools.cache
-def _probe_source() -> str:
-    return Path(fabric_probe.__file__).read_text()
+def _source(module: ModuleType) -> str:
+    return Path(str(module.__file__)).read_text()
 
 
-def probe_lines(spec: JobSpec) -> list[str]:
-    """For a multi-node job: time the fabric between its first two nodes (M7) before it
-    starts. Bounded in time, quiet, and never able to fail the job."""
-    if spec.resources.nodes < 2:
+def monitor_lines(spec: JobSpec) -> list[str]:
+    """Job-side measurements, run with the node's own ``python3`` (they need nothing else):
+    for a multi-node job, the fabric latency between its first two nodes (M7), bounded in
+    time, before it starts; for a GPU job, utilisation samples in the background (M6).
+    Neither can fail or delay the job by more than the probe's bound."""
+    lines = []
+    if spec.resources.nodes >= 2:
+        lines += [
+            f"    _hb_probe={shlex.quote(_source(fabric_probe))}",
+            "    timeout 30 srun --overlap --nodes=2 --ntasks=2 --ntasks-per-node=1 "
+            "--output=/dev/null --error=/dev/null "
+            'python3 -c "$_hb_probe" "$HPCBRIDGE_STATUS_DIR" || true',
+            "    unset _hb_probe",
+        ]
+    if spec.resources.gpus > 0:
+        lines += [
+            f"    python3 -c {shlex.quote(_source(gpu_sampler))} "
+            f'"$HPCBRIDGE_STATUS_DIR" {gpu_sampler.INTERVAL_S:g} $$ >/dev/null 2>&1 </dev/null &',
+        ]
+    if not lines:
         return []
     return [
         'if [ -n "${HPCBRIDGE_STATUS_DIR:-}" ] && command -v python3 >/dev/null 2>&1; then',
-        f"    _hb_probe={shlex.quote(_probe_source())}",
-        "    timeout 30 srun --overlap --nodes=2 --ntasks=2 --ntasks-per-node=1 "
-        "--output=/dev/null --error=/dev/null "
-        'python3 -c "$_hb_probe" "$HPCBRIDGE_STATUS_DIR" || true',
-        "    unset _hb_probe",
+        *lines,
         "fi",
     ]
 
@@ -160,7 +174,7 @@ def render_script(request: LaunchRequest, *, probe: bool = True) -> str:
         f"# hpcbridge job {request.job_id} attempt {request.attempt}"
         f" ({_comment_safe(spec.name)}), token {request.token}. Generated; do not edit.",
         *_exports({**spec.env, **request.env}),
-        *(probe_lines(spec) if probe else []),
+        *(monitor_lines(spec) if probe else []),
         *_program(spec),
         _RUNNER,
     ]
@@ -203,7 +217,7 @@ def render_array_script(
     lines += [
         '*) echo "hpcbridge: no task ${SLURM_ARRAY_TASK_ID:-?} in this array" >&2; exit 2 ;;',
         "esac",
-        *(probe_lines(first.spec) if probe else []),  # after the task's own variables
+        *(monitor_lines(first.spec) if probe else []),  # after the task's own variables
         _RUNNER,
     ]
     return "\n".join(lines)
