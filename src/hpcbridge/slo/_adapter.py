@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from hpcbridge.errors import NotFoundError
+from hpcbridge.slo._gc import paused_gc
 from hpcbridge.slo._notify import RUNBOOK_BY_FAILURE_CLASS
 from hpcbridge.slo._records import FinishedAttempt, FinishedJob
 from hpcbridge.states import FailureClass, JobState
@@ -31,6 +32,29 @@ def runbook_for(failure_class: str | FailureClass | None) -> str:
     return RUNBOOK_BY_FAILURE_CLASS.get(value or "", "triage")
 
 
+class _Labels(NamedTuple):
+    """What the feed needs of a job record: while a whole history is read, every job's
+    labels are kept, and a ``Job`` would keep its spec and tags too."""
+
+    job_id: str
+    project: str
+    workload_class: str
+    backend: str
+    parent: bool
+    created_at: float
+
+    @classmethod
+    def of(cls, job: Job) -> _Labels:
+        return cls(
+            job.job_id,
+            job.project,
+            job.workload_class,
+            job.backend,
+            job.is_array_parent,
+            job.created_at,
+        )
+
+
 @dataclass(slots=True)
 class _Partial:
     job_id: str
@@ -44,15 +68,8 @@ class _Partial:
     checkpoints: dict[int, list[float]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, job: Job) -> _Partial:
-        return cls(
-            job.job_id,
-            job.project,
-            job.workload_class,
-            job.backend,
-            job.is_array_parent,
-            job.created_at,
-        )
+    def of(cls, labels: _Labels) -> _Partial:
+        return cls(*labels)
 
 
 def _failure_class(value: object) -> str:
@@ -79,15 +96,19 @@ class FinishedJobFeed:
         return self._seq
 
     def poll(self) -> list[FinishedJob]:
+        with paused_gc():  # the first poll reads the whole history
+            return self._poll()
+
+    def _poll(self) -> list[FinishedJob]:
         finished: list[FinishedJob] = []
-        preloaded: dict[str, Job] | None = None
+        preloaded: dict[str, _Labels] | None = None
         while True:
             events = self._store.all_events(after_seq=self._seq, limit=self._chunk)
             wanted: set[str] = {
                 e.job_id for e in events if e.kind in _RELEVANT and e.job_id not in self._active
             }
             if preloaded is None and len(events) == self._chunk and len(wanted) > _BULK:
-                preloaded = {job.job_id: job for job in self._store.list_jobs()}
+                preloaded = {job.job_id: _Labels.of(job) for job in self._store.list_jobs()}
             jobs = self._lookup(wanted, preloaded)
             for event in events:
                 self._seq = max(self._seq, event.seq)
@@ -97,20 +118,21 @@ class FinishedJobFeed:
             if len(events) < self._chunk:
                 return finished
 
-    def _lookup(self, wanted: set[str], preloaded: dict[str, Job] | None) -> dict[str, Job]:
-        found: dict[str, Job] = {}
+    def _lookup(self, wanted: set[str], preloaded: dict[str, _Labels] | None) -> dict[str, _Labels]:
+        found: dict[str, _Labels] = {}
         if preloaded is not None:
             found = {i: preloaded[i] for i in wanted if i in preloaded}
         elif len(wanted) > _BULK:
-            found = {j.job_id: j for j in self._store.active_jobs() if j.job_id in wanted}
+            active = self._store.active_jobs()
+            found = {j.job_id: _Labels.of(j) for j in active if j.job_id in wanted}
         for job_id in wanted - found.keys():
             try:
-                found[job_id] = self._store.get_job(job_id)
+                found[job_id] = _Labels.of(self._store.get_job(job_id))
             except NotFoundError:
                 continue
         return found
 
-    def _apply(self, event: Event, jobs: dict[str, Job]) -> FinishedJob | None:
+    def _apply(self, event: Event, jobs: dict[str, _Labels]) -> FinishedJob | None:
         if event.kind not in _RELEVANT:
             return None
         partial = self._active.get(event.job_id)

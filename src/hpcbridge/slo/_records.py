@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hpcbridge.slo import _metrics as m
+from hpcbridge.slo._gc import paused_gc
 from hpcbridge.slo._model import ANY_CLASS, RatioSli, Selector, SloDefinition
 
 
@@ -217,11 +218,17 @@ def build_samples_by_slo(
     gpu: Iterable[GpuUtilizationSample] = (),
 ) -> dict[str, list[SliSample]]:
     """Samples for every SLO, keyed by SLO name, each list sorted by time."""
-    units = [unit for job in jobs for unit in _units(job)]
+    per_slo: list[list[SliSample]] = [[] for _ in slos]
+    # One job's units at a time: a whole history's units would all be alive at once.
+    with paused_gc():
+        for job in jobs:
+            units = _units(job)
+            for slo, samples in zip(slos, per_slo, strict=True):
+                samples.extend(_samples_from_units(slo, units))
     readings = list(gpu)
     result: dict[str, list[SliSample]] = {}
-    for slo in slos:
-        samples = _samples_from_units(slo, units) + _gpu_samples(slo, readings)
+    for slo, samples in zip(slos, per_slo, strict=True):
+        samples.extend(_gpu_samples(slo, readings))
         samples.sort(key=lambda s: s.time)
         result[slo.name] = samples
     return result
