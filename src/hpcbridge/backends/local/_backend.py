@@ -190,16 +190,26 @@ class LocalBackend:
     def poll(self, refs: Sequence[AttemptRef], now: float) -> dict[str, Observation]:
         observations: dict[str, Observation] = {}
         with self._lock:
+            waiting = []
             for ref in refs:
-                observations[ref.token] = self._observe(ref, now)
+                if ref.token in self._queued:
+                    waiting.append(ref)
+                else:
+                    observations[ref.token] = self._observe(ref, now)
             starts = self._start_ready()
+            # Why the others wait, once slots freed by finished attempts are handed out:
+            # the reason does not flicker with the order of this loop, and each distinct
+            # request is judged once per poll, however long the queue.
+            reasons = _WaitingReasons(self)
+            for ref in waiting:
+                queued = self._queued.get(ref.token)
+                reason = reasons.of(queued) if queued is not None else None
+                observations[ref.token] = Observation(phase=Phase.PENDING, reason=reason)
         self._start(starts)
         return observations
 
     def _observe(self, ref: AttemptRef, now: float) -> Observation:
-        queued = self._queued.get(ref.token)
-        if queued is not None:
-            return Observation(phase=Phase.PENDING, reason=self._waiting_reason(queued))
+        """What became of an attempt that is not in the queue (call under the lock)."""
         status_dir = self._dir(ref)
         nodes = (str(ref.details.get("host", self._host)),)
         started = proc.started_at(status_dir)
@@ -270,14 +280,6 @@ class LocalBackend:
             ),
         )
 
-    def _waiting_reason(self, queued: _Queued) -> str:
-        drained = self._drain_reason()
-        if drained is not None:
-            return f"this node is drained ({drained}); 'hpcbridge nodes resume' returns it"
-        wanted = Request(queued.launch["cpus"], queued.launch["mem_mb"], queued.launch["gpus"])
-        shortfall = self._capacity.shortfall(wanted, self._in_use.values())
-        return shortfall or "waiting behind jobs of higher priority or earlier submission"
-
     def _release(self, token: str) -> None:
         self._in_use.pop(token, None)
         self._launched.pop(token, None)
@@ -337,6 +339,28 @@ class LocalBackend:
         with self._lock:
             for child in self._children.values():
                 child.poll()
+
+
+class _WaitingReasons:
+    """Why queued attempts wait, for one look at the queue (call under the lock)."""
+
+    def __init__(self, backend: LocalBackend) -> None:
+        self._backend = backend
+        self._drained = backend._drain_reason()
+        self._by_request: dict[Request, str] = {}
+
+    def of(self, queued: _Queued) -> str:
+        if self._drained is not None:
+            return f"this node is drained ({self._drained}); 'hpcbridge nodes resume' returns it"
+        launch = queued.launch
+        wanted = Request(launch["cpus"], launch["mem_mb"], launch["gpus"])
+        reason = self._by_request.get(wanted)
+        if reason is None:
+            backend = self._backend
+            shortfall = backend.capacity.shortfall(wanted, backend._in_use.values())
+            reason = shortfall or "waiting behind jobs of higher priority or earlier submission"
+            self._by_request[wanted] = reason
+        return reason
 
 
 def _write_script(status_dir: Path, spec: JobSpec) -> list[str]:
