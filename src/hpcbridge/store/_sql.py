@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -16,12 +17,15 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Connection,
     Engine,
+    Row,
+    Text,
     bindparam,
     create_engine,
     event,
     func,
     insert,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -30,7 +34,11 @@ from sqlalchemy.sql import Select
 
 from hpcbridge.errors import ConfigError, NotFoundError, StoreError
 from hpcbridge.states import AttemptState, FailureClass, JobState
-from hpcbridge.store._protocol import ACTIVE_ATTEMPT_STATES, transition_event_data
+from hpcbridge.store._protocol import (
+    ACTIVE_ATTEMPT_STATES,
+    iterate_chunks,
+    transition_event_data,
+)
 from hpcbridge.store._records import Attempt, Event, Job, JobFilter, JobId, NewJob
 from hpcbridge.store._rules import (
     JOB_MUTABLE_FIELDS,
@@ -57,6 +65,26 @@ _INSERT_EVENT = insert(events_t)
 _INSERT_ATTEMPT = insert(attempts_t)
 _ATTEMPT_NUMBERS = select(attempts_t.c.number).where(attempts_t.c.job_id == bindparam("_job_id"))
 _NON_TERMINAL = [s.value for s in JobState if not s.terminal]
+_ACTIVE_VERSIONS = (
+    select(jobs_t.c.job_id, jobs_t.c.version)
+    .where(jobs_t.c.state.in_(_NON_TERMINAL))
+    .order_by(jobs_t.c.created_at, jobs_t.c.job_id)
+)
+_ATTEMPT_JSON_COLUMNS = ("nodes", "details")
+# JSON columns as the text stored: comparing text is cheaper than decoding it every cycle.
+_ACTIVE_ATTEMPT_ROWS = (
+    select(
+        *(
+            type_coerce(column, Text).label(column.name)
+            if column.name in _ATTEMPT_JSON_COLUMNS
+            else column
+            for column in attempts_t.c
+        )
+    )
+    .where(attempts_t.c.state.in_([s.value for s in ACTIVE_ATTEMPT_STATES]))
+    .order_by(attempts_t.c.job_id, attempts_t.c.number)
+)
+_JOBS_BY_ID = select(jobs_t).where(jobs_t.c.job_id.in_(bindparam("_ids", expanding=True)))
 
 
 class SqlStore:
@@ -68,6 +96,7 @@ class SqlStore:
         # read: the versioned UPDATE still refuses if someone else changed the row.
         self._known: dict[str, Job] = {}
         self._known_attempts: dict[tuple[str, int], Attempt] = {}
+        self._active_rows: dict[tuple[str, int], tuple[Row[Any], Attempt]] = {}
         try:
             migrate(self._engine)
         except OperationalError as exc:
@@ -120,6 +149,7 @@ class SqlStore:
     def _forget(self) -> None:
         self._known.clear()
         self._known_attempts.clear()
+        self._active_rows = {}
 
     def _remember(self, job: Job) -> Job:
         if job.state.terminal:
@@ -183,12 +213,22 @@ class SqlStore:
         return self._jobs(stmt)
 
     def active_jobs(self) -> list[Job]:
-        jobs = self._jobs(
-            select(jobs_t)
-            .where(jobs_t.c.state.in_(_NON_TERMINAL))
-            .order_by(jobs_t.c.created_at, jobs_t.c.job_id)
-        )
-        return [self._remember(job) for job in jobs]
+        """Every unfinished job. Only rows whose version changed since this store last saw
+        them are read in full: most jobs, most cycles, are just waiting."""
+        with self._read() as conn:
+            current = conn.execute(_ACTIVE_VERSIONS).all()
+            found: dict[str, Job] = {}
+            stale: list[str] = []
+            for job_id, version in current:
+                known = self._known.get(job_id)
+                if known is not None and known.version == version:
+                    found[job_id] = known
+                else:
+                    stale.append(job_id)
+            for chunk in iterate_chunks(stale, 500):
+                rows = conn.execute(_JOBS_BY_ID, {"_ids": list(chunk)}).mappings()
+                found.update((job.job_id, job) for job in map(_job, rows))
+        return [self._remember(found[job_id]) for job_id, _ in current if job_id in found]
 
     def count_children(self, parent_id: JobId) -> dict[JobState, int]:
         stmt = (
@@ -338,14 +378,22 @@ class SqlStore:
             return [_attempt(row) for row in rows]
 
     def active_attempts(self) -> list[Attempt]:
-        states = [s.value for s in ACTIVE_ATTEMPT_STATES]
+        """Attempts not finished yet. Rows read as stored (JSON undecoded): a row equal to
+        the one read last time gives back the record decoded then."""
         with self._read() as conn:
-            rows = conn.execute(
-                select(attempts_t)
-                .where(attempts_t.c.state.in_(states))
-                .order_by(attempts_t.c.job_id, attempts_t.c.number)
-            ).mappings()
-            return [self._remember_attempt(_attempt(row)) for row in rows]
+            rows = conn.execute(_ACTIVE_ATTEMPT_ROWS).all()
+        seen, self._active_rows = self._active_rows, {}
+        attempts = []
+        for row in rows:
+            key = (row.job_id, row.number)
+            cached = seen.get(key)
+            if cached is not None and cached[0] == row:
+                attempt = cached[1]
+            else:
+                attempt = _attempt(_decoded(row._asdict(), _ATTEMPT_JSON_COLUMNS))
+            self._active_rows[key] = (row, attempt)
+            attempts.append(self._remember_attempt(attempt))
+        return attempts
 
     def failed_attempts_since(self, since: float) -> list[Attempt]:
         with self._read() as conn:
@@ -472,6 +520,15 @@ def _job(row: Any) -> Job:
 def _attempt_row(attempt: Attempt) -> dict[str, Any]:
     row = {f.name: _column_value(getattr(attempt, f.name)) for f in dataclasses.fields(Attempt)}
     return row | {"nodes": list(attempt.nodes)}
+
+
+def _decoded(values: dict[str, Any], json_columns: Sequence[str]) -> dict[str, Any]:
+    """Values of JSON columns read as text, decoded (drivers that decode JSON hand over
+    objects already)."""
+    for name in json_columns:
+        if isinstance(values[name], str):
+            values[name] = json.loads(values[name])
+    return values
 
 
 def _attempt(row: Any) -> Attempt:
