@@ -116,9 +116,11 @@ class Reconciler:
             for job in jobs.values():
                 attempt = latest.get(job.job_id)
                 try:
+                    view = self._view(job, attempt, observations)
+                    actions = decide(view, self._policy, now)  # pure: nothing to log
+                    if not actions:
+                        continue  # most jobs, most cycles: waiting, with nothing new
                     with _log_context(job, attempt):
-                        view = self._view(job, attempt, observations)
-                        actions = decide(view, self._policy, now)
                         jobs[job.job_id] = self._apply(view, actions, now, report, submits)
                 except ConflictError:
                     continue  # someone changed it meanwhile; the next cycle decides again
@@ -140,12 +142,14 @@ class Reconciler:
     def _count_nodes(self, now: float) -> None:
         """Nodes by state for the metrics, from backends that manage nodes, now and then."""
         for name in list(self._backends):
-            backend = self._backends.get(name)
-            if not isinstance(backend, NodeControl):
-                continue
+            # Before loading the backend: one that cannot load is tried again at the next
+            # refresh, not every cycle.
             if now - self._nodes_seen_at.get(name, float("-inf")) < self._node_refresh_s:
                 continue
             self._nodes_seen_at[name] = now
+            backend = self._backends.get(name)
+            if not isinstance(backend, NodeControl):
+                continue
             try:
                 nodes = backend.nodes()
             except Exception as exc:  # metrics must never stop the loop
