@@ -36,6 +36,7 @@ from hpcbridge.store import (
 )
 
 _MAX_CANCEL_TRIES = 20
+_BUSY_CYCLE_S = 0.005
 ACTIVE_STATES = frozenset(s for s in JobState if not s.terminal)
 
 
@@ -274,12 +275,20 @@ class Client:
         while not done():
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError("timed out waiting for jobs to finish")
+            started = time.monotonic()
             report = self.reconcile_once()
+            spent = time.monotonic() - started
             if on_cycle is not None:
                 on_cycle()
             if report is None or not (report.changes or report.submitted):
                 self._wake.wait(self.settings.poll_interval_s)
                 self._wake.clear()
+            elif spent > _BUSY_CYCLE_S:
+                # A long cycle that changed things: pause as long as it took before the next,
+                # so that the loop never holds the interpreter (and a core) for more than
+                # half the time. The backends' threads start the next processes meanwhile,
+                # and the next cycle takes in everything that happened in one pass.
+                time.sleep(min(spent, self.settings.poll_interval_s))
 
     def has_active_jobs(self) -> bool:
         return bool(self.store.list_jobs(JobFilter(states=ACTIVE_STATES, limit=1)))
