@@ -40,6 +40,7 @@ def cluster_config(
         "transport": transport,
         "slurm_conf": cluster.slurm_conf,
         "default_partition": cluster.default_partition,
+        "spot_partitions": (cluster.preemptible_partition,),
         "log_dir": log_dir,
         "usage_wait_s": 0.0,
         "command_timeout_s": 30.0,

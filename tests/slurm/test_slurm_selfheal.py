@@ -121,6 +121,9 @@ def test_a_preempted_spot_job_saves_resumes_and_matches(
     assert job.state is JobState.SUCCEEDED, (job.reason, rig.attempts(job_id))
     attempts = rig.attempts(job_id)
     assert attempts[0].failure_class is FailureClass.PREEMPTED
+    assert attempts[0].details["partition_kind"] == "spot"  # the preemption SLO's label
+    ended = [e for e in rig.store.events(job_id) if e.kind == "attempt_failed"]
+    assert ended[0].data["partition_kind"] == "spot"
     assert attempts[-1].state is AttemptState.SUCCEEDED
     # Whether Slurm requeued the job (it outlived the grace time) or the job exited asking
     # for a requeue (exit code 75) and hpcbridge resubmitted it, the class is the same.

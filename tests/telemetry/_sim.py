@@ -110,7 +110,7 @@ class Sim:
                     "checkpoint_saved",
                     now=self.now,
                     attempt=number,
-                    data={"duration_s": duration, "step": 1},
+                    data={"duration_s": duration, "step": 1, "bytes": 2_000_000_000},
                 )
             self.now += run_s
             succeeded = outcome == "succeeded"

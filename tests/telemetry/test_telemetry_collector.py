@@ -172,6 +172,27 @@ def test_checkpoint_durations_from_ingested_events(sim: Sim, store: Store) -> No
     assert value(registry, "hpcbridge_checkpoint_duration_seconds_bucket", le="2.5") == 2
 
 
+def test_checkpoint_write_throughput_is_bytes_over_duration(sim: Sim, store: Store) -> None:
+    sim.job(["succeeded"], checkpoints_s=(0.4, 2.0, 40.0))  # 2 GB each
+    registry = _registry(store)
+    name = "hpcbridge_storage_throughput_bytes_per_second"
+    assert value(registry, f"{name}_count", operation="checkpoint_write") == 3
+    assert value(registry, f"{name}_sum", operation="checkpoint_write") == pytest.approx(
+        2e9 / 0.4 + 2e9 / 2.0 + 2e9 / 40.0
+    )
+    assert value(registry, f"{name}_bucket", operation="checkpoint_write", le="100000000.0") == 1
+
+
+def test_fabric_latency_from_the_probe(sim: Sim, store: Store) -> None:
+    job_id = sim.job(["succeeded"], finish=False)
+    for rtt in (4e-5, 3e-4):
+        store.add_event(job_id, "fabric_latency", now=sim.now, attempt=1, data={"rtt_s_p50": rtt})
+    store.add_event(job_id, "fabric_latency", now=sim.now, attempt=1, data={"rtt_s_p50": "x"})
+    registry = _registry(store)
+    assert value(registry, "hpcbridge_fabric_latency_seconds_count") == 2
+    assert value(registry, "hpcbridge_fabric_latency_seconds_bucket", le="5e-05") == 1
+
+
 def test_reconciler_stats_are_exported(store: Store) -> None:
     stats = ReconcilerStats()
     with stats.polling("local"):

@@ -20,7 +20,10 @@ _TERMINAL = frozenset(s.value for s in JobState if s.terminal)
 _ACTIVE = frozenset(n.ACTIVE_STATES)
 ATTEMPT_END_KINDS = frozenset({"attempt_succeeded", "attempt_failed"})
 CHECKPOINT_SAVED = "checkpoint_saved"
-RELEVANT_KINDS = frozenset({"accepted", "transition", CHECKPOINT_SAVED, *ATTEMPT_END_KINDS})
+FABRIC_LATENCY = "fabric_latency"
+RELEVANT_KINDS = frozenset(
+    {"accepted", "transition", CHECKPOINT_SAVED, FABRIC_LATENCY, *ATTEMPT_END_KINDS}
+)
 """Event kinds that need the job's labels; every other kind is only counted."""
 
 Labels = tuple[str, ...]
@@ -134,7 +137,14 @@ class Fold:
         }
         self.histograms: dict[str, dict[Labels, Histogram]] = {
             name: {}
-            for name in (n.QUEUE_WAIT, n.CHECKPOINT_DURATION, n.MAKESPAN, n.TIME_TO_RECOVER)
+            for name in (
+                n.QUEUE_WAIT,
+                n.CHECKPOINT_DURATION,
+                n.MAKESPAN,
+                n.TIME_TO_RECOVER,
+                n.FABRIC_LATENCY,
+                n.STORAGE_THROUGHPUT,
+            )
         }
         self.jobs_by_state: dict[Labels, int] = {}
         self.jobs: dict[str, JobInfo] = {}
@@ -210,9 +220,21 @@ class Fold:
         elif event.kind in ATTEMPT_END_KINDS:
             self._attempt_end(event, info)
         elif event.kind == CHECKPOINT_SAVED:
-            duration = event.data.get("duration_s")
-            if isinstance(duration, int | float) and duration >= 0:
-                self._histogram(n.CHECKPOINT_DURATION, info.base).observe(float(duration))
+            self._checkpoint_saved(event, info)
+        elif event.kind == FABRIC_LATENCY:
+            rtt = _number(event.data.get("rtt_s_p50"))
+            if rtt > 0:
+                self._histogram(n.FABRIC_LATENCY, info.base).observe(rtt)
+
+    def _checkpoint_saved(self, event: Event, info: JobInfo) -> None:
+        raw = event.data.get("duration_s")
+        if isinstance(raw, int | float) and not isinstance(raw, bool) and raw >= 0:
+            self._histogram(n.CHECKPOINT_DURATION, info.base).observe(float(raw))
+        duration = _number(raw)
+        written = _number(event.data.get("bytes"))
+        if duration > 0 and written > 0:
+            labels = (*info.base, n.OPERATION_CHECKPOINT_WRITE)
+            self._histogram(n.STORAGE_THROUGHPUT, labels).observe(written / duration)
 
     def _move(self, info: JobInfo, source: str | None, target: str) -> None:
         if source in _ACTIVE:

@@ -17,6 +17,8 @@ JOBS_FINISHED = "hpcbridge_jobs_finished_total"
 ATTEMPTS_FINISHED = "hpcbridge_attempts_finished_total"
 QUEUE_WAIT = "hpcbridge_queue_wait_seconds"
 CHECKPOINT_DURATION = "hpcbridge_checkpoint_duration_seconds"
+FABRIC_LATENCY = "hpcbridge_fabric_latency_seconds"
+STORAGE_THROUGHPUT = "hpcbridge_storage_throughput_bytes_per_second"
 RUN_SECONDS = "hpcbridge_run_seconds_total"
 GPU_UTILIZATION = "hpcbridge_gpu_utilization_ratio"
 PREEMPTIONS = "hpcbridge_preemptions_total"
@@ -47,6 +49,8 @@ LABELS: Mapping[str, tuple[str, ...]] = {
     ATTEMPTS_FINISHED: (*BASE_LABELS, "backend", "partition_kind", "outcome", "failure_class"),
     QUEUE_WAIT: BASE_LABELS,
     CHECKPOINT_DURATION: BASE_LABELS,
+    FABRIC_LATENCY: BASE_LABELS,
+    STORAGE_THROUGHPUT: (*BASE_LABELS, "operation"),
     RUN_SECONDS: BASE_LABELS,
     GPU_UTILIZATION: BASE_LABELS,
     PREEMPTIONS: (*BASE_LABELS, "partition_kind"),
@@ -72,6 +76,14 @@ HELP: Mapping[str, str] = {
     ATTEMPTS_FINISHED: "Scheduler submissions (attempts) that ended; retries count each time.",
     QUEUE_WAIT: "Seconds from acceptance to the first start of a job.",
     CHECKPOINT_DURATION: "Seconds one checkpoint save took, as reported by the checkpoint SDK.",
+    FABRIC_LATENCY: (
+        "Median TCP round trip between a multi-node job's first two nodes, probed at its "
+        "start (M7)."
+    ),
+    STORAGE_THROUGHPUT: (
+        "Bytes per second of one storage operation of a job (M8): operation=checkpoint_write "
+        "for each checkpoint save (bytes written over the save's duration)."
+    ),
     RUN_SECONDS: "Wall-clock seconds attempts ran, counted when each attempt ends.",
     GPU_UTILIZATION: "Mean GPU utilisation (0..1) of running GPU jobs; absent when none runs.",
     PREEMPTIONS: "Attempts ended by preemption.",
@@ -99,6 +111,8 @@ HISTOGRAM_BUCKETS: Mapping[str, tuple[float, ...]] = {
     # 60..14400 are promised to SLO thresholds (hpcbridge.slo._metrics).
     QUEUE_WAIT: (1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400),
     CHECKPOINT_DURATION: (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+    FABRIC_LATENCY: (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.05),
+    STORAGE_THROUGHPUT: (1e6, 1e7, 5e7, 1e8, 2.5e8, 5e8, 1e9, 2.5e9, 5e9, 1e10, 2.5e10),
     MAKESPAN: (10, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200, 604800),
     TIME_TO_RECOVER: (1, 10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 86400),
     BACKEND_POLL_DURATION: (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
@@ -106,6 +120,7 @@ HISTOGRAM_BUCKETS: Mapping[str, tuple[float, ...]] = {
 }
 
 OUTCOME_SUCCEEDED, OUTCOME_FAILED, OUTCOME_CANCELLED = "succeeded", "failed", "cancelled"
+OPERATION_CHECKPOINT_WRITE = "checkpoint_write"
 PARTITION_KINDS = ("regular", "spot")
 
 FAILED_CLASSES: tuple[str, ...] = tuple(

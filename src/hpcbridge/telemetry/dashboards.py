@@ -424,10 +424,37 @@ def debug() -> Dashboard:
             )
         )
         .with_panel(
-            _text(
-                "Not measured yet",
-                "Fabric latency between a job's nodes (M7) and storage throughput of staging "
-                "and checkpoints (M8) will appear here once the job wrapper probes them.",
+            _timeseries(
+                "Fabric latency p50 / p95",
+                "Round trip between a multi-node job's first two nodes, probed at its start (M7).",
+                _query(
+                    _quantile(0.5, "hpcbridge_fabric_latency_seconds", "workload_class", "1h"),
+                    "{{workload_class}} p50",
+                ),
+                _query(
+                    _quantile(0.95, "hpcbridge_fabric_latency_seconds", "workload_class", "1h"),
+                    "{{workload_class}} p95",
+                ),
+                unit="s",
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Storage throughput p50 / p5",
+                "Bytes per second of checkpoint writes (M8); a falling p5 is a slow file system.",
+                _query(
+                    _quantile(
+                        0.5, "hpcbridge_storage_throughput_bytes_per_second", "operation", "1h"
+                    ),
+                    "{{operation}} p50",
+                ),
+                _query(
+                    _quantile(
+                        0.05, "hpcbridge_storage_throughput_bytes_per_second", "operation", "1h"
+                    ),
+                    "{{operation}} p5",
+                ),
+                unit="Bps",
             )
         )
     )

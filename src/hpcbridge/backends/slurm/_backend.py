@@ -242,12 +242,14 @@ class SlurmBackend:
 
     @staticmethod
     def _details(cluster: ClusterConfig, job: BatchJob, native_id: str) -> dict[str, Any]:
+        spot = job.partition is not None and job.partition in cluster.spot_partitions
         return {
             "cluster": cluster.name,
             "slurm_job_id": native_id,
             "name": job.name,
             "stdout": job.stdout,
             "stderr": job.stderr,
+            "partition_kind": "spot" if spot else "regular",
         }
 
     def submit_array(

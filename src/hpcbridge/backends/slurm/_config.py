@@ -67,6 +67,10 @@ class ClusterConfig(BaseModel):
         default="/usr/local/bin:/usr/bin:/bin",
         description="PATH given to jobs submitted over REST (the CLI exports the login PATH)",
     )
+    spot_partitions: tuple[str, ...] = Field(
+        default=(),
+        description="Partitions whose jobs may be preempted (metrics label them spot)",
+    )
     fabric_probe: bool = Field(
         default=True,
         description="Time the fabric between the first two nodes of multi-node jobs at start "
