@@ -42,14 +42,7 @@ _COUNTERS = (
 )
 _BULK = 32
 """More new jobs than this in one chunk of events: load them with one query."""
-_HISTOGRAMS = (
-    n.QUEUE_WAIT,
-    n.CHECKPOINT_DURATION,
-    n.MAKESPAN,
-    n.TIME_TO_RECOVER,
-    n.FABRIC_LATENCY,
-    n.STORAGE_THROUGHPUT,
-)
+_HISTOGRAMS = n.FOLDED_HISTOGRAMS
 
 
 class StoreCollector(Collector):

@@ -136,15 +136,7 @@ class Fold:
             )
         }
         self.histograms: dict[str, dict[Labels, Histogram]] = {
-            name: {}
-            for name in (
-                n.QUEUE_WAIT,
-                n.CHECKPOINT_DURATION,
-                n.MAKESPAN,
-                n.TIME_TO_RECOVER,
-                n.FABRIC_LATENCY,
-                n.STORAGE_THROUGHPUT,
-            )
+            name: {} for name in n.FOLDED_HISTOGRAMS
         }
         self.jobs_by_state: dict[Labels, int] = {}
         self.jobs: dict[str, JobInfo] = {}

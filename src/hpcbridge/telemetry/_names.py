@@ -119,6 +119,16 @@ HISTOGRAM_BUCKETS: Mapping[str, tuple[float, ...]] = {
     CYCLE_DURATION: (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 }
 
+FOLDED_HISTOGRAMS = (
+    QUEUE_WAIT,
+    CHECKPOINT_DURATION,
+    MAKESPAN,
+    TIME_TO_RECOVER,
+    FABRIC_LATENCY,
+    STORAGE_THROUGHPUT,
+)
+"""Histograms folded from the event log (the reconciler's own are in ``ReconcilerStats``)."""
+
 OUTCOME_SUCCEEDED, OUTCOME_FAILED, OUTCOME_CANCELLED = "succeeded", "failed", "cancelled"
 OPERATION_CHECKPOINT_WRITE = "checkpoint_write"
 PARTITION_KINDS = ("regular", "spot")
