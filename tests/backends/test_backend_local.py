@@ -4,12 +4,14 @@ and enforcing memory, walltime and the SIGTERM-then-SIGKILL grace through the re
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from tests.backends._harness import LocalHarness, wait_for
 
@@ -17,6 +19,7 @@ from hpcbridge.backends import AttemptRef, Backend, Deferred, LaunchRequest, Obs
 from hpcbridge.reconciler import Policy, Reconciler
 from hpcbridge.states import FailureClass, JobState
 from hpcbridge.store import Job, JobId, MemoryStore, NewJob, new_token
+from hpcbridge.telemetry import latest_gpu_utilization
 
 SLEEP = "import time; time.sleep(60)"
 
@@ -121,6 +124,28 @@ def test_gpus_get_distinct_devices(two_gpus: LocalHarness) -> None:
     assert "GPU" in waiting_reason(h, third, deferred)
     for ref in refs:
         h.backend.kill(ref, FailureClass.CANCELLED, time.time())
+
+
+def test_a_gpu_job_gets_utilisation_samples(
+    two_gpus: LocalHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stand-in nvidia-smi answers for NVML (no GPU here); the sampler runs beside the
+    job on its devices and is gone when the job is."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "nvidia-smi").write_text('#!/bin/sh\necho "$@" > "$0.args"\necho 42\n')
+    (tools / "nvidia-smi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    h = two_gpus
+    ref = h.launch(h.spec(command=["sleep", "1"], resources={"gpus": 1}))
+    assert h.wait(ref).phase is Phase.SUCCEEDED
+    status_dir = Path(ref.details["dir"])
+    assert latest_gpu_utilization(status_dir, since=0) == pytest.approx(0.42)
+    assert (tools / "nvidia-smi.args").read_text().strip().endswith("--id=0")
+    samplers = [
+        p for p in psutil.process_iter(["cmdline"]) if str(status_dir) in (p.info["cmdline"] or [])
+    ]
+    assert samplers == []
 
 
 def test_a_job_without_gpus_sees_none(two_gpus: LocalHarness) -> None:

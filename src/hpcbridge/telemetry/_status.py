@@ -1,11 +1,14 @@
 """Reading what jobs write into their status directory (``$HPCBRIDGE_STATUS_DIR``).
 
-Compute nodes may not reach the control plane, so the job side (checkpoint SDK, job
-wrapper) appends JSON lines to ``events.jsonl`` in the attempt's status directory:
+Compute nodes may not reach the control plane, so the job side appends JSON lines to
+``events.jsonl`` in the attempt's status directory:
 
-- ``{"type": "checkpoint_saved", "time": T, "duration_s": D, ...}`` (checkpoint SDK);
+- ``{"type": "checkpoint_saved", "time": T, "duration_s": D, "bytes": B, ...}`` (the
+  checkpoint SDK);
+- ``{"type": "fabric_latency", "time": T, "rtt_s_p50": R, ...}`` (the probe multi-node
+  Slurm jobs run at start, ``hpcbridge.backends.slurm.fabric_probe``);
 - ``{"type": "gpu_sample", "time": T, "utilization": U}``, U in 0..1, the mean over the
-  job's GPUs (job wrapper, sampled through NVML).
+  job's GPUs (``hpcbridge.backends.gpu_sampler``, through NVML, beside every GPU job).
 
 The control plane reads them here; nothing in this module writes.
 """

@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpcbridge.backends import gpu_sampler
 from hpcbridge.backends._protocol import (
     AttemptRef,
     LaunchRequest,
@@ -33,6 +35,32 @@ from hpcbridge.spec import JobSpec
 from hpcbridge.states import FailureClass
 
 _UNSUPPORTED_HINT = "or set backend: slurm"
+GPU_SAMPLE_INTERVAL_S = 5.0
+
+
+def _start_gpu_sampler(
+    status_dir: Path, env: dict[str, str], job_pid: int
+) -> subprocess.Popen[bytes] | None:
+    """Utilisation samples of a GPU job's devices (M6) while it runs; it also stops by
+    itself when the job, or this process, is gone."""
+    argv = [
+        sys.executable,
+        gpu_sampler.__file__,
+        str(status_dir),
+        f"{GPU_SAMPLE_INTERVAL_S:g}",
+        str(job_pid),
+    ]
+    try:
+        return subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        return None  # no samples is better than no job
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,12 +193,23 @@ class LocalBackend:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, start.gpu_ids))
                 proc.write_gpu_ids(status_dir, start.gpu_ids)
             child = proc.launch(status_dir, start.launch["argv"], env, cwd=status_dir / "work")
+            sampler = _start_gpu_sampler(status_dir, env, child.pid) if start.gpu_ids else None
             with self._lock:
                 self._children[start.token] = child
-            threading.Thread(target=self._reap, args=(start.token, child), daemon=True).start()
+            threading.Thread(
+                target=self._reap, args=(start.token, child, sampler), daemon=True
+            ).start()
 
-    def _reap(self, token: str, child: subprocess.Popen[bytes]) -> None:
+    def _reap(
+        self,
+        token: str,
+        child: subprocess.Popen[bytes],
+        sampler: subprocess.Popen[bytes] | None = None,
+    ) -> None:
         child.wait()
+        if sampler is not None:
+            sampler.terminate()
+            sampler.wait()
         with self._lock:
             self._in_use.pop(token, None)
             self._children.pop(token, None)
