@@ -8,6 +8,7 @@ listed in ``known``. Time comes from a ``Clock`` the test moves, never from slee
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from hpcbridge.backends import (
     Phase,
     Submitted,
 )
+from hpcbridge.client import Client
 from hpcbridge.errors import ConflictError, TransientBackendError
 from hpcbridge.reconciler import Policy, Reconciler
 from hpcbridge.spec import JobSpec, load_spec_document
@@ -612,3 +614,27 @@ def test_a_scheduler_requeue_opens_an_attempt_on_the_same_native_job(world: Worl
     reconciler.cycle()
     assert world.state("j1") is S.SUCCEEDED
     assert world.store.get_job("j1").attempt_count == 2
+
+
+def test_task_specs_built_from_a_sibling_equal_fully_validated_ones(world: World) -> None:
+    sweep = load_spec_document(
+        spec_document(
+            command=["run", "--x", "{x}", "--i", "{index}"],
+            env={"X": "{x}"},
+            array={"params": {"x": [1, 2, 3]}},
+        )
+    )
+    world.store.create_jobs(Client._rows_for(sweep, None), now=world.clock.now, actor="t")
+    reconciler = world.reconciler()
+    tasks = [j for j in world.store.list_jobs() if j.parent_id is not None]
+    assert len(tasks) == 3
+    for task in tasks:
+        assert reconciler.spec_of(task) == load_spec_document(task.spec)
+    assert {reconciler.spec_of(t).command for t in tasks} == {
+        ("run", "--x", str(x), "--i", str(i)) for i, x in enumerate([1, 2, 3])
+    }
+    # A task whose shared part differs (an older stored version, say) is validated itself.
+    odd = dataclasses.replace(
+        tasks[0], job_id=JobId(f"{tasks[0].job_id}x"), spec={**tasks[0].spec, "priority": 7}
+    )
+    assert reconciler.spec_of(odd).priority == 7

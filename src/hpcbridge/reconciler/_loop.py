@@ -89,6 +89,7 @@ class Reconciler:
         self._checkpoints = checkpoints_dir
         self._clock = clock
         self._specs: dict[str, JobSpec] = {}
+        self._task_templates: dict[str, tuple[dict[str, Any], JobSpec]] = {}
         self._unknown_since: dict[str, float] = {}
         self._submitter = Submitter(store, backends, self.spec_of, checkpoints_dir)
 
@@ -137,6 +138,7 @@ class Reconciler:
         self._count_nodes(now)
         if submits:
             self._submitter.submit_all(submits, jobs, latest, now, report)
+        self._forget_finished(jobs)
         return report
 
     def _count_nodes(self, now: float) -> None:
@@ -275,9 +277,37 @@ class Reconciler:
     def spec_of(self, job: Job) -> JobSpec:
         spec = self._specs.get(job.job_id)
         if spec is None:
-            spec = load_spec_document(job.spec, source=f"job {job.job_id}")
+            spec = self._task_spec(job) if job.parent_id else None
+            if spec is None:
+                spec = load_spec_document(job.spec, source=f"job {job.job_id}")
+                if job.parent_id:
+                    self._task_templates[job.parent_id] = (_shared_part(job.spec), spec)
             self._specs[job.job_id] = spec
         return spec
+
+    def _task_spec(self, job: Job) -> JobSpec | None:
+        """Tasks of one array differ only in argv, environment and script: build them from
+        a validated sibling instead of validating 10,000 documents one by one."""
+        assert job.parent_id is not None
+        template = self._task_templates.get(job.parent_id)
+        if template is None or _shared_part(job.spec) != template[0]:
+            return None
+        document = job.spec
+        command = document.get("command")
+        return template[1].model_copy(
+            update={
+                "command": tuple(command) if isinstance(command, list) else None,
+                "env": dict(document.get("env") or {}),
+                "script": document.get("script"),
+            }
+        )
+
+    def _forget_finished(self, active: Mapping[str, Job]) -> None:
+        """Specs are cached per active job only: a long-running server must not grow."""
+        if len(self._specs) > len(active):
+            self._specs = {k: v for k, v in self._specs.items() if k in active}
+        if self._task_templates:
+            self._task_templates = {k: v for k, v in self._task_templates.items() if k in active}
 
     # -- apply decisions (inside the cycle's first transaction) ----------------------------
 
@@ -447,6 +477,13 @@ class Reconciler:
             job.job_id, expected_version=job.version, now=now, attempt_count=created.number
         )
         return job, created
+
+
+_TASK_OWN_FIELDS = frozenset({"command", "env", "script"})
+
+
+def _shared_part(document: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if k not in _TASK_OWN_FIELDS}
 
 
 _PER_RUN_DETAILS = frozenset(

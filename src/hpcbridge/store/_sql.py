@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -321,27 +322,42 @@ class SqlStore:
     def create_attempt(
         self, job_id: JobId, *, backend: str, token: str, now: float, details: dict[str, Any]
     ) -> Attempt:
-        with self._write() as conn:
-            if job_id not in self._known:
-                self._locked_job(conn, job_id)  # a clear NotFoundError for unknown jobs
-            numbers = conn.execute(_ATTEMPT_NUMBERS, {"_job_id": job_id}).scalars().all()
-            attempt = Attempt(
+        def numbered(number: int) -> Attempt:
+            return Attempt(
                 job_id=job_id,
-                number=max(numbers, default=0) + 1,
+                number=number,
                 token=token,
                 backend=backend,
                 state=AttemptState.PREPARED,
                 created_at=now,
                 details=dict(details),
             )
+
+        with self._write() as conn:
+            known = self._known.get(job_id)
+            if known is None:
+                self._locked_job(conn, job_id)  # a clear NotFoundError for unknown jobs
+            else:
+                # The job row counts its attempts: trust the cached count first (one
+                # statement instead of two for each of a sweep's 10,000 tasks).
+                attempt = numbered(known.attempt_count + 1)
+                with contextlib.suppress(IntegrityError):  # stale: ask the table below
+                    self._insert_attempt(conn, attempt)
+                    return self._remember_attempt(attempt)
+            numbers = conn.execute(_ATTEMPT_NUMBERS, {"_job_id": job_id}).scalars().all()
+            attempt = numbered(max(numbers, default=0) + 1)
             try:
-                # PostgreSQL aborts a transaction on any error, so guard with a savepoint;
-                # SQLite undoes just the failed statement.
-                with conn.begin_nested() if conn.dialect.name != "sqlite" else nullcontext():
-                    conn.execute(_INSERT_ATTEMPT, _attempt_row(attempt))
+                self._insert_attempt(conn, attempt)
             except IntegrityError as exc:
                 raise StoreError(f"job {job_id}: cannot record attempt: {exc.orig}") from exc
             return self._remember_attempt(attempt)
+
+    @staticmethod
+    def _insert_attempt(conn: Connection, attempt: Attempt) -> None:
+        # PostgreSQL aborts a transaction on any error, so guard with a savepoint;
+        # SQLite undoes just the failed statement.
+        with conn.begin_nested() if conn.dialect.name != "sqlite" else nullcontext():
+            conn.execute(_INSERT_ATTEMPT, _attempt_row(attempt))
 
     def update_attempt(self, job_id: JobId, number: int, **fields: Any) -> Attempt:
         fields = attempt_fields(fields)
