@@ -31,8 +31,6 @@ from hpcbridge.backends.slurm import SlurmBackend
 from hpcbridge.client import Client
 from hpcbridge.config import Settings
 from hpcbridge.spec import JobSpec, load_spec_document
-from hpcbridge.states import AttemptState
-from hpcbridge.store import Job
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SCRIPT = REPO / "scripts" / "slurm-cluster"
@@ -90,21 +88,18 @@ class Bench:
     def commands(self) -> int:
         return self.backend.transport().commands
 
-    def submit_until_recorded(self, specs: Sequence[JobSpec]) -> tuple[float, list[str]]:
-        """Seconds from the submit call until every attempt is recorded as at Slurm."""
+    def submit_until_recorded(
+        self, specs: Sequence[JobSpec], expected: int
+    ) -> tuple[float, list[str]]:
+        """Seconds from the submit call until ``expected`` attempts are recorded as at Slurm
+        (counted from the cycles' reports: quick tasks may finish before the last is in)."""
         started = time.perf_counter()
-        jobs = self.client.submit_many(list(specs), actor="bench")
-        while True:
-            self.client.reconcile_once()
-            native = self.native_ids()
-            pending = [
-                a for a in self.client.store.active_attempts() if a.state is AttemptState.PREPARED
-            ]
-            if not pending and len(native) >= self.task_count(jobs):
-                return time.perf_counter() - started, native
-
-    def task_count(self, jobs: Sequence[Job]) -> int:
-        return sum(max(1, len(self.client.tasks(job.job_id))) for job in jobs)
+        self.client.submit_many(list(specs), actor="bench")
+        recorded = 0
+        while recorded < expected:
+            report = self.client.reconcile_once()
+            recorded += report.submitted if report is not None else 0
+        return time.perf_counter() - started, self.native_ids()
 
     def native_ids(self) -> list[str]:
         return [a.native_id for a in self.client.store.active_attempts() if a.native_id]
@@ -150,7 +145,7 @@ def single(bench: Bench, jobs: int) -> dict[str, float]:
     loop_s, loop_ids = bench.sbatch_loop(jobs)
     bench.cancel(loop_ids)
     specs = [spec(f"single-{i}", ["true"]) for i in range(jobs)]
-    ours_s, ours_ids = bench.submit_until_recorded(specs)
+    ours_s, ours_ids = bench.submit_until_recorded(specs, jobs)
     bench.cancel(ours_ids)
     return {"sbatch_loop_rate": jobs / loop_s, "hpcbridge_rate": jobs / ours_s}
 
@@ -161,7 +156,7 @@ def sweep(bench: Bench, points: int, loop_sample: int) -> dict[str, float | int]
     bench.cancel(loop_ids)
     loop_total = loop_s * points / sample  # one call costs the same however many came before
     swept = spec("sweep", ["true"], array={"indices": f"0-{points - 1}"})
-    ours_s, ours_ids = bench.submit_until_recorded([swept])
+    ours_s, ours_ids = bench.submit_until_recorded([swept], points)
     bench.cancel(ours_ids)
     return {
         "points": points,
@@ -176,7 +171,7 @@ def tracking(bench: Bench, sizes: Sequence[int]) -> tuple[dict[str, int], float]
     cpu_largest = 0.0
     for size in sizes:
         held = spec(f"track-{size}", ["sleep", "600"], array={"indices": f"0-{size - 1}"})
-        _, ids = bench.submit_until_recorded([held])
+        _, ids = bench.submit_until_recorded([held], size)
         counts[str(size)] = bench.commands_per_cycle()
         if size == max(sizes):
             started = time.process_time()
