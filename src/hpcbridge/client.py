@@ -20,7 +20,7 @@ from hpcbridge.config import Settings
 from hpcbridge.errors import ConflictError, NotFoundError, SpecError
 from hpcbridge.policy import QuarantinePolicy
 from hpcbridge.reconciler import CycleReport, LeaderLock, Policy, Reconciler
-from hpcbridge.spec import JobSpec, expand, task_count
+from hpcbridge.spec import JobSpec, expand, task_count, task_documents
 from hpcbridge.states import JobState
 from hpcbridge.store import (
     Attempt,
@@ -165,14 +165,14 @@ class Client:
             dataclasses.replace(
                 parent,
                 job_id=task_job_id(job_id, task.index),
-                spec=task.spec.to_document(),
+                spec=document,
                 parent_id=job_id,
                 task_index=task.index,
                 task_params=task.params,
                 task_count=0,
                 idempotency_key=None,
             )
-            for task in expand(spec)
+            for task, document in task_documents(spec)
         ]
 
     # -- reading ---------------------------------------------------------------------------

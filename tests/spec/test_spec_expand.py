@@ -18,6 +18,7 @@ from hpcbridge.spec import (
     load_spec_document,
     parse_indices,
     task_count,
+    task_documents,
 )
 
 
@@ -193,3 +194,32 @@ def test_bad_array_sections(
     with pytest.raises(SpecError, match=phrase) as caught:
         make_spec(array=array)
     assert any(p.startswith("array") for p in caught.value.problems)
+
+
+def test_task_documents_equal_each_tasks_own_dump() -> None:
+    spec = load_spec_document(
+        {
+            "apiVersion": "hpcbridge/v1",
+            "kind": "Job",
+            "name": "grid",
+            "command": ["run", "--lr", "{lr}", "--i", "{index}"],
+            "env": {"LR": "{lr}"},
+            "resources": {"mem": "2G", "walltime": "1h"},
+            "array": {"indices": "0-2", "params": {"lr": [0.1, 0.01]}},
+        }
+    )
+    pairs = task_documents(spec)
+    assert len(pairs) == 6
+    for task, document in pairs:
+        assert document == task.spec.to_document()
+    script_spec = load_spec_document(
+        {
+            "apiVersion": "hpcbridge/v1",
+            "kind": "Job",
+            "name": "s",
+            "script": "echo {index}",
+            "array": {"indices": "0-1"},
+        }
+    )
+    for task, document in task_documents(script_spec):
+        assert document == task.spec.to_document()

@@ -48,7 +48,7 @@ from hpcbridge.reconciler._actions import (
 from hpcbridge.reconciler._decide import JobView, Policy, decide
 from hpcbridge.reconciler._recovery import lost_work, time_to_recover
 from hpcbridge.reconciler._submit import Submitter, record_submitted, ref_of
-from hpcbridge.spec import JobSpec, load_spec_document
+from hpcbridge.spec import TASK_OWN_FIELDS, JobSpec, load_spec_document
 from hpcbridge.states import AttemptState, FailureClass, JobState
 from hpcbridge.store import Attempt, Job, JobFilter, JobId, Store, new_token
 from hpcbridge.telemetry import ReconcilerStats, ingestable_events, job_log_context
@@ -479,11 +479,8 @@ class Reconciler:
         return job, created
 
 
-_TASK_OWN_FIELDS = frozenset({"command", "env", "script"})
-
-
 def _shared_part(document: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in document.items() if k not in _TASK_OWN_FIELDS}
+    return {k: v for k, v in document.items() if k not in TASK_OWN_FIELDS}
 
 
 _PER_RUN_DETAILS = frozenset(

@@ -1,6 +1,14 @@
 """JobSpec v1: model, loading with clear errors, and array/sweep expansion."""
 
-from hpcbridge.spec._expand import MAX_TASKS, TaskSpec, expand, parse_indices, task_count
+from hpcbridge.spec._expand import (
+    MAX_TASKS,
+    TASK_OWN_FIELDS,
+    TaskSpec,
+    expand,
+    parse_indices,
+    task_count,
+    task_documents,
+)
 from hpcbridge.spec._load import load_spec_document, load_spec_file, load_spec_text
 from hpcbridge.spec._model import (
     API_VERSION,
@@ -20,6 +28,7 @@ from hpcbridge.spec._units import format_duration, parse_duration_s, parse_memor
 __all__ = [
     "API_VERSION",
     "MAX_TASKS",
+    "TASK_OWN_FIELDS",
     "ArraySpec",
     "Backoff",
     "Burst",
@@ -40,4 +49,5 @@ __all__ = [
     "parse_indices",
     "parse_memory_mb",
     "task_count",
+    "task_documents",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from hpcbridge.errors import SpecError
 from hpcbridge.spec._model import ArraySpec, JobSpec
@@ -69,6 +70,28 @@ def expand(spec: JobSpec) -> list[TaskSpec]:
         values = {"index": str(index if index is not None else position), **params}
         tasks.append(TaskSpec(task_index, params, _substitute(spec, values)))
     return tasks
+
+
+TASK_OWN_FIELDS = frozenset({"command", "env", "script"})
+"""What tasks of one array may differ in; everything else they share with each other."""
+
+
+def task_documents(spec: JobSpec) -> list[tuple[TaskSpec, dict[str, Any]]]:
+    """Each task with its stored document, equal to ``task.spec.to_document()`` but built
+    from the part all tasks share, dumped once (10,000 model dumps cost seconds)."""
+    tasks = expand(spec)
+    shared = {k: v for k, v in tasks[0].spec.to_document().items() if k not in TASK_OWN_FIELDS}
+    out = []
+    for task in tasks:
+        document = dict(shared)
+        if task.spec.command is not None:
+            document["command"] = list(task.spec.command)
+        if task.spec.env:
+            document["env"] = dict(task.spec.env)
+        if task.spec.script is not None:
+            document["script"] = task.spec.script
+        out.append((task, document))
+    return out
 
 
 def _text(value: object) -> str:
