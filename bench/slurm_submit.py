@@ -12,12 +12,15 @@ prints one JSON object:
   active jobs (target: constant);
 - ``cycle_cpu_s_5000``: CPU seconds of one cycle that tracks 5,000 jobs.
 
+While it runs, the ``batch`` partition is down (jobs queue but never start: their launches
+on this same machine would compete with what is measured); it is up again at the end.
 Every job this benchmark submits is cancelled by its id before it moves on.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -34,6 +37,7 @@ from hpcbridge.spec import JobSpec, load_spec_document
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SCRIPT = REPO / "scripts" / "slurm-cluster"
+PARTITION = "batch"
 
 
 def cluster_env() -> dict[str, str]:
@@ -51,6 +55,14 @@ def cluster_env() -> dict[str, str]:
     return env
 
 
+def partition(env: dict[str, str], state: str) -> None:
+    subprocess.run(
+        ["scontrol", "update", f"PartitionName={PARTITION}", f"State={state}"],
+        env=env,
+        check=True,
+    )
+
+
 def spec(name: str, command: Sequence[str], **fields: object) -> JobSpec:
     return load_spec_document(
         {
@@ -61,6 +73,7 @@ def spec(name: str, command: Sequence[str], **fields: object) -> JobSpec:
             "backend": "slurm",
             "command": list(command),
             "resources": {"walltime": "10m"},
+            "placement": {"partition": PARTITION},
             **fields,
         }
     )
@@ -210,7 +223,11 @@ def main() -> None:
     sizes = [int(s) for s in args.track.split(",")]
     env = cluster_env()
     os.environ.update({k: v for k, v in env.items() if k.startswith("SLURM")})
-    with tempfile.TemporaryDirectory(prefix="hpcbridge-bench-") as tmp:
+    # Jobs queue but never start while the partition is down: otherwise the nodes' job
+    # launches (on this same machine) compete with what is measured, run by run.
+    partition(env, "DOWN")
+    with contextlib.ExitStack() as cleanup, tempfile.TemporaryDirectory(prefix="hpcbridge-") as tmp:
+        cleanup.callback(partition, env, "UP")
         root = Path(tmp)
         one = phase(root / "single", env, lambda b: single(b, args.jobs))
         many = phase(root / "sweep", env, lambda b: sweep(b, args.sweep, args.loop_sample))
