@@ -638,3 +638,17 @@ def test_task_specs_built_from_a_sibling_equal_fully_validated_ones(world: World
         tasks[0], job_id=JobId(f"{tasks[0].job_id}x"), spec={**tasks[0].spec, "priority": 7}
     )
     assert reconciler.spec_of(odd).priority == 7
+
+
+def test_a_backend_that_takes_several_submissions_at_once_gets_them_all(world: World) -> None:
+    world.backend.parallel_submissions = 4  # type: ignore[attr-defined]
+    world.backend.running = False
+    for i in range(10):
+        world.add(f"j{i}")
+    report = world.reconciler().cycle()
+    assert report.submitted == 10
+    assert sorted(r.job_id for r in world.backend.submitted) == [f"j{i}" for i in range(10)]
+    for i in range(10):
+        [attempt] = world.store.attempts(JobId(f"j{i}"))
+        assert attempt.state is AttemptState.SUBMITTED
+        assert world.backend.known[attempt.token].native_id == attempt.native_id

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,6 +49,12 @@ class _Result:
     job: Job
     attempt: Attempt
     outcome: Outcome
+
+
+def _parallelism(backend: Backend) -> int:
+    """How many submissions a backend takes at once (``parallel_submissions``, default 1)."""
+    value = getattr(backend, "parallel_submissions", 1)
+    return value if isinstance(value, int) and value > 0 else 1
 
 
 def ref_of(attempt: Attempt) -> AttemptRef:
@@ -141,6 +148,7 @@ class Submitter:
         ordered = sorted(
             submits, key=lambda p: (-p[0].priority, p[0].created_at, p[0].task_index or 0)
         )
+        concurrent: list[Pair] = []
         for job, attempt in ordered:
             backend = self._backends.get(job.backend)
             if backend is None or job.backend in full:
@@ -151,15 +159,35 @@ class Submitter:
                 continue
             if self._throttled(job, held_per_parent):
                 continue
+            if _parallelism(backend) > 1:
+                concurrent.append((job, attempt))  # a batch scheduler queues; it never defers
+                if job.parent_id:
+                    held_per_parent[job.parent_id] += 1
+                continue
             outcome = self._submit_one(backend, job, attempt)
             if isinstance(outcome, Deferred):
                 full.add(job.backend)  # strict priority order: nobody jumps the queue
             elif isinstance(outcome, Submitted) and job.parent_id:
                 held_per_parent[job.parent_id] += 1
             results.append(_Result(job, attempt, outcome))
+        results.extend(self._submit_concurrently(concurrent))
         for members in arrays.values():
             results.extend(self._submit_array(members))
         self._record_all(results, now, report)
+
+    def _submit_concurrently(self, pairs: Sequence[Pair]) -> list[_Result]:
+        """Single jobs for backends whose submissions wait on a remote daemon (``sbatch``):
+        a few at a time, which such a daemon handles as it handles many users."""
+        if not pairs:
+            return []
+        workers = max(_parallelism(self._backends[job.backend]) for job, _ in pairs)
+        with ThreadPoolExecutor(workers, thread_name_prefix="hpcbridge-submit") as pool:
+            outcomes = pool.map(
+                lambda pair: self._submit_one(self._backends[pair[0].backend], *pair), pairs
+            )
+            return [
+                _Result(job, attempt, o) for (job, attempt), o in zip(pairs, outcomes, strict=True)
+            ]
 
     def _throttled(self, job: Job, held_per_parent: Counter[str]) -> bool:
         if job.parent_id is None:

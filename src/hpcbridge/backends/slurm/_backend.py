@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -94,6 +95,8 @@ class SlurmBackend:
     """Slurm clusters behind the Backend port (entry point ``slurm``)."""
 
     name = "slurm"
+    parallel_submissions = 4
+    """sbatch calls the reconciler may have in flight at once (each waits on slurmctld)."""
 
     def __init__(
         self,
@@ -109,6 +112,7 @@ class SlurmBackend:
         self._clusters = clusters or load_clusters(settings.resolved_clusters_file)
         self._env = dict(os.environ if env is None else env)
         self._transports: dict[str, Transport] = dict(transports or {})
+        self._transport_lock = threading.Lock()
         self._backoff: dict[str, Backoff] = {}
         self._kills: dict[str, FailureClass] = {}
         self._uncertain: set[str] = set()
@@ -124,6 +128,10 @@ class SlurmBackend:
 
     def transport(self, cluster: str | None = None) -> Transport:
         config = self._clusters.get(cluster)
+        with self._transport_lock:  # submissions may come from several threads
+            return self._transport(config)
+
+    def _transport(self, config: ClusterConfig) -> Transport:
         if config.name not in self._transports:
             self._transports[config.name] = (
                 RestTransport(config, env=self._env)
