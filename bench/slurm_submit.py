@@ -146,6 +146,19 @@ class Bench:
         ids = sorted({n.split("_", 1)[0] for n in native_ids})
         for chunk in range(0, len(ids), 500):
             subprocess.run(["scancel", *ids[chunk : chunk + 500]], env=self.env, check=False)
+        # Let slurmctld finish with them, so that the next measurement starts from quiet.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            queue = subprocess.run(
+                ["squeue", "-h", "-o", "%i", "-p", PARTITION],
+                capture_output=True,
+                text=True,
+                env=self.env,
+                check=False,
+            )
+            if not queue.stdout.strip():
+                break
+            time.sleep(1)
 
     def commands_per_cycle(self) -> int:
         self.client.reconcile_once()  # settle anything that changed meanwhile
