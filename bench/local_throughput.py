@@ -4,7 +4,7 @@ Prints one JSON object: ``raw_rate`` (jobs/s spawning ``true`` directly with at 
 ``concurrency`` in flight), ``hpcbridge_rate`` (the same jobs submitted to hpcbridge in
 embedded mode and run to completion, every state change committed to SQLite with
 synchronous=FULL), ``ratio`` = hpcbridge/raw, and ``start_latency_p50_ms`` (submit call to
-process start, one job at a time while slots are free).
+the job's first instruction, one job at a time while slots are free).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from hpcbridge.config import Settings
 from hpcbridge.spec import load_spec_document
 
 TRUE = shutil.which("true") or "/bin/true"
+DATE = shutil.which("date") or "/bin/date"
 
 
 def raw_rate(jobs: int, concurrency: int) -> float:
@@ -42,12 +43,12 @@ def raw_rate(jobs: int, concurrency: int) -> float:
     return jobs / (time.perf_counter() - started)
 
 
-def _spec(index: int) -> dict[str, object]:
+def _spec(index: int, command: list[str] | None = None) -> dict[str, object]:
     return {
         "apiVersion": "hpcbridge/v1",
         "kind": "Job",
         "name": f"bench-{index}",
-        "command": [TRUE],
+        "command": command or [TRUE],
         "project": "bench",
     }
 
@@ -103,14 +104,15 @@ def start_latencies_ms(home: Path, samples: int) -> list[float]:
     client = embedded.client
     latencies = []
     for index in range(samples):
-        spec = load_spec_document(_spec(index))
+        # The job prints the clock the moment it runs (file mtimes are too coarse for ms).
+        spec = load_spec_document(_spec(index, [DATE, "+%s.%N"]))
         before = time.time()
         job = client.submit(spec, actor="bench")
         while client.get(job.job_id).state.value != "succeeded":
             time.sleep(0.002)
-        attempt = client.attempts(job.job_id)[0]
-        # The shim writes its pid file as the first thing the new process does.
-        started = (Path(attempt.details["dir"]) / "pid").stat().st_mtime
+        stdout, _ = client.log_paths(job.job_id)
+        assert stdout is not None
+        started = float(stdout.read_text().split()[0])
         latencies.append((started - before) * 1000)
     embedded.close()
     return latencies
