@@ -180,10 +180,11 @@ def test_pending_reason_becomes_a_note_once() -> None:
 
 
 @pytest.mark.parametrize("state", [S.RUNNING, S.LOST])
-def test_pending_after_running_is_a_requeue_that_ends_the_attempt(state: JobState) -> None:
+def test_a_requeue_the_backend_explains_ends_the_attempt(state: JobState) -> None:
     """The scheduler requeued the job itself: that run is a failed attempt, and a new
     attempt follows the same native job (no second submission)."""
-    the_view = view(state, the_attempt=attempt(A.RUNNING), seen=Observation(Phase.PENDING))
+    seen = Observation(Phase.PENDING, failure_class=FailureClass.PREEMPTED)
+    the_view = view(state, the_attempt=attempt(A.RUNNING), seen=seen)
     actions = decide(the_view, POLICY, NOW)
     assert Submit() not in actions
     assert actions[-1] == Continue()
@@ -195,6 +196,13 @@ def test_pending_after_running_is_a_requeue_that_ends_the_attempt(state: JobStat
     assert only(actions, Transition) == Transition(
         S.QUEUED, "requeued by the scheduler", {"failure_class": FailureClass.PREEMPTED}
     )
+
+
+@pytest.mark.parametrize("state", [S.RUNNING, S.LOST])
+def test_pending_again_without_a_reason_keeps_the_attempt(state: JobState) -> None:
+    """A restarted slurmctld may recover a running job as pending: no run was lost."""
+    the_view = view(state, the_attempt=attempt(A.RUNNING), seen=Observation(Phase.PENDING))
+    assert decide(the_view, POLICY, NOW) == [Transition(S.QUEUED, "requeued by the scheduler")]
 
 
 def test_a_requeue_keeps_the_class_and_reason_the_backend_gives() -> None:

@@ -594,7 +594,12 @@ def test_a_scheduler_requeue_opens_an_attempt_on_the_same_native_job(world: Worl
     world.backend.program(first, Observation(Phase.RUNNING, nodes=("node1",), started_at=1.0))
     reconciler.cycle()
     world.clock.advance(30)
-    world.backend.program(first, Observation(Phase.PENDING, reason="preempted; requeued"))
+    world.backend.program(
+        first,
+        Observation(
+            Phase.PENDING, reason="preempted; requeued", failure_class=FailureClass.PREEMPTED
+        ),
+    )
     reconciler.cycle()
     ended, follower = world.store.attempts(JobId("j1"))
     assert (ended.state, ended.failure_class) == (AttemptState.FAILED, FailureClass.PREEMPTED)

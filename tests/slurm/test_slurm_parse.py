@@ -5,6 +5,7 @@ Pure: these need no cluster, but belong to the Slurm suite.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from pathlib import Path
 
@@ -403,3 +404,16 @@ def test_values() -> None:
     assert wait_status(9) == (None, 9)
     assert wait_status(51200) == (200, None)
     assert wait_status(0) == (0, None)
+
+
+def test_a_launch_failure_is_the_nodes_fault_but_a_memory_kill_is_not(
+    squeue: dict[str, JobRecord],
+) -> None:
+    never_ran = dataclasses.replace(
+        squeue["5"], reason="JobLaunchFailure", exit_code=1, signal=None, ended_at=LATER - 100
+    )
+    phase, failure, reason = classify(never_ran, never_ran)
+    assert (phase, failure) == (Phase.FAILED, FailureClass.NODE_FAILURE)
+    assert reason is not None and "could not launch" in reason
+    memory = squeue["4"]  # JobLaunchFailure too, but killed by SIGKILL over its memory
+    assert classify(memory, memory, oom_in_stderr=True)[1] is FailureClass.OOM

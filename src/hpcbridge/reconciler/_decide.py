@@ -71,7 +71,7 @@ def decide(view: JobView, policy: Policy, now: float) -> list[Action]:
     if seen is None:
         return []  # no news this cycle (backend unreachable): never guess
     if seen.phase is Phase.PENDING:
-        if attempt.state is AttemptState.RUNNING:
+        if attempt.state is AttemptState.RUNNING and seen.failure_class is not None:
             return _decide_requeued(view, seen, now)
         if state in (_S.RUNNING, _S.LOST):
             return [Transition(_S.QUEUED, seen.reason or "requeued by the scheduler")]
@@ -84,9 +84,10 @@ def decide(view: JobView, policy: Policy, now: float) -> list[Action]:
 
 
 def _decide_requeued(view: JobView, seen: Observation, now: float) -> list[Action]:
-    """It ran, and now waits in the queue again: the scheduler requeued it (preemption in
-    REQUEUE mode, or a node failure with ``--requeue``). That run ends as a failed attempt
-    (preempted unless the backend knows better); a new attempt follows the same native job."""
+    """It ran, and the backend says why it waits in the queue again: the scheduler requeued
+    it (preemption in REQUEUE mode, a node failure with ``--requeue``). That run ends as a
+    failed attempt of that class; a new attempt follows the same native job. Pending again
+    without a reason (a restarted slurmctld recovering its state) keeps the attempt."""
     failure = seen.failure_class or FailureClass.PREEMPTED
     reason = seen.reason or "requeued by the scheduler"
     return [

@@ -231,6 +231,10 @@ def _observe_record(
     )
 
 
+LAUNCH_FAILURES = frozenset({"JobLaunchFailure", "launch_failed_requeued_held"})
+"""Reasons of a FAILED job whose program never started: the node's fault, not the job's."""
+
+
 def _verdict(
     record: JobRecord, kill: FailureClass | None, oom_in_stderr: bool
 ) -> tuple[FailureClass | None, str | None, int | None, int | None]:
@@ -268,6 +272,14 @@ def _verdict(
             f"the job's batch script was killed by signal {signal_name(signal)} from "
             "outside hpcbridge",
             None,
+            signal,
+        )
+    if record.reason in LAUNCH_FAILURES:  # (a memory kill has this reason too, with SIGKILL)
+        nodes = ", ".join(record.nodes) or "its node"
+        return (
+            FailureClass.NODE_FAILURE,
+            f"Slurm could not launch the job on {nodes} ({record.reason}); the program never ran",
+            exit_code,
             signal,
         )
     if exit_code is None:
