@@ -396,7 +396,32 @@ class SlurmBackend:
                 oom_in_stderr=self._oom_in_stderr(ref, seen_queue or seen_accounting),
             )
         self._explain_requeues(transport, refs, queue, observations)
+        self._explain_launch_failures(refs, observations)
         return observations
+
+    def _explain_launch_failures(
+        self, refs: Sequence[AttemptRef], observations: dict[str, Observation]
+    ) -> None:
+        """A job that 'failed' without ever opening its output files never ran: slurmd could
+        not launch it (sacct keeps no reason for that). The node's fault, not the program's."""
+        for ref in refs:
+            seen = observations.get(ref.token)
+            if seen is None or seen.failure_class is not FailureClass.APP_ERROR:
+                continue
+            if seen.signal is not None:
+                continue
+            stdout, stderr = self.log_paths(ref)
+            if stdout is None or stderr is None or not stdout.parent.is_dir():
+                continue  # logs on storage this host cannot see: no evidence either way
+            if stdout.exists() or stderr.exists():
+                continue
+            nodes = ", ".join(seen.nodes) or "its node"
+            observations[ref.token] = dataclasses.replace(
+                seen,
+                failure_class=FailureClass.NODE_FAILURE,
+                reason=f"Slurm could not launch the job on {nodes}; the program never ran "
+                "(no output file was created)",
+            )
 
     @staticmethod
     def _explain_requeues(
