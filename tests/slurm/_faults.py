@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 
 import psutil
 
@@ -23,6 +24,29 @@ def restore(cluster: SlurmCluster) -> None:
         [str(SCRIPT), "start"], capture_output=True, text=True, timeout=300, check=False
     )
     assert done.returncode == 0, f"scripts/slurm-cluster start failed:\n{done.stderr}"
+
+
+def save_job_state(cluster: SlurmCluster, native_id: str, timeout_s: float = 30.0) -> None:
+    """Make slurmctld write its job state now, with the job as it is, and wait for the file.
+
+    A SIGKILLed slurmctld recovers only what it last saved: a job allocated after that save
+    comes back PENDING, or not at all (and its id is given to the next submission). A crash
+    seconds after a start is real but makes a test a lottery; tests that want a running job to
+    survive the crash save first. A no-op update of the job marks the job table changed.
+    """
+    state = cluster.state_dir / "spool" / "ctld" / "job_state"
+    since = time.time()
+    subprocess.run(
+        ["scontrol", "update", f"jobid={native_id}", "nice=0"],
+        check=True,
+        env=cluster.env(),
+        capture_output=True,
+        timeout=30,
+    )
+    deadline = time.monotonic() + timeout_s
+    while not (state.exists() and state.stat().st_mtime > since):
+        assert time.monotonic() < deadline, f"slurmctld did not save {state} in {timeout_s}s"
+        time.sleep(0.2)
 
 
 def kill_daemon(cluster: SlurmCluster, pid_file: str) -> None:

@@ -85,6 +85,17 @@ def scancel(cluster: SlurmCluster, native_ids: Collection[str]) -> None:
         run_slurm(cluster, "scancel", *ids, check=False)
 
 
+def cancel_jobs_except(cluster: SlurmCluster, job_ids: Collection[str]) -> None:
+    """Cancel every job in the queue that belongs to none of ``job_ids`` (hpcbridge job ids,
+    which the sbatch comment carries: a submission not yet recorded is kept too)."""
+    strangers = []
+    for line in run_slurm(cluster, "squeue", "-h", "-o", "%F|%k").splitlines():
+        native_id, _, comment = line.partition("|")
+        if not any(job_id in comment for job_id in job_ids):
+            strangers.append(native_id)
+    scancel(cluster, strangers)
+
+
 def batch_script_pids(native_id: str) -> list[int]:
     """PIDs of the batch script of a job running on this machine (slurmd -N nodes)."""
     job_id = native_id.split("_", 1)[0]

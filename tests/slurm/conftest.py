@@ -1,8 +1,9 @@
 """The real Slurm test cluster for tests marked ``@pytest.mark.slurm``.
 
-``scripts/slurm-cluster start`` is idempotent: on a running cluster it only checks health, so
-the fixture simply runs it once per session. The cluster is left running afterwards (starting
-it costs seconds, and a developer may want to look at it after a failure).
+As root the fixture runs ``scripts/slurm-cluster reset`` once per session: it starts the cluster
+if needed (idempotent) and leaves it without jobs, with every node idle. The cluster is left
+running afterwards (starting it costs seconds, and a developer may want to look at it after a
+failure).
 """
 
 from __future__ import annotations
@@ -104,14 +105,14 @@ def _exports(text: str) -> dict[str, str]:
 def slurm_cluster() -> Iterator[SlurmCluster]:
     """Ensure the Slurm test cluster runs and describe it."""
     status = subprocess.run([str(SCRIPT), "status"], check=False, capture_output=True, timeout=60)
-    healthy = status.returncode == 0
-    if not healthy:
-        if os.geteuid() != 0:
-            pytest.skip("the Slurm test cluster is not running and starting it needs root")
-        if shutil.which("sbatch") is None and shutil.which("apt-get") is None:
+    if os.geteuid() == 0:
+        installable = shutil.which("sbatch") or shutil.which("apt-get")
+        if status.returncode != 0 and not installable:
             pytest.skip("no Slurm installed and no apt-get to install it (needs Debian 12)")
+        # reset, not just start: slurmctld keeps its jobs across restarts, and a job left by an
+        # earlier session (or one a killed slurmctld resurrected) would hold the nodes.
         start = subprocess.run(
-            [str(SCRIPT), "start"],
+            [str(SCRIPT), "reset"],
             check=False,
             capture_output=True,
             text=True,
@@ -120,9 +121,11 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
         )
         if start.returncode != 0:
             pytest.fail(
-                f"scripts/slurm-cluster start failed ({start.returncode}):\n"
+                f"scripts/slurm-cluster reset failed ({start.returncode}):\n"
                 f"{start.stdout}\n{start.stderr}"
             )
+    elif status.returncode != 0:
+        pytest.skip("the Slurm test cluster is not running and starting it needs root")
     env_out = subprocess.run(
         [str(SCRIPT), "env"], check=True, capture_output=True, text=True, timeout=30
     ).stdout
