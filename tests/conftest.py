@@ -6,11 +6,13 @@ developer's shell and no real data directory can leak into a test.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from hpcbridge.config import Settings
 from hpcbridge.spec import JobSpec, load_spec_document
@@ -53,3 +55,17 @@ def make_spec() -> Callable[..., JobSpec]:
         return load_spec_document(spec_document(**fields), source="test")
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """configure_logging() binds structlog and the root logger to the (captured) stderr of
+    the moment; put both back so later tests do not write to a closed capture."""
+    saved = structlog.get_config()
+    handlers = list(logging.getLogger().handlers)
+    yield
+    structlog.configure(**saved)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)

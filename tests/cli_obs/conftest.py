@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import structlog
 
 from hpcbridge.cli import main
 from hpcbridge.client import Client
@@ -51,17 +49,3 @@ def client(settings: Settings) -> Iterator[Client]:
     opened = Client(settings)
     yield opened
     opened.close()
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """configure_logging() binds structlog and the root logger to the (captured) stderr of
-    the moment; put both back so later tests do not write to a closed capture."""
-    saved = structlog.get_config()
-    handlers = list(logging.getLogger().handlers)
-    yield
-    structlog.configure(**saved)
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)

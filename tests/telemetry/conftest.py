@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from prometheus_client import CollectorRegistry
 
 from hpcbridge.store import MemoryStore, SqlStore, Store
@@ -53,17 +51,3 @@ def value(source: CollectorRegistry | dict[Sample, float], name: str, **labels: 
         for (sample, labelled), v in found.items()
         if sample == name and set(labels.items()) <= set(labelled)
     )
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """configure_logging() binds structlog and the root logger to the (captured) stderr of
-    the moment; put both back so later tests do not write to a closed capture."""
-    saved = structlog.get_config()
-    handlers = list(logging.getLogger().handlers)
-    yield
-    structlog.configure(**saved)
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
