@@ -1,10 +1,18 @@
 """Throughput and start latency of the local executor vs spawning the same processes directly.
 
-Prints one JSON object: ``raw_rate`` (jobs/s spawning ``true`` directly with at most
-``concurrency`` in flight), ``hpcbridge_rate`` (the same jobs submitted to hpcbridge in
-embedded mode and run to completion, every state change committed to SQLite with
-synchronous=FULL), ``ratio`` = hpcbridge/raw, and ``start_latency_p50_ms`` (submit call to
-the job's first instruction, one job at a time while slots are free).
+Prints one JSON object:
+
+- ``raw_rate``: jobs/s spawning ``true`` directly, at most ``concurrency`` in flight;
+- ``files_floor_rate``: the same, but each process gets what every local attempt must have
+  and nothing more (a job directory, an attempt directory and a work directory, stdout and
+  stderr files, its own session): what spawning costs once an executor keeps per-attempt
+  directories and logs, with no control plane at all;
+- ``hpcbridge_rate``: the same jobs submitted to hpcbridge in embedded mode and run to
+  completion, every state change committed to SQLite with synchronous=FULL;
+- ``ratio`` = hpcbridge/raw (the target), ``files_floor_ratio`` = floor/raw and
+  ``ratio_vs_files_floor`` = hpcbridge/floor;
+- ``start_latency_p50_ms``: submit call to the job's first instruction, one job at a time
+  while slots are free.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from hpcbridge.client import Client
@@ -29,13 +38,44 @@ DATE = shutil.which("date") or "/bin/date"
 
 
 def raw_rate(jobs: int, concurrency: int) -> float:
+    return _spawn_all(lambda _: subprocess.Popen([TRUE]), jobs, concurrency)
+
+
+def files_floor_rate(root: Path, jobs: int, concurrency: int) -> float:
+    """Spawn directly, with the per-attempt files an executor must create (no control plane)."""
+    env = dict(os.environ)
+
+    def spawn(index: int) -> subprocess.Popen[bytes]:
+        # The layout of the local executor: <runs>/<job>/attempt-<n>/work.
+        attempt = root / f"job-{index}" / "attempt-1"
+        os.mkdir(attempt.parent)
+        os.mkdir(attempt)
+        os.mkdir(attempt / "work")
+        with open(attempt / "stdout.log", "ab") as out, open(attempt / "stderr.log", "ab") as err:
+            return subprocess.Popen(
+                [TRUE],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=attempt / "work",
+                env=env,
+                start_new_session=True,
+            )
+
+    root.mkdir(parents=True)
+    return _spawn_all(spawn, jobs, concurrency)
+
+
+def _spawn_all(
+    spawn: Callable[[int], subprocess.Popen[bytes]], jobs: int, concurrency: int
+) -> float:
     started = time.perf_counter()
     running: dict[int, subprocess.Popen[bytes]] = {}
-    for _ in range(jobs):
+    for index in range(jobs):
         if len(running) >= concurrency:
             pid, status = os.wait()
             running.pop(pid).returncode = os.waitstatus_to_exitcode(status)
-        child = subprocess.Popen([TRUE])
+        child = spawn(index)
         running[child.pid] = child
     while running:
         pid, status = os.wait()
@@ -125,15 +165,18 @@ def main() -> None:
     parser.add_argument("--latency-samples", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians")
     args = parser.parse_args()
-    raws, ours_runs = [], []
+    raws, floors, ours_runs = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         # Alternate baseline and hpcbridge so that noise from a shared machine hits both.
         for round_ in range(args.rounds):
             raws.append(raw_rate(args.jobs, args.concurrency))
+            floor_root = Path(tmp) / f"floor-{round_}"
+            floors.append(files_floor_rate(floor_root, args.jobs, args.concurrency))
             home = Path(tmp) / f"throughput-{round_}"
             ours_runs.append(hpcbridge_rate(home, args.jobs, args.concurrency))
         latencies = start_latencies_ms(Path(tmp) / "latency", args.latency_samples)
     raw, ours = statistics.median(raws), statistics.median(ours_runs)
+    floor = statistics.median(floors)
     print(
         json.dumps(
             {
@@ -142,8 +185,11 @@ def main() -> None:
                 "concurrency": args.concurrency,
                 "rounds": args.rounds,
                 "raw_rate": round(raw, 1),
+                "files_floor_rate": round(floor, 1),
                 "hpcbridge_rate": round(ours, 1),
                 "ratio": round(ours / raw, 3),
+                "files_floor_ratio": round(floor / raw, 3),
+                "ratio_vs_files_floor": round(ours / floor, 3),
                 "start_latency_p50_ms": round(statistics.median(latencies), 2),
                 "start_latency_p95_ms": round(statistics.quantiles(latencies, n=20)[-1], 2),
                 "target": {"ratio_min": 0.5, "start_latency_p50_ms_max": 50},
