@@ -191,6 +191,24 @@ def test_terminal_states_become_failure_classes(
         assert classify(None, replace(sacct_text["1"], state=state))[1] is failure
 
 
+def test_a_job_slurm_revoked_after_a_controller_restart_is_lost_not_an_app_error(
+    sacct_text: dict[str, JobRecord], sacct_json: dict[str, JobRecord]
+) -> None:
+    """Job 30293 was allocated, then slurmctld was SIGKILLed before it saved that: it came back
+    PENDING, started again and killed the running batch script ("job credential revoked")."""
+    text = by_key(parse_sacct_parsable(golden("sacct_revoked.txt")))["30293"]
+    json_ = by_key(parse_sacct_json(golden("sacct_revoked.json")))["30293"]
+    for record in (text, json_):
+        assert (record.state, record.batch_state) == ("FAILED", "CANCELLED")
+        phase, failure, reason = classify(None, record)
+        assert (phase, failure) == (Phase.FAILED, FailureClass.LOST)
+        assert reason is not None and "did not fail" in reason
+    # An ordinary failure's batch step failed with it: still the program's error.
+    assert sacct_text["5"].batch_state == "FAILED"
+    assert classify(None, sacct_text["5"])[1] is FailureClass.APP_ERROR
+    assert sacct_json["5"].batch_state == "FAILED"
+
+
 def test_a_job_over_its_memory_is_oom(
     squeue: dict[str, JobRecord], sacct_text: dict[str, JobRecord], sacct_json: dict[str, JobRecord]
 ) -> None:

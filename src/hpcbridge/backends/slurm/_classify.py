@@ -128,6 +128,7 @@ def merge(queue: JobRecord, accounting: JobRecord) -> JobRecord:
         alloc_tres=accounting.alloc_tres or queue.alloc_tres,
         mem_per_node_mb=accounting.mem_per_node_mb or queue.mem_per_node_mb,
         cancelled_by=accounting.cancelled_by,
+        batch_state=accounting.batch_state,
         elapsed_s=accounting.elapsed_s if accounting.elapsed_s is not None else queue.elapsed_s,
         licences=accounting.licences or queue.licences,
         started_at=queue.started_at or accounting.started_at,
@@ -279,6 +280,17 @@ def _verdict(
         return (
             FailureClass.NODE_FAILURE,
             f"Slurm could not launch the job on {nodes} ({record.reason}); the program never ran",
+            exit_code,
+            signal,
+        )
+    if record.batch_state == "CANCELLED":
+        # FAILED while its batch step was cancelled, by no one: Slurm ended the program itself.
+        # Seen when slurmctld restarts from a state save older than the job's start and starts
+        # it again ("job credential revoked"). Not the program's failure: retried as lost.
+        return (
+            FailureClass.LOST,
+            "Slurm ended the job's batch script itself (after a slurmctld restart it started "
+            "the job again and revoked the running one); the program did not fail",
             exit_code,
             signal,
         )

@@ -289,6 +289,14 @@ def _accounting_records(
         mem_per_node_mb=tres_mem_per_node_mb(alloc) or parse_mem_mb(row.get("ReqMem")),
         max_rss_mb=max(rss_known) if rss_known else None,
         cancelled_by=by if state == "CANCELLED" else None,
+        batch_state=next(
+            (
+                _split_state(step.get("State", ""))[0]
+                for step in steps
+                if (step.get("JobIDRaw") or step.get("JobID", "")).endswith(".batch")
+            ),
+            "",
+        ),
     )
     job_text = row.get("JobID", raw)
     array_part, underscore, task_text = job_text.partition("_")
@@ -352,7 +360,10 @@ def _slurmdb_records(job: Mapping[str, Any]) -> list[JobRecord]:
     if "mem" in alloc:
         alloc["mem"] = f"{alloc['mem']}M"
     rss: list[float] = []
+    batch_state = ""
     for step in job.get("steps") or []:
+        if (step.get("step") or {}).get("name") == "batch":
+            batch_state = _state(step.get("state"))
         for item in (((step.get("tres") or {}).get("requested") or {}).get("max")) or []:
             if item.get("type") == "mem" and item.get("count") is not None:
                 rss.append(_int(item["count"]) / (1024 * 1024))
@@ -387,6 +398,7 @@ def _slurmdb_records(job: Mapping[str, Any]) -> list[JobRecord]:
         or _num((job.get("required") or {}).get("memory")),
         max_rss_mb=max(rss) if rss else None,
         cancelled_by=str(killer) if killer and state == "CANCELLED" else None,
+        batch_state=batch_state,
     )
     array = job.get("array") or {}
     array_job_id = _int(array.get("job_id")) or None

@@ -46,6 +46,8 @@ class JobRecord:
     """Largest resident set of any task of any step."""
     cancelled_by: str | None = None
     """Who cancelled it (user name, or ``uid N``), when Slurm says."""
+    batch_state: str = ""
+    """State of the job's batch step (sacct only; empty when unknown)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
