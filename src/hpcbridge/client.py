@@ -70,6 +70,12 @@ class _Backends(Mapping[str, Backend]):
             backend.close()
 
 
+def _configured_backends(settings: Settings) -> list[str]:
+    """Backends whose nodes are worth counting before any job ran there: this machine, and
+    Slurm once a clusters file names its clusters."""
+    return ["local", *(["slurm"] if settings.resolved_clusters_file.exists() else [])]
+
+
 class Client:
     def __init__(
         self,
@@ -94,6 +100,7 @@ class Client:
                 window_s=self.settings.quarantine_window_s,
                 max_drained_fraction=self.settings.quarantine_max_drained_fraction,
             ),
+            node_backends=_configured_backends(self.settings),
         )
         self._leader = LeaderLock(self.settings.home / "reconciler.lock")
 

@@ -141,7 +141,7 @@ class World:
     clock: Clock
     checkpoints: Path
 
-    def reconciler(self) -> Reconciler:
+    def reconciler(self, **options: Any) -> Reconciler:
         backends: dict[str, Backend] = {"fake": self.backend}
         return Reconciler(
             self.store,
@@ -149,6 +149,7 @@ class World:
             policy=Policy(lost_grace_s=LOST_GRACE_S),
             checkpoints_dir=self.checkpoints,
             clock=self.clock,
+            **options,
         )
 
     def add(self, job_id: str, *, priority: int = 0, **spec_fields: Any) -> Job:

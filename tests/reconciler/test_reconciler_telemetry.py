@@ -99,6 +99,22 @@ def test_nodes_are_counted_by_state_now_and_then(tmp_path: Path) -> None:
     assert backend.node_calls == 2
 
 
+def test_a_backend_not_named_for_node_counts_is_counted_once_it_has_a_job(
+    tmp_path: Path,
+) -> None:
+    world = make_world(tmp_path)
+    backend = world.backend
+    assert isinstance(backend, NodesBackend)
+    reconciler = world.reconciler(node_backends=())
+    reconciler.cycle()
+    assert backend.node_calls == 0  # no job there yet: not even loaded for its nodes
+    world.add("j1")
+    reconciler.cycle()  # submits
+    reconciler.cycle()  # polls: now it is in use
+    assert backend.node_calls == 1
+    assert reconciler.stats.snapshot().backends["fake"].nodes["idle"] == 1
+
+
 def test_accounting_and_peak_memory_join_the_submission_details(tmp_path: Path) -> None:
     world = make_world(tmp_path)
     world.add("j1")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,9 +77,14 @@ class Reconciler:
         quarantine: QuarantinePolicy | None = None,
         stats: ReconcilerStats | None = None,
         node_refresh_s: float = 60.0,
+        node_backends: Collection[str] | None = None,
     ) -> None:
+        """``node_backends``: backends whose nodes are counted from the first cycle (None:
+        all of ``backends``); any other is counted once it has had a job to poll, so that a
+        laptop running local jobs never asks an installed Slurm about its nodes."""
         self.stats = stats or ReconcilerStats()
         self._node_refresh_s = node_refresh_s
+        self._node_backends = None if node_backends is None else set(node_backends)
         self._nodes_seen_at: dict[str, float] = {}
         self._store = store
         self._quarantine = quarantine or QuarantinePolicy()
@@ -143,7 +148,8 @@ class Reconciler:
 
     def _count_nodes(self, now: float) -> None:
         """Nodes by state for the metrics, from backends that manage nodes, now and then."""
-        for name in list(self._backends):
+        names = list(self._backends) if self._node_backends is None else self._node_backends
+        for name in sorted(names):
             # Before loading the backend: one that cannot load is tried again at the next
             # refresh, not every cycle.
             if now - self._nodes_seen_at.get(name, float("-inf")) < self._node_refresh_s:
@@ -233,6 +239,8 @@ class Reconciler:
             if backend is None:
                 report.unavailable_backends.append(name)
                 continue
+            if self._node_backends is not None:
+                self._node_backends.add(name)
             try:
                 with self.stats.polling(name):
                     observations.update(backend.poll(refs, now))
