@@ -78,6 +78,14 @@ def _quantile(q: float, metric: str, by: str, window: str, where: str = "") -> s
     return f"histogram_quantile({q}, sum by ({group}) (rate({metric}_bucket{where}[{window}])))"
 
 
+def _quantile_lines(metric: str, by: str, window: str, *quantiles: float) -> list[PromQuery]:
+    """One line per quantile of a histogram and value of ``by`` (legend ``{{by}} p95``)."""
+    return [
+        _query(_quantile(q, metric, by, window), f"{{{{{by}}}}} p{round(q * 100)}")
+        for q in quantiles
+    ]
+
+
 def _base(uid: str, title: str, description: str) -> Dashboard:
     return (
         Dashboard(title)
@@ -356,17 +364,8 @@ def debug() -> Dashboard:
             _timeseries(
                 "Checkpoint latency p50 / p95",
                 "Seconds per checkpoint save, by workload class.",
-                _query(
-                    _quantile(
-                        0.5, "hpcbridge_checkpoint_duration_seconds", "workload_class", "30m"
-                    ),
-                    "{{workload_class}} p50",
-                ),
-                _query(
-                    _quantile(
-                        0.95, "hpcbridge_checkpoint_duration_seconds", "workload_class", "30m"
-                    ),
-                    "{{workload_class}} p95",
+                *_quantile_lines(
+                    "hpcbridge_checkpoint_duration_seconds", "workload_class", "30m", 0.5, 0.95
                 ),
                 unit="s",
             )
@@ -427,13 +426,8 @@ def debug() -> Dashboard:
             _timeseries(
                 "Fabric latency p50 / p95",
                 "Round trip between a multi-node job's first two nodes, probed at its start (M7).",
-                _query(
-                    _quantile(0.5, "hpcbridge_fabric_latency_seconds", "workload_class", "1h"),
-                    "{{workload_class}} p50",
-                ),
-                _query(
-                    _quantile(0.95, "hpcbridge_fabric_latency_seconds", "workload_class", "1h"),
-                    "{{workload_class}} p95",
+                *_quantile_lines(
+                    "hpcbridge_fabric_latency_seconds", "workload_class", "1h", 0.5, 0.95
                 ),
                 unit="s",
             )
@@ -442,17 +436,8 @@ def debug() -> Dashboard:
             _timeseries(
                 "Storage throughput p50 / p5",
                 "Bytes per second of checkpoint writes (M8); a falling p5 is a slow file system.",
-                _query(
-                    _quantile(
-                        0.5, "hpcbridge_storage_throughput_bytes_per_second", "operation", "1h"
-                    ),
-                    "{{operation}} p50",
-                ),
-                _query(
-                    _quantile(
-                        0.05, "hpcbridge_storage_throughput_bytes_per_second", "operation", "1h"
-                    ),
-                    "{{operation}} p5",
+                *_quantile_lines(
+                    "hpcbridge_storage_throughput_bytes_per_second", "operation", "1h", 0.5, 0.05
                 ),
                 unit="Bps",
             )
