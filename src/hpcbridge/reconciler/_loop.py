@@ -48,7 +48,7 @@ from hpcbridge.reconciler._actions import (
 from hpcbridge.reconciler._decide import JobView, Policy, decide
 from hpcbridge.reconciler._recovery import lost_work, time_to_recover
 from hpcbridge.reconciler._submit import Submitter, record_submitted, ref_of
-from hpcbridge.spec import TASK_OWN_FIELDS, JobSpec, load_spec_document
+from hpcbridge.spec import JobSpec, load_spec_document, shared_part
 from hpcbridge.states import AttemptState, FailureClass, JobState
 from hpcbridge.store import Attempt, Job, JobFilter, JobId, Store, new_token
 from hpcbridge.telemetry import ReconcilerStats, ingestable_events, job_log_context
@@ -289,7 +289,7 @@ class Reconciler:
             if spec is None:
                 spec = load_spec_document(job.spec, source=f"job {job.job_id}")
                 if job.parent_id:
-                    self._task_templates[job.parent_id] = (_shared_part(job.spec), spec)
+                    self._task_templates[job.parent_id] = (shared_part(job.spec), spec)
             self._specs[job.job_id] = spec
         return spec
 
@@ -298,7 +298,7 @@ class Reconciler:
         a validated sibling instead of validating 10,000 documents one by one."""
         assert job.parent_id is not None
         template = self._task_templates.get(job.parent_id)
-        if template is None or _shared_part(job.spec) != template[0]:
+        if template is None or shared_part(job.spec) != template[0]:
             return None
         document = job.spec
         command = document.get("command")
@@ -485,10 +485,6 @@ class Reconciler:
             job.job_id, expected_version=job.version, now=now, attempt_count=created.number
         )
         return job, created
-
-
-def _shared_part(document: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in document.items() if k not in TASK_OWN_FIELDS}
 
 
 _PER_RUN_DETAILS = frozenset(

@@ -2,10 +2,10 @@
 
 from hpcbridge.spec._expand import (
     MAX_TASKS,
-    TASK_OWN_FIELDS,
     TaskSpec,
     expand,
     parse_indices,
+    shared_part,
     task_count,
     task_documents,
 )
@@ -28,7 +28,6 @@ from hpcbridge.spec._units import format_duration, parse_duration_s, parse_memor
 __all__ = [
     "API_VERSION",
     "MAX_TASKS",
-    "TASK_OWN_FIELDS",
     "ArraySpec",
     "Backoff",
     "Burst",
@@ -48,6 +47,7 @@ __all__ = [
     "parse_duration_s",
     "parse_indices",
     "parse_memory_mb",
+    "shared_part",
     "task_count",
     "task_documents",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,11 +77,16 @@ TASK_OWN_FIELDS = frozenset({"command", "env", "script"})
 """What tasks of one array may differ in; everything else they share with each other."""
 
 
+def shared_part(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's stored document without what tasks of one array may differ in."""
+    return {k: v for k, v in document.items() if k not in TASK_OWN_FIELDS}
+
+
 def task_documents(spec: JobSpec) -> list[tuple[TaskSpec, dict[str, Any]]]:
     """Each task with its stored document, equal to ``task.spec.to_document()`` but built
     from the part all tasks share, dumped once (10,000 model dumps cost seconds)."""
     tasks = expand(spec)
-    shared = {k: v for k, v in tasks[0].spec.to_document().items() if k not in TASK_OWN_FIELDS}
+    shared = shared_part(tasks[0].spec.to_document())
     out = []
     for task in tasks:
         document = dict(shared)
