@@ -9,11 +9,13 @@ the CLI, and problem+json in the API.
     │   └── UnsupportedFieldError  a valid field that the chosen backend cannot honour
     ├── ConfigError                invalid settings (exit code 2)
     ├── NotFoundError              unknown job, attempt or cluster (exit code 3)
+    ├── ArrayShapeError            tasks differ and cannot share one native array (nothing sent)
     ├── StoreError
     │   ├── InvalidTransitionError the state machine forbids the change
     │   └── ConflictError          optimistic version check failed; reload and retry
     └── BackendError               a scheduler call failed
         ├── TransientBackendError  worth retrying later (scheduler slow or down)
+        │   └── UncertainSubmissionError  the call may have reached the scheduler: look first
         └── PermanentBackendError  retrying the same call cannot help
 """
 
@@ -55,6 +57,12 @@ class NotFoundError(HpcbridgeError):
     exit_code = 3
 
 
+class ArrayShapeError(HpcbridgeError):
+    """Array tasks prepared together differ in resources or placement, so they cannot go
+    to the scheduler as one native array. Raised before any scheduler call: nothing was
+    sent, and the tasks may be submitted one by one instead."""
+
+
 class StoreError(HpcbridgeError):
     pass
 
@@ -91,6 +99,12 @@ class BackendError(HpcbridgeError):
 
 class TransientBackendError(BackendError):
     transient = True
+
+
+class UncertainSubmissionError(TransientBackendError):
+    """A submission call failed in a way that leaves open whether the scheduler took the
+    job (a timeout, a reply that could not be read, an unexpected error). Before trying
+    again, look for the job by its token."""
 
 
 class PermanentBackendError(BackendError):

@@ -561,7 +561,37 @@ def test_a_lost_attempt_that_reappears_running_resumes() -> None:
 @pytest.mark.parametrize("seen", [None, Observation(Phase.RUNNING), Observation(Phase.PENDING)])
 def test_cancel_kills_a_live_attempt(attempt_state: AttemptState, seen: Observation | None) -> None:
     the_view = view(S.RUNNING, the_attempt=attempt(attempt_state), seen=seen, cancel_requested=True)
-    assert decide(the_view, POLICY, NOW) == [Kill(FailureClass.CANCELLED, "cancelled")]
+    actions = decide(the_view, POLICY, NOW)
+    assert actions[-1] == Kill(FailureClass.CANCELLED, "cancelled")
+    started_now = attempt_state is A.SUBMITTED and seen is not None and seen.phase is Phase.RUNNING
+    if started_now:  # it started before the kill reached it: the record says so first
+        assert only(actions, RecordAttempt).fields["state"] is A.RUNNING
+    else:
+        assert actions == [Kill(FailureClass.CANCELLED, "cancelled")]
+
+
+@pytest.mark.parametrize("phase", [Phase.SUCCEEDED, Phase.FAILED])
+def test_a_cancelled_queued_job_that_ran_is_recorded_as_started_then_cancelled(
+    phase: Phase,
+) -> None:
+    """The kill reached a queued attempt after the backend had started it."""
+    seen = Observation(phase, exit_code=0, started_at=NOW - 5, ended_at=NOW - 1, nodes=("n1",))
+    the_view = view(S.QUEUED, the_attempt=attempt(A.SUBMITTED), seen=seen, cancel_requested=True)
+    actions = decide(the_view, POLICY, NOW)
+    record = only(actions, RecordAttempt)
+    assert record.fields["started_at"] == NOW - 5
+    assert record.fields["nodes"] == ("n1",)
+    assert record.fields["reason"] == "cancelled"
+    moves = [a.target for a in actions if isinstance(a, Transition)]
+    assert moves == [S.RUNNING, S.CANCELLED]
+
+
+def test_a_cancelled_queued_job_that_never_ran_goes_straight_to_cancelled() -> None:
+    seen = Observation(Phase.FAILED, ended_at=NOW - 1)
+    the_view = view(S.QUEUED, the_attempt=attempt(A.SUBMITTED), seen=seen, cancel_requested=True)
+    actions = decide(the_view, POLICY, NOW)
+    assert only(actions, RecordAttempt).fields["reason"] == "cancelled before it started"
+    assert [a.target for a in actions if isinstance(a, Transition)] == [S.CANCELLED]
 
 
 def test_cancel_kills_only_once() -> None:

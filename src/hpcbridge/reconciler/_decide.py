@@ -105,10 +105,11 @@ def _decide_requeued(view: JobView, seen: Observation, now: float) -> list[Actio
     ]
 
 
-def _decide_running(view: JobView, seen: Observation, now: float) -> list[Action]:
-    actions: list[Action] = []
+def _record_start(view: JobView, seen: Observation, now: float) -> list[Action]:
+    """The attempt runs: record it once (and the job as running)."""
     attempt = view.attempt
     assert attempt is not None  # callers only come here with an active attempt
+    actions: list[Action] = []
     if attempt.state is not AttemptState.RUNNING:
         actions.append(
             RecordAttempt(
@@ -122,6 +123,13 @@ def _decide_running(view: JobView, seen: Observation, now: float) -> list[Action
         )
     if view.job.state is not _S.RUNNING:
         actions.append(Transition(_S.RUNNING, "running on " + (", ".join(seen.nodes) or "?")))
+    return actions
+
+
+def _decide_running(view: JobView, seen: Observation, now: float) -> list[Action]:
+    attempt = view.attempt
+    assert attempt is not None
+    actions = _record_start(view, seen, now)
     if "kill" in attempt.details:
         return actions
     resources = view.spec.resources
@@ -279,10 +287,17 @@ def _decide_unknown(view: JobView, policy: Policy, now: float) -> list[Action]:
 
 
 def _decide_cancel(view: JobView, now: float) -> list[Action]:
+    """Stop a live attempt and record what it really did: an attempt that started before
+    the kill reached it is recorded as started (and the job as running), then cancelled."""
     attempt = view.attempt
     seen = view.observation
     live = attempt is not None and attempt.state in (AttemptState.SUBMITTED, AttemptState.RUNNING)
     if live and seen is not None and seen.phase in (Phase.SUCCEEDED, Phase.FAILED):
+        assert attempt is not None
+        ran = seen.started_at is not None or attempt.started_at is not None
+        started: dict[str, Any] = (
+            {"started_at": seen.started_at, "nodes": seen.nodes} if seen.started_at else {}
+        )
         return [
             RecordAttempt(
                 {
@@ -291,17 +306,24 @@ def _decide_cancel(view: JobView, now: float) -> list[Action]:
                     "failure_class": FailureClass.CANCELLED,
                     "exit_code": seen.exit_code,
                     "signal": seen.signal,
-                    "reason": "cancelled",
+                    "reason": "cancelled" if ran else "cancelled before it started",
+                    **started,
                 }
             ),
+            *_started(view, ran),
             Transition(_S.CANCELLED, "cancelled", {"failure_class": FailureClass.CANCELLED}),
         ]
     if live and seen is not None and seen.phase is Phase.UNKNOWN:
         live = False  # nothing left to stop
     if live:
         assert attempt is not None
-        return [] if "kill" in attempt.details else [Kill(FailureClass.CANCELLED, "cancelled")]
-    actions: list[Action] = []
+        actions: list[Action] = []
+        if seen is not None and seen.phase is Phase.RUNNING and view.job.state in _STARTABLE:
+            actions = _record_start(view, seen, now)  # it started before the kill: say so
+        if "kill" not in attempt.details:
+            actions.append(Kill(FailureClass.CANCELLED, "cancelled"))
+        return actions
+    actions = []
     if attempt is not None and not attempt.state.finished:
         actions.append(
             RecordAttempt(
@@ -317,6 +339,16 @@ def _decide_cancel(view: JobView, now: float) -> list[Action]:
         *actions,
         Transition(_S.CANCELLED, "cancelled", {"failure_class": FailureClass.CANCELLED}),
     ]
+
+
+_STARTABLE = (_S.QUEUED, _S.RUNNING)
+
+
+def _started(view: JobView, ran: bool) -> list[Action]:
+    """A queued job whose attempt ran passes through running on its way to its end."""
+    if ran and view.job.state is _S.QUEUED:
+        return [Transition(_S.RUNNING, "started")]
+    return []
 
 
 def _decide_parent(view: JobView) -> list[Action]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +96,7 @@ class Reconciler:
         self._specs: dict[str, JobSpec] = {}
         self._task_templates: dict[str, tuple[dict[str, Any], JobSpec]] = {}
         self._unknown_since: dict[str, float] = {}
+        self._kills_sent: set[str] = set()  # tokens whose recorded kill this process sent
         self._submitter = Submitter(store, backends, self.spec_of, checkpoints_dir)
 
     def cycle(self) -> CycleReport:
@@ -118,26 +119,24 @@ class Reconciler:
         latest: dict[str, Attempt] = {a.job_id: a for a in self._store.active_attempts()}
         observations = self._observe(latest.values(), now, report)
         submits: list[tuple[Job, Attempt]] = []
+        kills = self._unsent_kills(latest.values())
         with self._store.batch():
             for job in jobs.values():
                 attempt = latest.get(job.job_id)
+                planned = len(submits), len(kills)
                 try:
                     view = self._view(job, attempt, observations)
                     actions = decide(view, self._policy, now)  # pure: nothing to log
                     if not actions:
                         continue  # most jobs, most cycles: waiting, with nothing new
-                    with _log_context(job, attempt):
-                        jobs[job.job_id] = self._apply(view, actions, now, report, submits)
-                except ConflictError:
-                    continue  # someone changed it meanwhile; the next cycle decides again
-                except SpecError as exc:
-                    try:
-                        self._fail_unreadable(job, exc, now)
-                    except HpcbridgeError as again:
-                        report.errors.append(f"{job.job_id}: {again}")
+                    # One job's actions commit or roll back together.
+                    with _log_context(job, attempt), self._store.savepoint():
+                        jobs[job.job_id] = self._apply(view, actions, now, report, submits, kills)
                 except Exception as exc:  # one job's error never stops the loop
-                    report.errors.append(f"{job.job_id}: {exc}")
-                    log.exception("decide_failed", job_id=job.job_id)
+                    del submits[planned[0] :], kills[planned[1] :]  # undone with its writes
+                    self._failed_decision(job, exc, now, report)
+        # Scheduler calls only once the decisions are committed: never inside a transaction.
+        self._send_kills(kills, now, report)
         if self._node_failures:
             self._fence_nodes(now, report)
         self._count_nodes(now)
@@ -145,6 +144,43 @@ class Reconciler:
             self._submitter.submit_all(submits, jobs, latest, now, report)
         self._forget_finished(jobs)
         return report
+
+    def _failed_decision(self, job: Job, error: Exception, now: float, report: CycleReport) -> None:
+        if isinstance(error, ConflictError):
+            return  # someone changed it meanwhile; the next cycle decides again
+        if isinstance(error, SpecError):
+            try:
+                with self._store.savepoint():
+                    self._fail_unreadable(job, error, now)
+            except HpcbridgeError as again:
+                report.errors.append(f"{job.job_id}: {again}")
+            return
+        report.errors.append(f"{job.job_id}: {error}")
+        if not isinstance(error, HpcbridgeError):
+            log.error("decide_failed", job_id=job.job_id, exc_info=error)
+
+    def _unsent_kills(self, attempts: Iterable[Attempt]) -> list[Attempt]:
+        """Live attempts whose kill is on record but not sent by this process (it crashed
+        between recording a kill and sending it, or the call failed)."""
+        live = [a for a in attempts if a.state in (AttemptState.SUBMITTED, AttemptState.RUNNING)]
+        self._kills_sent &= {a.token for a in live}
+        return [a for a in live if "kill" in a.details and a.token not in self._kills_sent]
+
+    def _send_kills(self, kills: Sequence[Attempt], now: float, report: CycleReport) -> None:
+        for attempt in kills:
+            backend = self._backends.get(attempt.backend)
+            if backend is None:
+                continue
+            failure_class = FailureClass(attempt.details["kill"]["failure_class"])
+            try:
+                with _attempt_log_context(attempt):
+                    backend.kill(ref_of(attempt), failure_class, now)  # idempotent
+            except Exception as exc:  # sent again next cycle
+                report.errors.append(f"{attempt.job_id}: kill failed: {exc}")
+                if not isinstance(exc, HpcbridgeError):
+                    log.error("kill_failed", job_id=attempt.job_id, exc_info=exc)
+                continue
+            self._kills_sent.add(attempt.token)
 
     def _count_nodes(self, now: float) -> None:
         """Nodes by state for the metrics, from backends that manage nodes, now and then."""
@@ -326,6 +362,7 @@ class Reconciler:
         now: float,
         report: CycleReport,
         submits: list[tuple[Job, Attempt]],
+        kills: list[Attempt],
     ) -> Job:
         job, attempt = view.job, view.attempt
         for action in actions:
@@ -356,6 +393,7 @@ class Reconciler:
                 )
             elif isinstance(action, Kill) and attempt is not None:
                 attempt = self._kill(attempt, action, now)
+                kills.append(attempt)
             elif isinstance(action, CancelTasks):
                 self._cancel_tasks(job, now)
             elif isinstance(action, Submit):
@@ -421,10 +459,7 @@ class Reconciler:
             )
 
     def _kill(self, attempt: Attempt, action: Kill, now: float) -> Attempt:
-        backend = self._backends.get(attempt.backend)
-        if backend is None:
-            return attempt
-        backend.kill(ref_of(attempt), action.failure_class, now)  # before recording: idempotent
+        """Record the order; the cycle sends it once the transaction has committed."""
         details = {
             **attempt.details,
             "kill": {"failure_class": action.failure_class.value, "at": now},
@@ -504,8 +539,12 @@ _PER_RUN_DETAILS = frozenset(
 def _log_context(job: Job, attempt: Attempt | None) -> AbstractContextManager[None]:
     if attempt is None:
         return job_log_context(job_id=job.job_id, backend=job.backend)
+    return _attempt_log_context(attempt)
+
+
+def _attempt_log_context(attempt: Attempt) -> AbstractContextManager[None]:
     return job_log_context(
-        job_id=job.job_id,
+        job_id=attempt.job_id,
         attempt=attempt.number,
         backend=attempt.backend,
         native_id=attempt.native_id,

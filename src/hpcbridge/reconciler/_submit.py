@@ -26,7 +26,13 @@ from hpcbridge.backends import (
     array_token,
     split_array_token,
 )
-from hpcbridge.errors import BackendError, ConflictError, HpcbridgeError
+from hpcbridge.errors import (
+    ArrayShapeError,
+    BackendError,
+    ConflictError,
+    HpcbridgeError,
+    UncertainSubmissionError,
+)
 from hpcbridge.reconciler._environment import attempt_environment
 from hpcbridge.reconciler._recovery import time_to_recover
 from hpcbridge.spec import JobSpec
@@ -104,7 +110,9 @@ class Submitter:
         self._backends = backends
         self._spec_of = spec_of
         self._checkpoints = checkpoints
-        self._verified_tokens: set[str] = set()  # tokens known not to be at the scheduler
+        # Tokens no submission call has carried since they were created or looked for:
+        # only these may be submitted without first asking the scheduler for them.
+        self._unsent: set[str] = set()
         self._array_keys: dict[str, str] = {}
 
     def new_cycle(self) -> None:
@@ -122,7 +130,7 @@ class Submitter:
 
     def created(self, attempt: Attempt) -> None:
         """A just-created attempt cannot be at the scheduler yet: no need to look."""
-        self._verified_tokens.add(attempt.token)
+        self._unsent.add(attempt.token)
 
     # -- launch ----------------------------------------------------------------------------
 
@@ -203,24 +211,36 @@ class Submitter:
 
     def _submit_one(self, backend: Backend, job: Job, attempt: Attempt) -> Outcome:
         try:
-            if attempt.token not in self._verified_tokens:
+            if attempt.token not in self._unsent:
                 found = backend.find(ref_of(attempt))  # crashed between prepare and record?
-                self._verified_tokens.add(attempt.token)
                 if found is not None:
                     return found
-            return backend.submit(self._request(job, attempt))
+            request = self._request(job, attempt)
+            self._unsent.discard(attempt.token)  # from here on it may reach the scheduler
+            outcome = backend.submit(request)
         except BackendError as exc:
             return exc
+        except Exception as exc:  # a backend bug: as uncertain as a timeout
+            return _unexpected(backend, exc)
+        if isinstance(outcome, Deferred):
+            self._unsent.add(attempt.token)  # a definite no: nothing was started
+        return outcome
 
     def _submit_array(self, members: Sequence[Pair]) -> list[_Result]:
         """One native array submission for tasks prepared together (after adopting any
         that an earlier, unrecorded submission already launched)."""
         backend = self._backends[members[0][0].backend]
         assert isinstance(backend, ArraySubmit)
+
+        def failed(pairs: Sequence[Pair], error: BackendError) -> list[_Result]:
+            return [_Result(job, attempt, error) for job, attempt in pairs]
+
         try:
             adopted = self._adopt(backend, members)
         except BackendError as exc:
-            return [_Result(job, attempt, exc) for job, attempt in members]
+            return failed(members, exc)
+        except Exception as exc:
+            return failed(members, _unexpected(backend, exc))
         results = [
             _Result(job, attempt, adopted[attempt.token])
             for job, attempt in members
@@ -229,19 +249,27 @@ class Submitter:
         pending = [(job, attempt) for job, attempt in members if attempt.token not in adopted]
         if not pending:
             return results
-        array = self._spec_of(pending[0][0]).array
-        requests = [self._request(job, attempt) for job, attempt in pending]
+        tokens = [attempt.token for _, attempt in pending]
         try:
+            array = self._spec_of(pending[0][0]).array
+            requests = [self._request(job, attempt) for job, attempt in pending]
+            self._unsent.difference_update(tokens)  # from here on they may reach the scheduler
             launched = backend.submit_array(requests, throttle=array.throttle if array else None)
-        except ValueError:  # tasks that differ in shape cannot share one native array
+            if len(launched) != len(pending):
+                raise UncertainSubmissionError(
+                    f"{backend.name} answered {len(launched)} submissions for an array of "
+                    f"{len(pending)} tasks"
+                )
+        except ArrayShapeError:  # raised before any scheduler call: one by one instead
+            self._unsent.update(tokens)
             return results + [
                 _Result(job, attempt, self._submit_one(backend, job, attempt))
                 for job, attempt in pending
             ]
         except BackendError as exc:
-            if exc.transient:  # it may have reached the scheduler: look before the retry
-                self._verified_tokens.difference_update(a.token for _, a in pending)
-            return results + [_Result(job, attempt, exc) for job, attempt in pending]
+            return results + failed(pending, exc)
+        except Exception as exc:
+            return results + failed(pending, _unexpected(backend, exc))
         log.info("array_submitted", tasks=len(pending), native_id=launched[0].native_id)
         return results + [
             _Result(job, attempt, outcome)
@@ -250,12 +278,11 @@ class Submitter:
 
     def _adopt(self, backend: Backend, members: Sequence[Pair]) -> dict[str, Submitted]:
         """Tasks already at the scheduler. One array submission launches all its tasks or
-        none, so when the first unverified task is not there, none of them is."""
-        unverified = [a for _, a in members if a.token not in self._verified_tokens]
+        none, so when the first task that may have been sent is not there, none of them is."""
+        unverified = [a for _, a in members if a.token not in self._unsent]
         if not unverified:
             return {}
         first = backend.find(ref_of(unverified[0]))
-        self._verified_tokens.update(a.token for a in unverified)
         if first is None:
             return {}
         adopted = {unverified[0].token: first}
@@ -268,28 +295,24 @@ class Submitter:
     # -- record (one transaction) ----------------------------------------------------------
 
     def _record_all(self, results: Sequence[_Result], now: float, report: Report) -> None:
+        """Each job's outcome in a savepoint of one transaction: a failed write undoes that
+        job's writes only. A launch whose record is lost is found by its token next cycle:
+        its token left ``_unsent`` before the call."""
         with self._store.batch():
             for result in results:
-                job, attempt, outcome = result.job, result.attempt, result.outcome
                 try:
-                    try:
-                        self._record(job, attempt, outcome, now, report)
-                    except ConflictError:  # e.g. a cancel request landed meanwhile
-                        fresh = self._store.get_job(job.job_id)
-                        self._record(fresh, attempt, outcome, now, report)
-                except HpcbridgeError as exc:
-                    # Launched but not recorded: the next cycle finds it by its token.
-                    self._verified_tokens.discard(attempt.token)
-                    report.errors.append(f"{job.job_id}: {exc}")
+                    with self._store.savepoint():
+                        self._record(result.job, result.attempt, result.outcome, now, report)
+                except Exception as exc:
+                    report.errors.append(f"{result.job.job_id}: {exc}")
+                    if not isinstance(exc, HpcbridgeError):
+                        log.exception("record_failed", job_id=result.job.job_id)
 
     def _record(
         self, job: Job, attempt: Attempt, outcome: Outcome, now: float, report: Report
     ) -> None:
         if isinstance(outcome, Deferred):
-            if job.reason != outcome.reason:
-                self._store.update_job(
-                    job.job_id, expected_version=job.version, now=now, reason=outcome.reason
-                )
+            self._set_reason(job, outcome.reason, now)
             return
         if isinstance(outcome, BackendError):
             self._record_error(job, attempt, outcome, now)
@@ -306,25 +329,40 @@ class Submitter:
             **started,
         )
         report.submitted += 1
-        self._verified_tokens.discard(attempt.token)
         if outcome.running:
-            self._store.transition(
-                job.job_id,
-                JobState.RUNNING,
-                expected_version=job.version,
-                now=now,
-                reason="started",
-                attempt=attempt.number,
-                data=time_to_recover(self._store, job, now),
+            self._on_current(
+                job,
+                lambda current: self._store.transition(
+                    current.job_id,
+                    JobState.RUNNING,
+                    expected_version=current.version,
+                    now=now,
+                    reason="started",
+                    attempt=attempt.number,
+                    data=time_to_recover(self._store, current, now),
+                ),
             )
+
+    def _on_current(self, job: Job, write: Callable[[Job], object]) -> None:
+        """``write`` against the job as we know it, or once more against the stored one
+        when someone changed it meanwhile (a cancel request landing during the call)."""
+        try:
+            write(job)
+        except ConflictError:
+            write(self._store.get_job(job.job_id))
+
+    def _set_reason(self, job: Job, reason: str, now: float) -> None:
+        def write(current: Job) -> None:
+            if current.reason != reason:
+                self._store.update_job(
+                    current.job_id, expected_version=current.version, now=now, reason=reason
+                )
+
+        self._on_current(job, write)
 
     def _record_error(self, job: Job, attempt: Attempt, error: BackendError, now: float) -> None:
         if error.transient:
-            reason = f"{job.backend} unavailable, will retry: {error.message}"
-            if job.reason != reason:
-                self._store.update_job(
-                    job.job_id, expected_version=job.version, now=now, reason=reason
-                )
+            self._set_reason(job, f"{job.backend} unavailable, will retry: {error.message}", now)
             return
         self._store.update_attempt(
             job.job_id,
@@ -334,12 +372,24 @@ class Submitter:
             ended_at=now,
             reason=error.message,
         )
-        self._store.transition(
-            job.job_id,
-            JobState.FAILED,
-            expected_version=job.version,
-            now=now,
-            reason=f"the scheduler refused the job: {error.message}",
-            attempt=attempt.number,
-            failure_class=FailureClass.SPEC_ERROR,
+        self._on_current(
+            job,
+            lambda current: self._store.transition(
+                current.job_id,
+                JobState.FAILED,
+                expected_version=current.version,
+                now=now,
+                reason=f"the scheduler refused the job: {error.message}",
+                attempt=attempt.number,
+                failure_class=FailureClass.SPEC_ERROR,
+            ),
         )
+
+
+def _unexpected(backend: Backend, error: Exception) -> UncertainSubmissionError:
+    """An error no backend should raise: logged with its traceback, and handled as a
+    submission that may have reached the scheduler (looked for before the next try)."""
+    log.error("backend_call_failed", backend=backend.name, exc_info=error)
+    return UncertainSubmissionError(
+        f"{backend.name}: unexpected {type(error).__name__} during submission: {error}"
+    )

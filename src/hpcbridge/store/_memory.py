@@ -6,7 +6,7 @@ import dataclasses
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from hpcbridge.errors import NotFoundError, StoreError
@@ -44,6 +44,10 @@ class MemoryStore:
             except BaseException:
                 self._jobs, self._attempts, self._events = saved
                 raise
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        # Every batch here restores what it saved on an exception, nested or not.
+        return self.batch()
 
     def create_jobs(self, jobs: Sequence[NewJob], *, now: float, actor: str) -> list[Job]:
         with self._lock:

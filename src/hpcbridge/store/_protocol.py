@@ -21,6 +21,12 @@ class Store(Protocol):
         """Group the writes inside into one transaction (one fsync)."""
         ...
 
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Inside ``batch()``: undo the writes made within (their events included) if it
+        exits with an exception, and keep the rest of the batch, which still commits.
+        Outside a batch it is a batch of its own."""
+        ...
+
     def create_jobs(self, jobs: Sequence[NewJob], *, now: float, actor: str) -> list[Job]: ...
 
     def get_job(self, job_id: str) -> Job:

@@ -132,6 +132,23 @@ class SqlStore:
                 self._local.conn = None
                 self._local.events = None
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        conn = self._conn
+        if conn is None:
+            with self.batch():
+                yield
+            return
+        events: list[dict[str, Any]] = self._local.events
+        buffered = len(events)
+        try:
+            with conn.begin_nested():
+                yield
+        except BaseException:
+            del events[buffered:]  # buffered rows of the undone writes
+            self._forget()  # what the undone writes taught the caches is not true
+            raise
+
     def _append_event(self, conn: Connection, row: dict[str, Any]) -> None:
         pending: list[dict[str, Any]] | None = getattr(self._local, "events", None)
         if pending is not None:

@@ -196,6 +196,11 @@ class LocalBackend:
             sampler = _start_gpu_sampler(status_dir, env, child.pid) if start.gpu_ids else None
             with self._lock:
                 self._children[start.token] = child
+                # A kill ordered while it was being launched found no child to signal:
+                # ``kill`` writes its order under this lock, so one of us sees the other.
+                ordered = proc.read_kill_order(status_dir) is not None
+            if ordered:
+                proc.signal_group(child.pid, signal.SIGTERM)
             threading.Thread(
                 target=self._reap, args=(start.token, child, sampler), daemon=True
             ).start()
@@ -333,11 +338,17 @@ class LocalBackend:
         status_dir = self._dir(ref)
         with self._lock:
             queued = self._queued.pop(ref.token, None)
-            if queued is not None:
+            if queued is not None:  # it never starts
                 self._queue.remove(queued)
                 heapq.heapify(self._queue)
-        pid = proc.read_pid(status_dir)
-        proc.order_kill(status_dir, pid, failure_class.value, now)
+            # The order first, then the process to signal: a launch in flight (the child
+            # not registered yet) reads the order under this lock and signals it itself.
+            proc.order_kill(status_dir, None, failure_class.value, now)
+            child = self._children.get(ref.token)
+        # The shim's pid is its process group: known from the child before its pid file.
+        pid = child.pid if child is not None else proc.read_pid(status_dir)
+        if pid is not None:
+            proc.signal_group(pid, signal.SIGTERM)
 
     def nodes(self) -> list[NodeInfo]:
         reason = self._drain_reason()

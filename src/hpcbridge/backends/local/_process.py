@@ -17,9 +17,13 @@ from pathlib import Path
 
 import psutil
 
-# argv reaches the job as "$@": no user string is ever parsed by the shell.
+# argv reaches the job as "$@": no user string is ever parsed by the shell. The command
+# runs at most once per attempt: not after a kill order, and not by a second shim of the
+# same attempt (a control plane restarted before the first wrote its pid): the pid file is
+# created with noclobber, and only the shim that created it runs the command.
 _SHIM = (
-    'd=$1; shift; echo $$ >"$d/pid"; trap : TERM INT HUP USR1 USR2; '
+    'd=$1; shift; trap : TERM INT HUP USR1 USR2; [ -e "$d/killed" ] && exit 0; '
+    'set -C; { echo $$ >"$d/pid"; } 2>/dev/null || exit 0; set +C; '
     '"$@"; rc=$?; echo "$rc" >"$d/exit"; exit "$rc"'
 )
 PID_FILE, EXIT_FILE, KILL_FILE, GPU_FILE = "pid", "exit", "killed", "gpus"

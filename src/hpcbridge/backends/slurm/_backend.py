@@ -43,7 +43,12 @@ from hpcbridge.backends.slurm._render import (
 from hpcbridge.backends.slurm._rest import RestTransport
 from hpcbridge.backends.slurm._transport import CliTransport, Transport
 from hpcbridge.config import Settings
-from hpcbridge.errors import BackendError, HpcbridgeError, TransientBackendError
+from hpcbridge.errors import (
+    ArrayShapeError,
+    BackendError,
+    HpcbridgeError,
+    TransientBackendError,
+)
 from hpcbridge.spec import JobSpec
 from hpcbridge.states import FailureClass
 
@@ -115,7 +120,6 @@ class SlurmBackend:
         self._transport_lock = threading.Lock()
         self._backoff: dict[str, Backoff] = {}
         self._kills: dict[str, FailureClass] = {}
-        self._uncertain: set[str] = set()
 
     # -- clusters and transports ---------------------------------------------------------------
 
@@ -217,14 +221,9 @@ class SlurmBackend:
     def submit(self, request: LaunchRequest) -> Submitted:
         cluster = self._clusters.get(request.spec.cluster)
         self._guarded(cluster.name, time.time())
-        if request.token in self._uncertain:
-            found = self.find(AttemptRef(request.job_id, request.attempt, request.token, None, {}))
-            if found is not None:
-                self._uncertain.discard(request.token)
-                return found
         request, status_dir = self._with_status_dir(request, cluster)
         job = self._render(request, cluster)
-        native_id = self._submit(cluster, job, [request.token])
+        native_id = self.transport(cluster.name).submit(job)
         details = self._details(cluster, job, native_id)
         details["status_dir"] = status_dir
         return Submitted(native_id=native_id, details=details)
@@ -237,16 +236,6 @@ class SlurmBackend:
         status_dir = str(self.log_dir(cluster) / "status" / request.token)
         env = {**request.env, "HPCBRIDGE_STATUS_DIR": status_dir}
         return dataclasses.replace(request, env=env), status_dir
-
-    def _submit(self, cluster: ClusterConfig, job: BatchJob, tokens: Sequence[str]) -> str:
-        try:
-            native_id = self.transport(cluster.name).submit(job)
-        except TransientBackendError:
-            # A timed-out submission may still have reached slurmctld: look before retrying.
-            self._uncertain.update(tokens)
-            raise
-        self._uncertain.difference_update(tokens)
-        return native_id
 
     @staticmethod
     def _details(cluster: ClusterConfig, job: BatchJob, native_id: str) -> dict[str, Any]:
@@ -289,7 +278,7 @@ class SlurmBackend:
             array=array,
             log_stem=f"{key}.%a",
         )
-        array_id = self._submit(cluster, batch, [r.token for r in requests])
+        array_id = self.transport(cluster.name).submit(batch)
         out = []
         for position, (_, status_dir) in zip(positions, with_dirs, strict=True):
             native_id = f"{array_id}_{position}"
@@ -581,7 +570,7 @@ def _check_uniform(requests: Sequence[LaunchRequest]) -> None:
 
     for request in requests[1:]:
         if shape(request.spec) != shape(first):
-            raise ValueError(
+            raise ArrayShapeError(
                 f"array task {request.job_id} asks for other resources or placement than "
                 f"{requests[0].job_id}; one sbatch --array needs them all the same"
             )

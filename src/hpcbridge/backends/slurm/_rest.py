@@ -29,7 +29,12 @@ from hpcbridge.backends.slurm._parse import (
 from hpcbridge.backends.slurm._records import JobRecord, NodeRecord, PartitionRecord
 from hpcbridge.backends.slurm._render import BatchJob, rest_job
 from hpcbridge.backends.slurm._transport import array_job_ids
-from hpcbridge.errors import BackendError, PermanentBackendError, TransientBackendError
+from hpcbridge.errors import (
+    BackendError,
+    PermanentBackendError,
+    TransientBackendError,
+    UncertainSubmissionError,
+)
 
 ACCOUNTING_CHUNK = 500
 """Job ids per ``/slurmdb/jobs`` request (they travel in the URL)."""
@@ -272,8 +277,9 @@ class RestTransport:
             ) from exc
         job_id = answer.get("job_id")
         if not isinstance(job_id, int):
-            raise PermanentBackendError(
-                f"slurmrestd accepted the job but returned no job id: {answer}"
+            raise UncertainSubmissionError(
+                f"slurmrestd accepted the job but returned no job id: {str(answer)[:500]}",
+                hint="hpcbridge looks for the job by its name before submitting again",
             )
         return str(job_id)
 

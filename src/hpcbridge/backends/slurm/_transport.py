@@ -26,7 +26,11 @@ from hpcbridge.backends.slurm._parse import (
 )
 from hpcbridge.backends.slurm._records import JobRecord, NodeRecord, PartitionRecord
 from hpcbridge.backends.slurm._render import BatchJob, sbatch_argv
-from hpcbridge.errors import PermanentBackendError, TransientBackendError
+from hpcbridge.errors import (
+    PermanentBackendError,
+    TransientBackendError,
+    UncertainSubmissionError,
+)
 
 ACCOUNTING_CHUNK = 2000
 """Job ids per sacct call: a poll of 5,000 finished jobs makes 3 calls, not 5,000."""
@@ -105,7 +109,15 @@ class CliTransport:
                 stderr=exc.stderr,
                 hint="fix the spec (partition, licences, resources) or the cluster config",
             ) from exc
-        return parse_submit_output(out)
+        try:
+            return parse_submit_output(out)
+        except ValueError as exc:  # sbatch exited 0: the job may well be queued
+            raise UncertainSubmissionError(
+                f"sbatch succeeded but its reply could not be read: {exc}",
+                argv=argv,
+                stdout=out[:500],
+                hint="hpcbridge looks for the job by its name before submitting again",
+            ) from exc
 
     def queue(self) -> list[JobRecord]:
         argv = ["squeue", "--json"]
