@@ -12,7 +12,8 @@ the CLI, and problem+json in the API.
     ├── ArrayShapeError            tasks differ and cannot share one native array (nothing sent)
     ├── StoreError
     │   ├── InvalidTransitionError the state machine forbids the change
-    │   └── ConflictError          optimistic version check failed; reload and retry
+    │   ├── ConflictError          optimistic version check failed; reload and retry
+    │   └── FencedError            a newer leader holds the lease: this one's writes are refused
     └── BackendError               a scheduler call failed
         ├── TransientBackendError  worth retrying later (scheduler slow or down)
         │   └── UncertainSubmissionError  the call may have reached the scheduler: look first
@@ -73,6 +74,11 @@ class InvalidTransitionError(StoreError):
 
 class ConflictError(StoreError):
     """Someone else changed the record first; reload it and decide again."""
+
+
+class FencedError(StoreError):
+    """A write carried a lease epoch older than the newest one: another process became the
+    leader meanwhile. Stop writing as the leader and try to acquire the lease again."""
 
 
 class BackendError(HpcbridgeError):

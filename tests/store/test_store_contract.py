@@ -1,23 +1,31 @@
-"""The store contract: one suite, run against SqlStore (a real SQLite file) and MemoryStore.
+"""The store contract: one suite, run against MemoryStore and SqlStore on a real SQLite file
+and on a real PostgreSQL database (a schema of its own per test; see conftest.py).
 
-Anything one implementation does and the other does not is a bug in one of them.
+Anything one implementation does and another does not is a bug in one of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hpcbridge.config import Settings
-from hpcbridge.errors import ConflictError, InvalidTransitionError, NotFoundError, StoreError
+from hpcbridge.errors import (
+    ConflictError,
+    FencedError,
+    InvalidTransitionError,
+    NotFoundError,
+    StoreError,
+)
 from hpcbridge.states import AttemptState, FailureClass, JobState
 from hpcbridge.store import (
     Job,
     JobFilter,
     JobId,
+    Lease,
     MemoryStore,
     NewJob,
     SqlStore,
@@ -30,11 +38,13 @@ from hpcbridge.store import (
 S = JobState
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     opened: Store
     if request.param == "sqlite":
         opened = SqlStore(f"sqlite:///{tmp_path / 'store.db'}")
+    elif request.param == "postgres":
+        opened = SqlStore(request.getfixturevalue("postgres_url"))
     else:
         opened = MemoryStore()
     yield opened
@@ -494,6 +504,178 @@ def test_reads_inside_a_batch_see_its_writes(store: Store) -> None:
         create(store, new_job("j1"))
         assert store.get_job("j1").state is S.ACCEPTED
         assert [j.job_id for j in store.active_jobs()] == ["j1"]
+
+
+# -- savepoints --------------------------------------------------------------------------------
+
+
+class BoomError(Exception):
+    pass
+
+
+def test_a_savepoint_undoes_its_writes_and_the_batch_commits_the_rest(store: Store) -> None:
+    create(store, new_job("j0"))
+    j0 = JobId("j0")
+    with store.batch():
+        create(store, new_job("j1"))
+        queued = move(store, "j0", S.QUEUED)
+        store.add_event(j0, "before", now=1.0)
+        with pytest.raises(BoomError), store.savepoint():
+            create(store, new_job("j2"))
+            running = move(store, "j0", S.RUNNING)
+            store.create_attempt(j0, backend="local", token="t1", now=1.0, details={})
+            store.update_job(j0, expected_version=running.version, now=1.0, priority=9)
+            store.add_event(j0, "undone", now=1.0)
+            raise BoomError
+        store.add_event(JobId("j1"), "after", now=1.0)
+    assert [j.job_id for j in store.list_jobs()] == ["j0", "j1"]
+    assert store.get_job("j0") == queued
+    assert store.attempts(j0) == []
+    assert [e.kind for e in store.events(j0)] == ["accepted", "transition", "before"]
+    assert [e.kind for e in store.events(JobId("j1"))] == ["accepted", "after"]
+    seqs = [e.seq for e in store.all_events()]
+    assert seqs == sorted(set(seqs))
+
+
+def test_after_an_undone_savepoint_the_records_are_what_is_stored(store: Store) -> None:
+    """Nothing the undone writes returned may be served again (SqlStore keeps caches)."""
+    create(store, new_job("j1"))
+    j1 = JobId("j1")
+    store.create_attempt(j1, backend="local", token="t1", now=1.0, details={"a": 1})
+    with store.batch():
+        with pytest.raises(BoomError), store.savepoint():
+            store.update_attempt(j1, 1, native_id="undone", details={"b": 2})
+            assert [a.native_id for a in store.active_attempts()] == ["undone"]
+            move(store, "j1", S.QUEUED)
+            assert [j.state for j in store.active_jobs()] == [S.QUEUED]
+            raise BoomError
+        updated = store.update_attempt(j1, 1, state=AttemptState.SUBMITTED)
+        assert (updated.native_id, updated.details) == (None, {"a": 1})
+        assert store.active_attempts() == [updated]
+        assert [j.state for j in store.active_jobs()] == [S.ACCEPTED]
+    assert store.attempts(j1) == [updated]
+    job = store.get_job("j1")
+    assert (job.state, job.version) == (S.ACCEPTED, 1)
+    with pytest.raises(ConflictError):
+        store.transition(j1, S.RUNNING, expected_version=2, now=1.0)
+    assert store.transition(j1, S.QUEUED, expected_version=1, now=1.0).version == 2
+
+
+def test_a_store_error_inside_a_savepoint_leaves_the_batch_usable(store: Store) -> None:
+    create(store, new_job("j0"))
+    with store.batch():
+        with pytest.raises(StoreError), store.savepoint():
+            create(store, new_job("j1"))
+            create(store, new_job("j0"))  # a duplicate id: refused by the database
+        with pytest.raises(ConflictError), store.savepoint():
+            store.update_job(JobId("j0"), expected_version=7, now=1.0, priority=1)
+        move(store, "j0", S.QUEUED)
+        create(store, new_job("j2"))
+    assert [(j.job_id, j.state) for j in store.list_jobs()] == [
+        ("j0", S.QUEUED),
+        ("j2", S.ACCEPTED),
+    ]
+
+
+def test_nested_savepoints_undo_only_their_own_writes(store: Store) -> None:
+    with store.batch():
+        create(store, new_job("outer"))
+        with store.savepoint():
+            create(store, new_job("kept"))
+            with pytest.raises(BoomError), store.savepoint():
+                create(store, new_job("inner"))
+                raise BoomError
+    assert [j.job_id for j in store.list_jobs()] == ["kept", "outer"]
+
+
+def test_a_savepoint_outside_a_batch_is_a_batch(store: Store) -> None:
+    with pytest.raises(BoomError), store.savepoint():
+        create(store, new_job("j1"))
+        store.add_event(JobId("j1"), "note", now=1.0)
+        raise BoomError
+    assert store.list_jobs() == []
+    assert store.all_events() == []
+    with store.savepoint():
+        create(store, new_job("j1"))
+    assert [j.job_id for j in store.list_jobs()] == ["j1"]
+
+
+def test_a_failed_batch_undoes_its_savepoints_too(store: Store) -> None:
+    with pytest.raises(BoomError), store.batch():
+        with store.savepoint():
+            create(store, new_job("j1"))
+        raise BoomError
+    assert store.list_jobs() == []
+    assert store.all_events() == []
+
+
+# -- leases ------------------------------------------------------------------------------------
+
+
+def test_a_lease_has_one_holder_until_it_expires(store: Store) -> None:
+    first = store.acquire_lease("reconciler", "A", now=100.0, ttl_s=10.0)
+    assert first == Lease("reconciler", "A", 1, 110.0)
+    assert store.acquire_lease("reconciler", "B", now=109.9, ttl_s=10.0) is None
+    renewed = store.renew_lease(first, now=105.0, ttl_s=10.0)
+    assert renewed == Lease("reconciler", "A", 1, 115.0)
+    assert store.acquire_lease("reconciler", "B", now=114.0, ttl_s=10.0) is None
+    second = store.acquire_lease("reconciler", "B", now=115.0, ttl_s=10.0)
+    assert second == Lease("reconciler", "B", 2, 125.0)
+    with pytest.raises(FencedError, match="epoch 1 of A is stale"):
+        store.renew_lease(renewed, now=116.0, ttl_s=10.0)
+    assert store.acquire_lease("reconciler", "A", now=116.0, ttl_s=10.0) is None
+    assert store.acquire_lease("other", "A", now=116.0, ttl_s=10.0) == Lease("other", "A", 1, 126.0)
+
+
+def test_the_holder_keeps_its_epoch_and_a_release_frees_the_lease(store: Store) -> None:
+    first = store.acquire_lease("reconciler", "A", now=0.0, ttl_s=10.0)
+    assert first is not None
+    # Asking again renews, even after expiry: nobody else held it meanwhile.
+    again = store.acquire_lease("reconciler", "A", now=50.0, ttl_s=10.0)
+    assert again == Lease("reconciler", "A", 1, 60.0)
+    store.release_lease(again)
+    with pytest.raises(FencedError):
+        store.renew_lease(again, now=51.0, ttl_s=10.0)
+    second = store.acquire_lease("reconciler", "B", now=51.0, ttl_s=10.0)
+    assert second == Lease("reconciler", "B", 2, 61.0)
+    store.release_lease(again)  # a stale release changes nothing
+    assert store.acquire_lease("reconciler", "C", now=52.0, ttl_s=10.0) is None
+    with pytest.raises(StoreError, match="must not be empty"):
+        store.acquire_lease("reconciler", "", now=100.0, ttl_s=10.0)
+
+
+def test_the_replaced_leaders_fenced_writes_are_refused(store: Store) -> None:
+    create(store, new_job("j1"))
+    j1 = JobId("j1")
+    old = store.acquire_lease("reconciler", "A", now=0.0, ttl_s=10.0)
+    assert old is not None
+    with store.fenced(old):
+        queued = move(store, "j1", S.QUEUED)
+        store.add_event(j1, "by-a", now=1.0)
+    new = store.acquire_lease("reconciler", "B", now=10.0, ttl_s=10.0)
+    assert new is not None
+    before = (store.list_jobs(), store.all_events(), store.attempts(j1))
+    writes: list[Callable[[], object]] = [
+        lambda: store.transition(j1, S.RUNNING, expected_version=queued.version, now=11.0),
+        lambda: store.update_job(j1, expected_version=queued.version, now=11.0, priority=3),
+        lambda: store.create_attempt(j1, backend="local", token="t", now=11.0, details={}),
+        lambda: store.add_event(j1, "by-a", now=11.0),
+        lambda: create(store, new_job("j2")),
+    ]
+    refused = r"epoch 1 of A is stale \(the lease is at epoch 2, held by B\)"
+    for write in writes:
+        with pytest.raises(FencedError, match=refused), store.fenced(old):
+            write()
+    with pytest.raises(FencedError), store.fenced(old), store.batch():
+        store.add_event(j1, "by-a", now=11.0)
+    with pytest.raises(FencedError), store.batch(), store.fenced(old):
+        store.add_event(j1, "by-a", now=11.0)
+    assert (store.list_jobs(), store.all_events(), store.attempts(j1)) == before
+    with store.fenced(new):
+        store.update_job(j1, expected_version=queued.version, now=12.0, priority=3)
+    # Writes outside fenced() (the API's) are not the leader's: never refused.
+    store.add_event(j1, "by-api", now=13.0)
+    assert [e.kind for e in store.events(j1)][-2:] == ["by-a", "by-api"]
 
 
 # -- opening ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Durable state: jobs, attempts and append-only events behind one Protocol."""
+"""Durable state: jobs, attempts, append-only events and leases behind one Protocol."""
 
 from hpcbridge.config import Settings
 from hpcbridge.store._memory import MemoryStore
@@ -9,6 +9,7 @@ from hpcbridge.store._records import (
     Job,
     JobFilter,
     JobId,
+    Lease,
     NewJob,
     new_job_id,
     new_token,
@@ -32,6 +33,7 @@ __all__ = [
     "Job",
     "JobFilter",
     "JobId",
+    "Lease",
     "MemoryStore",
     "NewJob",
     "SqlStore",

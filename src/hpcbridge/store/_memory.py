@@ -12,14 +12,18 @@ from typing import Any
 from hpcbridge.errors import NotFoundError, StoreError
 from hpcbridge.states import AttemptState, JobState
 from hpcbridge.store._protocol import ACTIVE_ATTEMPT_STATES, transition_event_data
-from hpcbridge.store._records import Attempt, Event, Job, JobFilter, JobId, NewJob
+from hpcbridge.store._records import Attempt, Event, Job, JobFilter, JobId, Lease, NewJob
 from hpcbridge.store._rules import (
     JOB_MUTABLE_FIELDS,
     attempt_fields,
+    check_fence,
     check_fields,
     check_transition,
     check_version,
+    free_lease,
+    lost_lease,
     next_attempt_number,
+    take_lease,
     transition_fields,
 )
 
@@ -30,6 +34,8 @@ class MemoryStore:
         self._jobs: dict[JobId, Job] = {}
         self._attempts: dict[JobId, list[Attempt]] = {}
         self._events: list[Event] = []
+        self._leases: dict[str, Lease] = {}
+        self._local = threading.local()  # the lease that fences this thread's writes
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -38,19 +44,64 @@ class MemoryStore:
                 dict(self._jobs),
                 {k: list(v) for k, v in self._attempts.items()},
                 list(self._events),
+                dict(self._leases),
             )
             try:
                 yield
             except BaseException:
-                self._jobs, self._attempts, self._events = saved
+                self._jobs, self._attempts, self._events, self._leases = saved
                 raise
 
     def savepoint(self) -> AbstractContextManager[None]:
         # Every batch here restores what it saved on an exception, nested or not.
         return self.batch()
 
+    @contextmanager
+    def fenced(self, lease: Lease) -> Iterator[None]:
+        saved = getattr(self._local, "fence", None)
+        self._local.fence = lease
+        try:
+            self._check_fence()
+            yield
+        finally:
+            self._local.fence = saved
+
+    def _check_fence(self) -> None:
+        lease: Lease | None = getattr(self._local, "fence", None)
+        if lease is not None:
+            check_fence(lease, self._leases.get(lease.name))
+
+    def acquire_lease(self, name: str, holder: str, *, now: float, ttl_s: float) -> Lease | None:
+        with self._lock:
+            taken = take_lease(
+                self._leases.get(name) or free_lease(name), holder, now=now, ttl_s=ttl_s
+            )
+            if taken is not None:
+                self._leases[name] = taken
+            return taken
+
+    def renew_lease(self, lease: Lease, *, now: float, ttl_s: float) -> Lease:
+        with self._lock:
+            current = self._leases.get(lease.name)
+            if current is None or (current.holder, current.epoch) != (lease.holder, lease.epoch):
+                raise lost_lease(lease, current)
+            renewed = take_lease(current, lease.holder, now=now, ttl_s=ttl_s)
+            assert renewed is not None  # the holder named in the record always renews
+            self._leases[lease.name] = renewed
+            return renewed
+
+    def release_lease(self, lease: Lease) -> None:
+        with self._lock:
+            current = self._leases.get(lease.name)
+            if current is not None and (current.holder, current.epoch) == (
+                lease.holder,
+                lease.epoch,
+            ):
+                self._leases[lease.name] = dataclasses.replace(current, holder="")
+
     def create_jobs(self, jobs: Sequence[NewJob], *, now: float, actor: str) -> list[Job]:
         with self._lock:
+            self._check_fence()
             keys = {j.idempotency_key for j in self._jobs.values() if j.idempotency_key}
             ids = set(self._jobs)
             for new in jobs:
@@ -121,6 +172,7 @@ class MemoryStore:
         **fields: Any,
     ) -> Job:
         with self._lock:
+            self._check_fence()
             job = self.get_job(job_id)
             check_transition(job, target, expected_version)
             changes = transition_fields(job, target, now, fields)
@@ -143,6 +195,7 @@ class MemoryStore:
 
     def update_job(self, job_id: JobId, *, expected_version: int, now: float, **fields: Any) -> Job:
         with self._lock:
+            self._check_fence()
             job = self.get_job(job_id)
             check_version(job, expected_version)
             check_fields(fields, JOB_MUTABLE_FIELDS, "job")
@@ -154,6 +207,7 @@ class MemoryStore:
         self, job_id: JobId, *, backend: str, token: str, now: float, details: dict[str, Any]
     ) -> Attempt:
         with self._lock:
+            self._check_fence()
             self.get_job(job_id)
             if any(a.token == token for runs in self._attempts.values() for a in runs):
                 raise StoreError(f"job {job_id}: attempt token {token!r} is already used")
@@ -172,6 +226,7 @@ class MemoryStore:
 
     def update_attempt(self, job_id: JobId, number: int, **fields: Any) -> Attempt:
         with self._lock:
+            self._check_fence()
             attempts = self._attempts.get(job_id, [])
             for position, attempt in enumerate(attempts):
                 if attempt.number == number:
@@ -214,6 +269,7 @@ class MemoryStore:
         actor: str = "system",
     ) -> None:
         with self._lock:
+            self._check_fence()
             self.get_job(job_id)
             self._append(
                 job_id, kind, now, attempt=attempt, reason=reason, data=data or {}, actor=actor

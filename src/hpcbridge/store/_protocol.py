@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from hpcbridge.states import AttemptState, FailureClass, JobState
-from hpcbridge.store._records import Attempt, Event, Job, JobFilter, JobId, NewJob
+from hpcbridge.store._records import Attempt, Event, Job, JobFilter, JobId, Lease, NewJob
 
 ACTIVE_ATTEMPT_STATES = frozenset(
     {AttemptState.PREPARED, AttemptState.SUBMITTED, AttemptState.RUNNING}
@@ -24,7 +24,8 @@ class Store(Protocol):
     def savepoint(self) -> AbstractContextManager[None]:
         """Inside ``batch()``: undo the writes made within (their events included) if it
         exits with an exception, and keep the rest of the batch, which still commits.
-        Outside a batch it is a batch of its own."""
+        Outside a batch it is a batch of its own. A database error inside it (PostgreSQL
+        aborts the whole transaction on one) leaves the enclosing batch usable."""
         ...
 
     def create_jobs(self, jobs: Sequence[NewJob], *, now: float, actor: str) -> list[Job]: ...
@@ -95,7 +96,36 @@ class Store(Protocol):
 
     def events(self, job_id: JobId, *, after_seq: int = 0) -> list[Event]: ...
 
-    def all_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[Event]: ...
+    def all_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        """Events after ``after_seq`` in sequence order.
+
+        Events become visible in the order of their sequence numbers, even with several
+        writers at once: a reader that polls with the last ``seq`` it saw never skips one
+        that commits later with a lower number.
+        """
+        ...
+
+    def acquire_lease(self, name: str, holder: str, *, now: float, ttl_s: float) -> Lease | None:
+        """Take (or renew) the lease ``name`` for ``ttl_s`` seconds from ``now``; None while
+        another holder's lease has not expired. A new holder gets the next epoch; the
+        current holder keeps its own. ``holder`` must be unique per process."""
+        ...
+
+    def renew_lease(self, lease: Lease, *, now: float, ttl_s: float) -> Lease:
+        """Extend a lease this holder has; raises FencedError if another took it over."""
+        ...
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give the lease up now (if still held), so another may take it without waiting
+        for it to expire. The epoch stays: the next holder gets the one after."""
+        ...
+
+    def fenced(self, lease: Lease) -> AbstractContextManager[None]:
+        """Within it, every write of the calling thread checks that ``lease``'s epoch is
+        still the newest, and raises FencedError if not. On PostgreSQL the check locks the
+        lease row until the write's transaction ends, so a takeover waits for it: a write
+        either commits before the new leader's epoch exists or is refused."""
+        ...
 
     def close(self) -> None: ...
 

@@ -1,4 +1,4 @@
-"""What the store keeps: frozen records of jobs, attempts and events."""
+"""What the store keeps: frozen records of jobs, attempts, events and leases."""
 
 from __future__ import annotations
 
@@ -121,3 +121,14 @@ class JobFilter:
     parent_id: JobId | None = None
     top_level_only: bool = False
     limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who leads under ``name`` until ``expires_at``. ``epoch`` grows by one with each new
+    holder: a write that carries an older epoch is from a leader that was replaced."""
+
+    name: str
+    holder: str
+    epoch: int
+    expires_at: float

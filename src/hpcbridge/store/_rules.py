@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpcbridge.errors import ConflictError, InvalidTransitionError, StoreError
+from hpcbridge.errors import ConflictError, FencedError, InvalidTransitionError, StoreError
 from hpcbridge.states import JobState, can_transition
-from hpcbridge.store._records import Attempt, Job
+from hpcbridge.store._records import Attempt, Job, Lease
 
 JOB_MUTABLE_FIELDS = frozenset(
     {
@@ -84,3 +84,53 @@ def transition_fields(
 
 def next_attempt_number(attempts: list[Attempt]) -> int:
     return max((a.number for a in attempts), default=0) + 1
+
+
+def take_lease(current: Lease, holder: str, *, now: float, ttl_s: float) -> Lease | None:
+    """The lease ``holder`` gets by asking at ``now``, or None while another holds it.
+
+    The holder named in the record keeps its epoch (a renewal, even past expiry: nobody
+    took over meanwhile). Anyone else gets the lease once it is free (released, or never
+    held) or expired, with the next epoch. Holder names must be unique per process.
+    """
+    if not holder:
+        raise StoreError(f"lease {current.name!r}: the holder name must not be empty")
+    if ttl_s <= 0:
+        raise StoreError(f"lease {current.name!r}: ttl_s must be positive, not {ttl_s}")
+    if current.holder == holder:
+        return Lease(current.name, holder, current.epoch, now + ttl_s)
+    if current.holder and current.expires_at > now:
+        return None
+    return Lease(current.name, holder, current.epoch + 1, now + ttl_s)
+
+
+def free_lease(name: str) -> Lease:
+    """The record of a lease nobody has held yet."""
+    return Lease(name, "", 0, 0.0)
+
+
+def check_fence(lease: Lease, current: Lease | None) -> None:
+    """Refuse a write made under ``lease`` when the store knows a newer epoch."""
+    if current is not None and current.epoch == lease.epoch:
+        return
+    newer = "is gone" if current is None else f"is at epoch {current.epoch}"
+    if current is not None and current.holder:
+        newer += f", held by {current.holder}"
+    raise FencedError(
+        f"lease {lease.name!r}: write refused, epoch {lease.epoch} of {lease.holder} is "
+        f"stale (the lease {newer})",
+        hint="another process became the leader; stop and acquire the lease again",
+    )
+
+
+def lost_lease(lease: Lease, current: Lease | None) -> FencedError:
+    """The error of a renewal that found the lease taken over (or gone)."""
+    try:
+        check_fence(lease, current)
+    except FencedError as error:
+        return error
+    return FencedError(
+        f"lease {lease.name!r}: cannot renew epoch {lease.epoch}, it is held by "
+        f"{current.holder if current is not None else 'nobody'}",
+        hint="another process became the leader; stop and acquire the lease again",
+    )

@@ -1,4 +1,11 @@
-"""SQLAlchemy store: SQLite by default (WAL, synchronous=FULL), PostgreSQL for scale-out."""
+"""SQLAlchemy store: SQLite by default (WAL, synchronous=FULL), PostgreSQL for scale-out.
+
+PostgreSQL specifics, each in one place: migrations run under an advisory lock
+(``migrate``); event rows are inserted under another, so that they commit in the order of
+their sequence numbers (``_insert_events``); a write that may fail inside a batch runs in a
+savepoint, since one error aborts a PostgreSQL transaction; the lease row is read ``FOR
+SHARE`` by fenced writes, so a takeover waits for them (``_check_fence``).
+"""
 
 from __future__ import annotations
 
@@ -32,30 +39,37 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Update
 
 from hpcbridge.errors import ConfigError, NotFoundError, StoreError
 from hpcbridge.states import AttemptState, FailureClass, JobState
+from hpcbridge.store._filesystems import refuse_network_filesystem
 from hpcbridge.store._protocol import (
     ACTIVE_ATTEMPT_STATES,
     iterate_chunks,
     transition_event_data,
 )
-from hpcbridge.store._records import Attempt, Event, Job, JobFilter, JobId, NewJob
+from hpcbridge.store._records import Attempt, Event, Job, JobFilter, JobId, Lease, NewJob
 from hpcbridge.store._rules import (
     JOB_MUTABLE_FIELDS,
     attempt_fields,
+    check_fence,
     check_fields,
     check_transition,
     check_version,
+    free_lease,
+    lost_lease,
+    take_lease,
     transition_fields,
 )
 from hpcbridge.store._schema import attempts as attempts_t
 from hpcbridge.store._schema import events as events_t
 from hpcbridge.store._schema import jobs as jobs_t
+from hpcbridge.store._schema import leases as leases_t
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -90,13 +104,19 @@ _ACTIVE_ATTEMPT_ROWS = (
     .order_by(attempts_t.c.job_id, attempts_t.c.number)
 )
 _JOBS_BY_ID = select(jobs_t).where(jobs_t.c.job_id.in_(bindparam("_ids", expanding=True)))
+_LEASE = select(leases_t).where(leases_t.c.name == bindparam("_name"))
+# PostgreSQL advisory lock keys (one 64-bit number each, the same in every process).
+MIGRATION_LOCK_KEY = 0x6870_6362_6D69_6772  # "hpcbmigr"
+EVENTS_LOCK_KEY = 0x6870_6362_6576_6E74  # "hpcbevnt"
 
 
 class SqlStore:
     def __init__(self, url: str) -> None:
         self._url = make_url(url)
         self._engine = _make_engine(url)
-        self._local = threading.local()  # the batch connection belongs to one thread
+        # The batch connection, its pending events and the fencing lease belong to one
+        # thread.
+        self._local = threading.local()
         # Last job record seen per id. A write whose expected version matches it skips the
         # read: the versioned UPDATE still refuses if someone else changed the row.
         self._known: dict[str, Job] = {}
@@ -105,11 +125,17 @@ class SqlStore:
         try:
             migrate(self._engine)
         except OperationalError as exc:
+            self._engine.dispose()
             raise ConfigError(f"cannot open the database {self._url!r}: {exc.orig}") from exc
 
     @property
     def engine(self) -> Engine:
         return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._engine.dialect.name
 
     @property
     def _conn(self) -> Connection | None:
@@ -127,7 +153,7 @@ class SqlStore:
             try:
                 yield
                 if self._local.events:  # append-only rows: one executemany at the end
-                    conn.execute(_INSERT_EVENT, self._local.events)
+                    _insert_events(conn, self._local.events)
             finally:
                 self._local.conn = None
                 self._local.events = None
@@ -149,20 +175,24 @@ class SqlStore:
             self._forget()  # what the undone writes taught the caches is not true
             raise
 
-    def _append_event(self, conn: Connection, row: dict[str, Any]) -> None:
+    def _append_events(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         pending: list[dict[str, Any]] | None = getattr(self._local, "events", None)
         if pending is not None:
-            pending.append(row)
+            pending.extend(rows)
         else:
-            conn.execute(_INSERT_EVENT, row)
+            _insert_events(conn, rows)
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, *, fenced: bool = True) -> Iterator[Connection]:
+        """The batch's connection, or a new transaction that commits on return. A new
+        transaction of a fenced thread first checks the lease (``fenced()``)."""
         if self._conn is not None:
             yield self._conn
             return
         try:
             with self._engine.connect().execution_options(immediate=True) as conn, conn.begin():
+                if fenced:
+                    self._check_fence(conn)
                 yield conn
         except BaseException:
             self._forget()  # what the rolled-back writes taught the cache is not true
@@ -196,10 +226,13 @@ class SqlStore:
         rows = [_new_job_row(new, now) for new in jobs]
         try:
             with self._write() as conn:
-                for start in range(0, len(rows), 500):
-                    conn.execute(insert(jobs_t), rows[start : start + 500])
-                conn.execute(
-                    insert(events_t),
+                # In a batch, a refused row must not take the batch down (PostgreSQL aborts
+                # the transaction) nor leave the chunks before it behind (SQLite).
+                with conn.begin_nested() if self._conn is not None else nullcontext():
+                    for start in range(0, len(rows), 500):
+                        conn.execute(insert(jobs_t), rows[start : start + 500])
+                self._append_events(
+                    conn,
                     [
                         _event_row(
                             row["job_id"], "accepted", now, to_state=JobState.ACCEPTED, actor=actor
@@ -288,19 +321,21 @@ class SqlStore:
             self._save_versioned(
                 conn, job, updated, {"state": target.value, "reason": reason, **changes}
             )
-            self._append_event(
+            self._append_events(
                 conn,
-                _event_row(
-                    job_id,
-                    "transition",
-                    now,
-                    attempt=attempt,
-                    from_state=job.state,
-                    to_state=target,
-                    reason=reason,
-                    actor=actor,
-                    data=transition_event_data(fields, data),
-                ),
+                [
+                    _event_row(
+                        job_id,
+                        "transition",
+                        now,
+                        attempt=attempt,
+                        from_state=job.state,
+                        to_state=target,
+                        reason=reason,
+                        actor=actor,
+                        data=transition_event_data(fields, data),
+                    )
+                ],
             )
             return self._remember(updated)
 
@@ -320,9 +355,11 @@ class SqlStore:
         return self._locked_job(conn, job_id)
 
     def _locked_job(self, conn: Connection, job_id: str) -> Job:
-        stmt = select(jobs_t).where(jobs_t.c.job_id == job_id)
-        if conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
+        # FOR NO KEY UPDATE (nothing on SQLite): the lock an UPDATE of the row takes
+        # anyway. Unlike FOR UPDATE it leaves the foreign-key checks of other transactions'
+        # event and attempt rows unblocked, so a transaction that holds the events lock
+        # never waits for one that holds a job.
+        stmt = select(jobs_t).where(jobs_t.c.job_id == job_id).with_for_update(key_share=True)
         row = conn.execute(stmt).mappings().first()
         if row is None:
             raise NotFoundError(f"no job {job_id!r}", hint="see 'hpcbridge list'")
@@ -447,11 +484,13 @@ class SqlStore:
         with self._write() as conn:
             if job_id not in self._known:
                 self._locked_job(conn, job_id)  # a clear NotFoundError for unknown jobs
-            self._append_event(
+            self._append_events(
                 conn,
-                _event_row(
-                    job_id, kind, now, attempt=attempt, reason=reason, data=data, actor=actor
-                ),
+                [
+                    _event_row(
+                        job_id, kind, now, attempt=attempt, reason=reason, data=data, actor=actor
+                    )
+                ],
             )
 
     def events(self, job_id: JobId, *, after_seq: int = 0) -> list[Event]:
@@ -460,12 +499,67 @@ class SqlStore:
         )
 
     def all_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        """Events after ``after_seq``; safe to poll by the last ``seq`` seen, because event
+        rows commit in sequence order (see ``_insert_events``)."""
         stmt = select(events_t).where(events_t.c.seq > after_seq)
         return self._events(stmt if limit is None else stmt.order_by(events_t.c.seq).limit(limit))
 
     def _events(self, stmt: Select[Any]) -> list[Event]:
         with self._read() as conn:
             return [_event(row) for row in conn.execute(stmt.order_by(events_t.c.seq)).mappings()]
+
+    # -- leases ---------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, *, now: float, ttl_s: float) -> Lease | None:
+        with self._write(fenced=False) as conn:
+            row = conn.execute(_LEASE, {"_name": name}).mappings().first()
+            current = free_lease(name) if row is None else _lease(row)
+            if take_lease(current, holder, now=now, ttl_s=ttl_s) is None:
+                return None  # held: answer without queueing behind the holder's row lock
+            if row is None:
+                conn.execute(_insert_ignoring_duplicates(conn, leases_t), _lease_row(current))
+            row = conn.execute(_LEASE.with_for_update(), {"_name": name}).mappings().one()
+            taken = take_lease(_lease(row), holder, now=now, ttl_s=ttl_s)
+            if taken is not None:
+                conn.execute(
+                    update(leases_t).where(leases_t.c.name == name).values(_lease_row(taken))
+                )
+            return taken
+
+    def renew_lease(self, lease: Lease, *, now: float, ttl_s: float) -> Lease:
+        renewed = take_lease(lease, lease.holder, now=now, ttl_s=ttl_s)
+        assert renewed is not None  # the holder named in the record always renews
+        with self._write(fenced=False) as conn:
+            changed = conn.execute(_held(lease).values(expires_at=renewed.expires_at)).rowcount
+            if changed != 1:
+                row = conn.execute(_LEASE, {"_name": lease.name}).mappings().first()
+                raise lost_lease(lease, None if row is None else _lease(row))
+        return renewed
+
+    def release_lease(self, lease: Lease) -> None:
+        with self._write(fenced=False) as conn:
+            conn.execute(_held(lease).values(holder=""))
+
+    @contextmanager
+    def fenced(self, lease: Lease) -> Iterator[None]:
+        saved = getattr(self._local, "fence", None)
+        self._local.fence = lease
+        try:
+            if self._conn is not None:  # already in a batch: check it now
+                self._check_fence(self._conn)
+            yield
+        finally:
+            self._local.fence = saved
+
+    def _check_fence(self, conn: Connection) -> None:
+        lease: Lease | None = getattr(self._local, "fence", None)
+        if lease is None:
+            return
+        # FOR SHARE (nothing on SQLite, whose writers take turns): a new leader's UPDATE of
+        # the row waits until this transaction ends.
+        found = conn.execute(_LEASE.with_for_update(read=True), {"_name": lease.name})
+        row = found.mappings().first()
+        check_fence(lease, None if row is None else _lease(row))
 
     def close(self) -> None:
         self._engine.dispose()
@@ -516,8 +610,16 @@ def _update_sql(table: Table, columns: tuple[str, ...], keys: tuple[str, ...]) -
 def _make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if not parsed.drivername.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        try:
+            return create_engine(url, pool_pre_ping=True)
+        except (ModuleNotFoundError, NoSuchModuleError) as exc:
+            raise ConfigError(
+                f"cannot open the database {parsed!r}: its driver is not installed ({exc})",
+                hint="for PostgreSQL install the postgres extra, pip install "
+                "'hpcbridge[postgres]', and use a postgresql+psycopg:// URL",
+            ) from exc
     if parsed.database and parsed.database != ":memory:":
+        refuse_network_filesystem(Path(parsed.database))
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -543,17 +645,23 @@ def _make_engine(url: str) -> Engine:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (a no-op when already there)."""
+    """Bring the schema to the newest Alembic revision (a no-op when already there).
+
+    Several processes may start at once on an empty database: the check and the upgrade
+    run in one transaction that takes a lock first (SQLite's write lock, by BEGIN
+    IMMEDIATE; on PostgreSQL, whose DDL is transactional, an advisory transaction lock), so
+    one of them migrates and the others then find the schema at the head.
+    """
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     head = ScriptDirectory.from_config(config).get_current_head()
-    with engine.connect().execution_options(immediate=True) as conn:
-        with conn.begin():
-            if MigrationContext.configure(conn).get_current_revision() == head:
-                return
-        config.attributes["connection"] = conn
+    with engine.connect().execution_options(immediate=True) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
+        if MigrationContext.configure(conn).get_current_revision() == head:
+            return
+        config.attributes["connection"] = conn  # Alembic joins this transaction
         command.upgrade(config, "head")
-        conn.commit()
 
 
 def _column_value(value: Any) -> Any:
@@ -656,3 +764,47 @@ def _filtered(stmt: Select[Any], query: JobFilter) -> Select[Any]:
     if query.top_level_only:
         stmt = stmt.where(jobs_t.c.parent_id.is_(None))
     return stmt
+
+
+def _insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert event rows, as the last statement of their transaction.
+
+    Readers poll ``seq > last seen``. On PostgreSQL a transaction may take its sequence
+    numbers before another and commit after it; a reader between the two commits would see
+    the higher number and skip the lower one for ever. So event rows are inserted under an
+    advisory lock held until the transaction ends: transactions take their numbers and
+    commit one at a time, and once an event is visible every lower number is committed (or
+    rolled back). Each write inserts its events last (a batch at its end) and nothing waits
+    while holding the lock (job rows are locked FOR NO KEY UPDATE, which the events'
+    foreign-key checks do not wait for), so the lock covers just the insert and the commit.
+    SQLite needs nothing: its writers take turns for the whole transaction.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(EVENTS_LOCK_KEY)))
+    conn.execute(_INSERT_EVENT, rows)
+
+
+def _insert_ignoring_duplicates(conn: Connection, table: Table) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def _held(lease: Lease) -> Update:
+    return update(leases_t).where(
+        leases_t.c.name == lease.name,
+        leases_t.c.holder == lease.holder,
+        leases_t.c.epoch == lease.epoch,
+    )
+
+
+def _lease(row: Any) -> Lease:
+    return Lease(
+        name=row["name"],
+        holder=row["holder"],
+        epoch=int(row["epoch"]),
+        expires_at=float(row["expires_at"]),
+    )
+
+
+def _lease_row(lease: Lease) -> dict[str, Any]:
+    return dataclasses.asdict(lease)
