@@ -19,7 +19,7 @@ from hpcbridge.backends import AttemptRef, Backend, available_backends, load_bac
 from hpcbridge.config import Settings
 from hpcbridge.errors import ConflictError, NotFoundError, SpecError
 from hpcbridge.policy import QuarantinePolicy
-from hpcbridge.reconciler import CycleReport, LeaderLock, Policy, Reconciler
+from hpcbridge.reconciler import CycleReport, Policy, Reconciler, leadership_for
 from hpcbridge.spec import JobSpec, expand, task_count, task_documents
 from hpcbridge.states import JobState
 from hpcbridge.store import (
@@ -102,7 +102,9 @@ class Client:
             ),
             node_backends=_configured_backends(self.settings),
         )
-        self._leader = LeaderLock(self.settings.home / "reconciler.lock")
+        self._leader = leadership_for(
+            self.store, self.settings.home / "reconciler.lock", clock=clock
+        )
 
     # -- submission ------------------------------------------------------------------------
 
@@ -248,7 +250,8 @@ class Client:
         """One reconciler cycle if this process is (or becomes) the leader."""
         if not self._leader.try_acquire():
             return None
-        return self.reconciler.cycle()
+        with self._leader.fenced():  # refused once another process leads (PostgreSQL)
+            return self.reconciler.cycle()
 
     def wait(
         self,

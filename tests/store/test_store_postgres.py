@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert
 from sqlalchemy.exc import DataError
 
+from hpcbridge.client import Client
+from hpcbridge.config import Settings
 from hpcbridge.errors import FencedError
+from hpcbridge.reconciler import StoreLease, leadership_for
+from hpcbridge.reconciler._leader import DEFAULT_LEASE_TTL_S
 from hpcbridge.states import JobState
 from hpcbridge.store import JobId, NewJob, SqlStore
 from hpcbridge.store._schema import events as events_t
@@ -158,3 +163,49 @@ def test_columns_have_native_types(postgres_store: SqlStore) -> None:
     assert types["jobs.spec"] == "json"
     assert types["jobs.created_at"] == "double precision"
     assert types["leases.epoch"] == "bigint"
+
+
+def test_reconcilers_on_postgresql_lead_by_a_fenced_lease(
+    two_stores: tuple[SqlStore, SqlStore], tmp_path: Path
+) -> None:
+    """Two hosts' reconcilers, each with its own engine: one leads; the other takes over
+    only once the lease expires, after which the first one's writes are refused."""
+    clock = [100.0]
+    leaders = [
+        leadership_for(store, tmp_path / "unused.lock", clock=lambda: clock[0])
+        for store in two_stores
+    ]
+    assert all(isinstance(leader, StoreLease) for leader in leaders)
+    first, second = leaders
+    store = two_stores[0]
+    [job] = store.create_jobs([new_job("j1")], now=1.0, actor="t")
+    assert first.try_acquire()
+    assert not second.try_acquire()
+    with first.fenced():
+        job = store.transition(J1, JobState.QUEUED, expected_version=1, now=2.0)
+    clock[0] += DEFAULT_LEASE_TTL_S
+    assert second.try_acquire()
+    with pytest.raises(FencedError), first.fenced():
+        store.transition(J1, JobState.RUNNING, expected_version=job.version, now=3.0)
+    assert not first.try_acquire()
+    with second.fenced():
+        two_stores[1].transition(J1, JobState.RUNNING, expected_version=job.version, now=4.0)
+
+
+def test_one_client_leads_the_reconciler_on_postgresql(
+    postgres_url: str, settings: Settings
+) -> None:
+    """The embedded client picks the lease by the store's dialect: of two clients on one
+    database, only one runs cycles until it hands over."""
+    settings = settings.model_copy(update={"database_url": postgres_url})
+    first, second = Client(settings), Client(settings)
+    try:
+        assert first.reconcile_once() is not None
+        assert second.reconcile_once() is None
+        assert first.reconcile_once() is not None
+        first.hand_over()  # releases the lease; no active jobs, so no agent starts
+        assert second.reconcile_once() is not None
+        assert first.reconcile_once() is None
+    finally:
+        first.close()
+        second.close()

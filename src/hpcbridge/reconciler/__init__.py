@@ -12,7 +12,7 @@ from hpcbridge.reconciler._actions import (
 )
 from hpcbridge.reconciler._decide import JobView, Policy, decide
 from hpcbridge.reconciler._environment import attempt_environment
-from hpcbridge.reconciler._leader import LeaderLock
+from hpcbridge.reconciler._leader import LeaderLock, Leadership, StoreLease, leadership_for
 from hpcbridge.reconciler._loop import CycleReport, Reconciler
 from hpcbridge.reconciler._retry import RetryDecision, backoff_s, decide_retry, retry_classes
 
@@ -24,16 +24,19 @@ __all__ = [
     "JobView",
     "Kill",
     "LeaderLock",
+    "Leadership",
     "Note",
     "Policy",
     "Reconciler",
     "RecordAttempt",
     "RetryDecision",
+    "StoreLease",
     "Submit",
     "Transition",
     "attempt_environment",
     "backoff_s",
     "decide",
     "decide_retry",
+    "leadership_for",
     "retry_classes",
 ]

@@ -1,10 +1,46 @@
-"""One active reconciler per store: an exclusive lock the kernel drops when its holder dies."""
+"""One active reconciler per store.
+
+Two ways to lead, behind one Protocol: on SQLite (one host by nature) an exclusive lock the
+kernel drops when its holder dies; on PostgreSQL (several hosts) a lease in the database
+with an epoch that fences a replaced leader's writes. ``leadership_for`` picks by dialect.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Protocol
+
+from hpcbridge.errors import FencedError
+from hpcbridge.store import Lease, SqlStore, Store
+
+LEASE_NAME = "reconciler"
+DEFAULT_LEASE_TTL_S = 30.0
+
+
+class Leadership(Protocol):
+    """Who may run reconciler cycles. Call ``try_acquire()`` before each cycle (it also
+    renews) and run the cycle's writes inside ``fenced()``."""
+
+    @property
+    def held(self) -> bool: ...
+
+    def try_acquire(self) -> bool:
+        """Become (or stay) the leader; False while another process leads."""
+        ...
+
+    def release(self) -> None: ...
+
+    def fenced(self) -> AbstractContextManager[None]:
+        """The calling thread's store writes inside are refused (FencedError) once another
+        process has become the leader."""
+        ...
 
 
 class LeaderLock:
@@ -38,3 +74,75 @@ class LeaderLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+    def fenced(self) -> AbstractContextManager[None]:
+        # The kernel lock cannot be lost while held: nothing to check.
+        return nullcontext()
+
+
+class StoreLease:
+    """A lease row in the store, renewed by each ``try_acquire()``.
+
+    A holder that stops renewing (crashed, paused, cut off) loses the lease ``ttl_s`` after
+    its last renewal; the next holder gets a higher epoch, and from then on every write
+    the old one makes inside ``fenced()`` is refused. Hosts' clocks must agree to well
+    within ``ttl_s`` (NTP), since each holder compares the expiry with its own clock.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        name: str = LEASE_NAME,
+        holder: str | None = None,
+        ttl_s: float = DEFAULT_LEASE_TTL_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._name = name
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._lease: Lease | None = None
+
+    @property
+    def lease(self) -> Lease | None:
+        return self._lease
+
+    @property
+    def held(self) -> bool:
+        return self._lease is not None and self._clock() < self._lease.expires_at
+
+    def try_acquire(self) -> bool:
+        now = self._clock()
+        if self._lease is not None:
+            try:
+                self._lease = self._store.renew_lease(self._lease, now=now, ttl_s=self._ttl_s)
+                return True
+            except FencedError:
+                self._lease = None  # taken over: ask like anyone else below
+        self._lease = self._store.acquire_lease(self._name, self.holder, now=now, ttl_s=self._ttl_s)
+        return self._lease is not None
+
+    def release(self) -> None:
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            self._store.release_lease(lease)
+
+    def fenced(self) -> AbstractContextManager[None]:
+        if self._lease is None:
+            raise FencedError(
+                f"lease {self._name!r}: {self.holder} does not hold it",
+                hint="call try_acquire() first, and write as the leader only while it is True",
+            )
+        return self._store.fenced(self._lease)
+
+
+def leadership_for(
+    store: Store, lock_path: Path, *, clock: Callable[[], float] = time.time
+) -> Leadership:
+    """A lease in the database for PostgreSQL (reconcilers may run on several hosts), the
+    host-local ``lock_path`` flock for SQLite and the in-memory store."""
+    if isinstance(store, SqlStore) and store.dialect == "postgresql":
+        return StoreLease(store, clock=clock)
+    return LeaderLock(lock_path)
