@@ -10,13 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, insert, inspect
 
 import hpcbridge.store
 from hpcbridge.states import JobState
 from hpcbridge.store import JobId, NewJob, SqlStore
+from hpcbridge.store._schema import jobs as jobs_t
 from hpcbridge.store._schema import metadata
 
 
@@ -39,12 +41,16 @@ def new_job(job_id: str) -> NewJob:
     )
 
 
-def head_revision() -> str | None:
+def alembic_config() -> Config:
     config = Config()
     config.set_main_option(
         "script_location", str(Path(hpcbridge.store.__file__).parent / "migrations")
     )
-    return ScriptDirectory.from_config(config).get_current_head()
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def test_processes_starting_together_on_an_empty_database_migrate_once(sql_url: str) -> None:
@@ -114,3 +120,47 @@ def test_a_store_never_serves_a_record_another_store_replaced(sql_url: str) -> N
     finally:
         a.close()
         b.close()
+
+
+def test_a_database_of_the_first_revision_is_upgraded_on_open(sql_url: str) -> None:
+    """A store made before leases existed gets the leases table; its jobs stay."""
+    engine = create_engine(sql_url)
+    try:
+        config = alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+            conn.execute(insert(jobs_t), [_first_revision_job("old")])
+        assert "leases" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    store = SqlStore(sql_url)
+    try:
+        assert store.get_job("old").state is JobState.ACCEPTED
+        assert store.acquire_lease("reconciler", "me", now=1.0, ttl_s=1.0) is not None
+        with store.engine.connect() as conn:
+            versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        assert [v for (v,) in versions] == [head_revision()]
+    finally:
+        store.close()
+
+
+def _first_revision_job(job_id: str) -> dict[str, object]:
+    return {
+        "job_id": job_id,
+        "task_params": {},
+        "task_count": 0,
+        "name": "n",
+        "project": "p",
+        "workload_class": "batch",
+        "tags": {},
+        "backend": "local",
+        "spec": {},
+        "priority": 0,
+        "state": "accepted",
+        "version": 1,
+        "attempt_count": 0,
+        "cancel_requested": False,
+        "created_at": 1.0,
+        "updated_at": 1.0,
+    }
