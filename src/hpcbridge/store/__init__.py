@@ -1,6 +1,7 @@
 """Durable state: jobs, attempts, append-only events and leases behind one Protocol."""
 
 from hpcbridge.config import Settings
+from hpcbridge.store._engine import migrate
 from hpcbridge.store._memory import MemoryStore
 from hpcbridge.store._protocol import ACTIVE_ATTEMPT_STATES, Store
 from hpcbridge.store._records import (
@@ -15,7 +16,7 @@ from hpcbridge.store._records import (
     new_token,
     task_job_id,
 )
-from hpcbridge.store._sql import SqlStore, migrate
+from hpcbridge.store._sql import SqlStore
 
 
 def open_store(settings: Settings) -> Store:

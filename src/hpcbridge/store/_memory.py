@@ -61,8 +61,7 @@ class MemoryStore:
         saved = getattr(self._local, "fence", None)
         self._local.fence = lease
         try:
-            self._check_fence()
-            yield
+            yield  # every write checks, in a batch or not
         finally:
             self._local.fence = saved
 

@@ -11,28 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import (
-    JSON,
     Connection,
     Engine,
     Row,
     Table,
     Text,
     bindparam,
-    create_engine,
-    event,
     func,
     insert,
     select,
@@ -41,13 +32,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Update
 
 from hpcbridge.errors import ConfigError, NotFoundError, StoreError
 from hpcbridge.states import AttemptState, FailureClass, JobState
-from hpcbridge.store._filesystems import refuse_network_filesystem
+from hpcbridge.store._engine import make_engine, migrate, update_row
 from hpcbridge.store._protocol import (
     ACTIVE_ATTEMPT_STATES,
     iterate_chunks,
@@ -70,8 +61,6 @@ from hpcbridge.store._schema import attempts as attempts_t
 from hpcbridge.store._schema import events as events_t
 from hpcbridge.store._schema import jobs as jobs_t
 from hpcbridge.store._schema import leases as leases_t
-
-_MIGRATIONS = Path(__file__).parent / "migrations"
 
 # Hot statements built once: SQLAlchemy then reuses their cache keys and compiled forms.
 _UPDATE_JOB = update(jobs_t).where(
@@ -105,15 +94,14 @@ _ACTIVE_ATTEMPT_ROWS = (
 )
 _JOBS_BY_ID = select(jobs_t).where(jobs_t.c.job_id.in_(bindparam("_ids", expanding=True)))
 _LEASE = select(leases_t).where(leases_t.c.name == bindparam("_name"))
-# PostgreSQL advisory lock keys (one 64-bit number each, the same in every process).
-MIGRATION_LOCK_KEY = 0x6870_6362_6D69_6772  # "hpcbmigr"
+# PostgreSQL advisory lock key of event inserts (the same in every process).
 EVENTS_LOCK_KEY = 0x6870_6362_6576_6E74  # "hpcbevnt"
 
 
 class SqlStore:
     def __init__(self, url: str) -> None:
         self._url = make_url(url)
-        self._engine = _make_engine(url)
+        self._engine = make_engine(url)
         # The batch connection, its pending events and the fencing lease belong to one
         # thread.
         self._local = threading.local()
@@ -370,7 +358,7 @@ class SqlStore:
         values = {k: _column_value(v) for k, v in values.items()}
         values = {"version": updated.version, "updated_at": updated.updated_at, **values}
         where = {"job_id": job.job_id, "version": job.version}
-        if _update_row(conn, _UPDATE_JOB, jobs_t, values, where) != 1:
+        if update_row(conn, _UPDATE_JOB, jobs_t, values, where) != 1:
             check_version(updated, job.version)  # raises ConflictError with a clear message
 
     def create_attempt(
@@ -418,7 +406,7 @@ class SqlStore:
         with self._write() as conn:
             values = {k: list(v) if k == "nodes" else _column_value(v) for k, v in fields.items()}
             where = {"job_id": job_id, "number": number}
-            if _update_row(conn, _UPDATE_ATTEMPT, attempts_t, values, where) != 1:
+            if update_row(conn, _UPDATE_ATTEMPT, attempts_t, values, where) != 1:
                 raise NotFoundError(f"job {job_id} has no attempt {number}")
             known = self._known_attempts.get((job_id, number))
             if known is not None:
@@ -563,105 +551,6 @@ class SqlStore:
 
     def close(self) -> None:
         self._engine.dispose()
-
-
-def _update_row(
-    conn: Connection,
-    statement: Update,
-    table: Table,
-    values: dict[str, Any],
-    where: dict[str, Any],
-) -> int:
-    """One row's hot UPDATE (``statement`` binds ``where`` as ``_<column>``); the number
-    of rows it changed.
-
-    On SQLite the same UPDATE goes straight to the driver, in the same transaction: these
-    are most of the statements of a cycle, and SQLAlchemy's per-statement work costs
-    several times what SQLite takes to run them. Values are bound as SQLAlchemy would
-    (JSON columns serialized with ``json.dumps``) and driver errors come out wrapped as
-    SQLAlchemy's, as from ``conn.execute``.
-    """
-    if conn.dialect.name != "sqlite":
-        params = {**values, **{f"_{k}": v for k, v in where.items()}}
-        return int(conn.execute(statement, params).rowcount)
-    sql = _update_sql(table, tuple(values), tuple(where))
-    bound = [
-        json.dumps(value) if isinstance(table.c[name].type, JSON) else value
-        for name, value in values.items()
-    ] + list(where.values())
-    dbapi = conn.dialect.loaded_dbapi
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql, bound)
-        return int(cursor.rowcount)
-    except dbapi.Error as exc:
-        raise DBAPIError.instance(sql, bound, exc, dbapi.Error) from exc
-    finally:
-        cursor.close()
-
-
-@functools.cache
-def _update_sql(table: Table, columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
-    assigned = ", ".join(f'"{table.c[name].name}" = ?' for name in columns)
-    matched = " AND ".join(f'"{table.c[name].name}" = ?' for name in keys)
-    return f'UPDATE "{table.name}" SET {assigned} WHERE {matched}'
-
-
-def _make_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if not parsed.drivername.startswith("sqlite"):
-        try:
-            return create_engine(url, pool_pre_ping=True)
-        except (ModuleNotFoundError, NoSuchModuleError) as exc:
-            raise ConfigError(
-                f"cannot open the database {parsed!r}: its driver is not installed ({exc})",
-                hint="for PostgreSQL install the postgres extra, pip install "
-                "'hpcbridge[postgres]', and use a postgresql+psycopg:// URL",
-            ) from exc
-    if parsed.database and parsed.database != ":memory:":
-        refuse_network_filesystem(Path(parsed.database))
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-        # Autocommit at the driver so that SQLAlchemy's BEGIN below is the only one.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL: an acknowledged submission survives a power cut, not only a process crash.
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        # IMMEDIATE takes the write lock up front, so two processes never deadlock on upgrade.
-        immediate = conn.get_execution_options().get("immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
-
-
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (a no-op when already there).
-
-    Several processes may start at once on an empty database: the check and the upgrade
-    run in one transaction that takes a lock first (SQLite's write lock, by BEGIN
-    IMMEDIATE; on PostgreSQL, whose DDL is transactional, an advisory transaction lock), so
-    one of them migrates and the others then find the schema at the head.
-    """
-    config = Config()
-    config.set_main_option("script_location", str(_MIGRATIONS))
-    head = ScriptDirectory.from_config(config).get_current_head()
-    with engine.connect().execution_options(immediate=True) as conn, conn.begin():
-        if conn.dialect.name == "postgresql":
-            conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
-        if MigrationContext.configure(conn).get_current_revision() == head:
-            return
-        config.attributes["connection"] = conn  # Alembic joins this transaction
-        command.upgrade(config, "head")
 
 
 def _column_value(value: Any) -> Any:
