@@ -1,19 +1,39 @@
-"""Reading a JobSpec from YAML or JSON, with errors that name the field, value and fix."""
+"""Reading a JobSpec from YAML or JSON, with errors that name the field, value and fix.
+
+A spec is untrusted input, so its shape is bounded before anything walks it: at most
+``_MAX_SPEC_BYTES`` of text, ``_MAX_DEPTH`` levels of nesting and ``_MAX_VALUES`` values
+once YAML aliases are expanded (a "billion laughs" document is a few hundred bytes that
+expand to 10^9 values: validating it took minutes and gigabytes). Values echoed in error
+messages are shortened, so that a huge value does not make a huge message.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import reprlib
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 from hpcbridge.errors import SpecError
 from hpcbridge.spec._model import JobSpec
 
 _MAX_SPEC_BYTES = 1_000_000
+# Levels of mappings and lists: a real spec uses about six (array.params.NAME[...]).
+_MAX_DEPTH = 50
+# Values, counting each use of an alias in full: more than a sweep of MAX_TASKS values needs.
+_MAX_VALUES = 250_000
+# Longest problem line; longer ones (a validator that quotes a huge value) are cut.
+_MAX_PROBLEM_CHARS = 400
+
+_shown = reprlib.Repr()
+_shown.maxstring = 60
+_shown.maxother = 60
+_shown.maxlevel = 3
 
 
 def load_spec_file(path: Path, *, required_tags: tuple[str, ...] = ()) -> JobSpec:
@@ -47,7 +67,7 @@ def load_spec_document(
     try:
         spec = JobSpec.model_validate(document)
     except ValidationError as exc:
-        problems = [_describe(error) for error in exc.errors()]
+        problems = [_clip(_describe(error)) for error in exc.errors()]
         raise SpecError(_summary(source, problems), problems=problems) from None
     problems = spec.check_required_tags(required_tags)
     if problems:
@@ -59,13 +79,22 @@ def _parse_document(text: str, source: str) -> object:
     stripped = text.lstrip()
     if stripped.startswith("{"):
         try:
-            return json.loads(text)
+            document = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SpecError(
                 f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from None
+        except RecursionError:
+            raise SpecError(f"{source}: {_TOO_DEEP}") from None
+        try:
+            _check_shape(document, _json_children)
+        except _TooComplexError as exc:
+            raise SpecError(f"{source}: {exc}") from None
+        return document
     try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        documents = [d for d in yaml.load_all(text, Loader=_BoundedLoader) if d is not None]
+    except _TooComplexError as exc:
+        raise SpecError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -74,6 +103,92 @@ def _parse_document(text: str, source: str) -> object:
     if len(documents) != 1:
         raise SpecError(f"{source}: expected one YAML document, found {len(documents)}")
     return documents[0]
+
+
+class _TooComplexError(Exception):
+    """The document is nested too deeply or expands to too many values."""
+
+
+_TOO_DEEP = (
+    f"nested more than {_MAX_DEPTH} levels deep; a job spec needs a handful of levels: "
+    "flatten the structure"
+)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing deep nesting as it composes (PyYAML's composer recurses
+    once per level) and documents whose aliases expand to too many values, before any
+    Python object is built."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        self._depth += 1
+        try:
+            if self._depth > _MAX_DEPTH:
+                where = f"line {parent.start_mark.line + 1}: " if parent is not None else ""
+                raise _TooComplexError(where + _TOO_DEEP)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> Node | None:
+        node = super().compose_document()
+        if node is not None:
+            _check_shape(node, _node_children)
+        return node
+
+
+def _node_children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _json_children(value: object) -> list[object]:
+    if isinstance(value, dict):
+        return [part for pair in value.items() for part in pair]
+    if isinstance(value, list):
+        return list(value)
+    return []
+
+
+_T = TypeVar("_T")
+
+
+def _check_shape(root: _T, children: Callable[[_T], list[_T]]) -> None:
+    """Refuse a graph (shared parts counted at each use) deeper than ``_MAX_DEPTH`` levels,
+    with more than ``_MAX_VALUES`` values, or with a cycle. Each distinct part is visited
+    once and without recursion, so a billion-laughs document is measured in microseconds."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_parts: set[int] = set()
+    stack: list[tuple[_T, bool]] = [(root, False)]
+    while stack:
+        part, expanded = stack.pop()
+        key = id(part)
+        if expanded:
+            kids = children(part)
+            size[key] = 1 + sum(size[id(kid)] for kid in kids)
+            depth[key] = 1 + max((depth[id(kid)] for kid in kids), default=0)
+            open_parts.discard(key)
+            if depth[key] > _MAX_DEPTH:
+                raise _TooComplexError(_TOO_DEEP)
+            if size[key] > _MAX_VALUES:
+                raise _TooComplexError(
+                    f"more than {_MAX_VALUES} values once YAML aliases are expanded; "
+                    "write the values out, or use fewer aliases of aliases"
+                )
+        elif key in open_parts:
+            raise _TooComplexError("a YAML alias refers to the value that contains it")
+        elif key not in size:
+            open_parts.add(key)
+            stack.append((part, True))
+            stack.extend((kid, False) for kid in children(part) if id(kid) not in size)
 
 
 def _summary(source: str, problems: Sequence[str]) -> str:
@@ -94,7 +209,14 @@ def _describe(error: Mapping[str, Any]) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind.startswith("value_error"):
         return f"{path}: {message}"
-    return f"{path}: {message} (got {error.get('input')!r})"
+    return f"{path}: {message} (got {_shown.repr(error.get('input'))})"
+
+
+def _clip(problem: str) -> str:
+    if len(problem) <= _MAX_PROBLEM_CHARS:
+        return problem
+    cut = len(problem) - _MAX_PROBLEM_CHARS
+    return f"{problem[:_MAX_PROBLEM_CHARS]}... ({cut} more characters)"
 
 
 def _valid_fields_at(loc: tuple[Any, ...]) -> list[str]:
