@@ -1,46 +1,34 @@
 """The ``hpcbridge`` command line (Typer + Rich).
 
-Exit codes: 0 success, 1 a job failed (or was cancelled), 2 invalid input, 3 not found.
+Exit codes: 0 success, 1 a job failed (or was cancelled), 2 invalid input (a usage error,
+an invalid spec or setting, a ``--timeout`` that ran out), 3 not found. Errors are one
+clear line on stderr, never a traceback (``hpcbridge.cli._errors``).
 """
 
 from __future__ import annotations
 
-import sys
-
-from click import ClickException
-from click.exceptions import Abort, Exit
-
 from hpcbridge.cli._app import app
-from hpcbridge.errors import HpcbridgeError
+from hpcbridge.cli._errors import EXIT_INTERRUPTED, EXIT_INVALID, handle
 
-EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID, EXIT_NOT_FOUND = 0, 1, 2, 3
+EXIT_OK, EXIT_JOB_FAILED, EXIT_NOT_FOUND = 0, 1, 3
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: exceptions become one clear line on stderr and an exit code."""
     try:
-        # Without standalone mode click returns the code of typer.Exit instead of exiting.
+        # Without standalone mode click returns the code of typer.Exit instead of exiting,
+        # and raises usage errors for handle() to show in the house style.
         code = app(args=argv, prog_name="hpcbridge", standalone_mode=False)
-        return code if isinstance(code, int) else EXIT_OK
-    except HpcbridgeError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return exc.exit_code
-    except SystemExit as exc:
-        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_INVALID
+    except SystemExit as exc:  # shell completion and --install-completion exit by themselves
+        return exc.code if isinstance(exc.code, int) else EXIT_INVALID if exc.code else EXIT_OK
     except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # click's usage errors and aborts
-        if isinstance(exc, Exit):
-            return exc.exit_code
-        if isinstance(exc, ClickException):
-            exc.show()
-            return EXIT_INVALID
-        if isinstance(exc, Abort):
-            return 130
-        raise
-    return EXIT_OK
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        handled = handle(exc)
+        if handled is None:
+            raise
+        return handled
+    return code if isinstance(code, int) else EXIT_OK
 
 
 __all__ = ["EXIT_INVALID", "EXIT_JOB_FAILED", "EXIT_NOT_FOUND", "EXIT_OK", "app", "main"]

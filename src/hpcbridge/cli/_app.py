@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated
 
@@ -15,17 +14,19 @@ from rich.console import Console
 from rich.live import Live
 
 from hpcbridge.cli import _render as render
+from hpcbridge.cli._errors import EXIT_INVALID
+from hpcbridge.cli._setup import open_client as _client
 from hpcbridge.client import Client
-from hpcbridge.config import Settings
 from hpcbridge.errors import NotFoundError
-from hpcbridge.logs import configure_logging
-from hpcbridge.spec import JobSpec, load_spec_document, load_spec_file
+from hpcbridge.spec import JobSpec, load_spec_document, load_spec_file, parse_duration_s
 from hpcbridge.states import JobState
 from hpcbridge.store import Job, JobFilter
 
 app = typer.Typer(
-    no_args_is_help=True,
-    add_completion=False,
+    # A bare 'hpcbridge' is a usage error ("missing command", exit 2), the same under every
+    # click that typer may run on (no_args_is_help printed help and exited 0 under some).
+    no_args_is_help=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     help="hpcbridge: run, track and heal HPC jobs. Exit codes: 0 ok, "
     "1 job failed, 2 invalid input, 3 not found.",
@@ -35,20 +36,52 @@ _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
 out = Console(width=_WIDTH)
 err = Console(stderr=True, width=_WIDTH)
 
+
+def version() -> str:
+    try:
+        return metadata.version("hpcbridge")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        from hpcbridge import __version__  # noqa: PLC0415
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"hpcbridge {version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Options that come before the command."""
+
+
+def _timeout(text: str) -> float:
+    try:
+        return parse_duration_s(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 FileArg = Annotated[Path, typer.Argument(help="Job spec, YAML or JSON.")]
 JobArg = Annotated[str, typer.Argument(help="Job id (an array task is JOB.INDEX).")]
-
-
-@contextmanager
-def _client() -> Iterator[Client]:
-    settings = Settings()
-    configure_logging()
-    client = Client(settings)
-    try:
-        yield client
-    finally:
-        client.close()
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        parser=_timeout,
+        metavar="DURATION",
+        help="Give up waiting after this long: seconds or e.g. 90s, 10m, 2h (the job goes on).",
+    ),
+]
 
 
 ClusterOpt = Annotated[
@@ -110,7 +143,7 @@ def submit(
 def run(
     file: FileArg,
     json_output: JsonOpt = False,
-    timeout: Annotated[float | None, typer.Option(help="Give up after seconds.")] = None,
+    timeout: TimeoutOpt = None,
     cluster: ClusterOpt = None,
 ) -> None:
     """Submit a job and wait for it with a live display; exit 0 only if it succeeded."""
@@ -118,6 +151,9 @@ def run(
         job = client.submit(_load(client, file, cluster))
         try:
             job = _follow(client, job, quiet=json_output, timeout_s=timeout)
+        except TimeoutError:
+            client.hand_over()
+            raise _timed_out([job.job_id], timeout) from None
         except KeyboardInterrupt:
             client.hand_over()
             err.print(
@@ -131,6 +167,17 @@ def run(
         else:
             _print_result(client, job)
         _exit_for([job])
+
+
+def _timed_out(job_ids: list[str], timeout_s: float | None) -> typer.Exit:
+    """Say that ``--timeout`` ran out (the jobs go on) and return the exit to raise."""
+    ids = " ".join(job_ids)
+    typer.echo(
+        f"error: --timeout {timeout_s:g}s ran out before {ids} finished; it goes on: "
+        f"'hpcbridge wait {ids}' to follow it, 'hpcbridge cancel {ids}' to stop it",
+        err=True,
+    )
+    return typer.Exit(EXIT_INVALID)
 
 
 def _follow(client: Client, job: Job, *, quiet: bool, timeout_s: float | None) -> Job:
@@ -290,7 +337,16 @@ def cancel(
         for job_id in job_ids:
             client.cancel(job_id)
         grace = client.settings.kill_grace_s + 30
-        jobs = client.wait(job_ids, timeout_s=grace)
+        try:
+            jobs = client.wait(job_ids, timeout_s=grace)
+        except TimeoutError:
+            client.hand_over()
+            typer.echo(
+                f"error: not all of {' '.join(job_ids)} stopped within {grace:g}s; "
+                "'hpcbridge list' shows where they are, 'hpcbridge cancel' asks again",
+                err=True,
+            )
+            raise typer.Exit(EXIT_INVALID) from None
         client.hand_over()
         if json_output:
             out.print_json(render.dumps(jobs))
@@ -302,12 +358,16 @@ def cancel(
 @app.command()
 def wait(
     job_ids: Annotated[list[str], typer.Argument(help="Job ids.")],
-    timeout: Annotated[float | None, typer.Option(help="Give up after seconds.")] = None,
+    timeout: TimeoutOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Wait until jobs finish (driving the reconciler); exit 0 only if all succeeded."""
     with _client() as client:
-        jobs = client.wait(job_ids, timeout_s=timeout)
+        try:
+            jobs = client.wait(job_ids, timeout_s=timeout)
+        except TimeoutError:
+            client.hand_over()
+            raise _timed_out(job_ids, timeout) from None
         client.hand_over()
         if json_output:
             out.print_json(render.dumps(jobs))

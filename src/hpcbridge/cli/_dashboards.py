@@ -7,7 +7,10 @@ from typing import Annotated
 
 import typer
 
-dashboards_app = typer.Typer(no_args_is_help=True, help="Grafana dashboards as code.")
+from hpcbridge.cli._setup import check_output_directory
+
+# 'hpcbridge dashboards' alone: "missing command", exit 2.
+dashboards_app = typer.Typer(no_args_is_help=False, help="Grafana dashboards as code.")
 
 
 @dashboards_app.command("export")
@@ -21,5 +24,6 @@ def export(
     """
     from hpcbridge.telemetry import dashboards  # noqa: PLC0415 (only this command needs it)
 
+    check_output_directory(directory, "DIRECTORY")
     for path in dashboards.export(directory):
         typer.echo(str(path))

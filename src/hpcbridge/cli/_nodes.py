@@ -15,7 +15,7 @@ from rich.table import Table
 
 from hpcbridge.backends.slurm import NodeRecord, PartitionRecord, SlurmBackend
 from hpcbridge.cli import _render as render
-from hpcbridge.config import Settings
+from hpcbridge.cli._setup import usable_settings
 from hpcbridge.logs import configure_logging
 
 nodes_app = typer.Typer(
@@ -38,8 +38,9 @@ NodeArg = Annotated[str, typer.Argument(help="Node name, as Slurm knows it.")]
 
 @contextmanager
 def _backend() -> Iterator[SlurmBackend]:
+    settings = usable_settings()
     configure_logging()
-    backend = SlurmBackend(Settings())
+    backend = SlurmBackend(settings)
     try:
         yield backend
     finally:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from hpcbridge.config import Settings
+from hpcbridge.cli._setup import usable_settings, write_output
 from hpcbridge.logs import configure_logging
 from hpcbridge.slo import (
     SloDefinition,
@@ -27,7 +27,7 @@ from hpcbridge.slo import (
 from hpcbridge.store import open_store
 
 slo_app = typer.Typer(
-    no_args_is_help=True,
+    no_args_is_help=False,  # 'hpcbridge slo' alone: "missing command", exit 2
     help="SLOs: where they stand, their Prometheus rules, and checking an SLO file.",
 )
 _out = Console()
@@ -52,8 +52,9 @@ def report(
 ) -> None:
     """SLI, error budget left, burn rates and firing alerts of each SLO, from the store."""
     slos, interval = _slos(file)
+    settings = usable_settings()
     configure_logging()
-    store = open_store(Settings())
+    store = open_store(settings)
     try:
         now = time.time()
         horizon = max(slo.window for slo in slos)
@@ -80,7 +81,7 @@ def rules(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        out.write_text(text)
+        write_output(out, text, "--out")
         typer.echo(f"wrote {len(slos)} rule groups to {out}", err=True)
 
 

@@ -21,8 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from hpcbridge.checkpoint import Checkpointer, CheckpointError
+from hpcbridge.cli._setup import usable_settings
 from hpcbridge.client import Client
-from hpcbridge.config import Settings
 from hpcbridge.errors import HpcbridgeError
 from hpcbridge.logs import configure_logging
 from hpcbridge.slo import runbook_for
@@ -358,7 +358,7 @@ def why(
 ) -> None:
     """Why a job is where it is: what happened, in words, and what to do next."""
     configure_logging()
-    client = Client(Settings())
+    client = Client(usable_settings())
     try:
         explanation = explain(client, job_id)
     finally:
