@@ -6,6 +6,7 @@ it; a caller that submits and leaves starts a detached agent, so jobs always pro
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -17,7 +18,13 @@ from pathlib import Path
 
 from hpcbridge.backends import AttemptRef, Backend, available_backends, load_backend
 from hpcbridge.config import Settings
-from hpcbridge.errors import ConflictError, NotFoundError, SpecError
+from hpcbridge.errors import (
+    ConflictError,
+    IdempotencyConflictError,
+    NotFoundError,
+    SpecError,
+    StoreError,
+)
 from hpcbridge.policy import QuarantinePolicy
 from hpcbridge.reconciler import CycleReport, Policy, Reconciler, leadership_for
 from hpcbridge.spec import JobSpec, expand, task_count, task_documents
@@ -68,6 +75,11 @@ class _Backends(Mapping[str, Backend]):
     def close(self) -> None:
         for backend in self._loaded.values():
             backend.close()
+
+
+def _requested(document: Mapping[str, object]) -> dict[str, object]:
+    """What a submission asked for: its spec without where it was submitted from."""
+    return {k: v for k, v in document.items() if k != "submit_dir"}
 
 
 def _configured_backends(settings: Settings) -> list[str]:
@@ -125,11 +137,22 @@ class Client:
     def submit(
         self, spec: JobSpec, *, idempotency_key: str | None = None, actor: str = "cli"
     ) -> Job:
-        if idempotency_key is not None:
-            existing = self.store.find_by_idempotency_key(idempotency_key)
-            if existing is not None:
-                return existing
-        return self.submit_many([spec], idempotency_key=idempotency_key, actor=actor)[0]
+        """Accept one job. A retried request with the same idempotency key and the same spec
+        gets the job the first one created; the same key with another spec is refused."""
+        if idempotency_key is None:
+            return self.submit_many([spec], actor=actor)[0]
+        existing = self.store.find_by_idempotency_key(idempotency_key)
+        if existing is None:
+            try:
+                return self.submit_many([spec], idempotency_key=idempotency_key, actor=actor)[0]
+            except StoreError:
+                existing = self.store.find_by_idempotency_key(idempotency_key)
+                if existing is None:
+                    raise
+                # a concurrent request with the same key was stored first
+        if _requested(existing.spec) != _requested(spec.to_document()):
+            raise IdempotencyConflictError(idempotency_key, existing.job_id)
+        return existing
 
     def submit_many(
         self, specs: Sequence[JobSpec], *, idempotency_key: str | None = None, actor: str = "cli"
@@ -228,23 +251,36 @@ class Client:
     # -- control ---------------------------------------------------------------------------
 
     def cancel(self, job_id: str, *, actor: str = "cli") -> Job:
+        """Ask for a job to stop (an array: each of its unfinished tasks too, at once, so
+        that none of them starts after this returns); the reconciler carries it out."""
         for _ in range(_MAX_CANCEL_TRIES):
             job = self.get(job_id)
             if job.state.terminal or job.cancel_requested:
                 return job
+            now = self._clock()
             try:
-                job = self.store.update_job(
-                    job.job_id,
-                    expected_version=job.version,
-                    now=self._clock(),
-                    cancel_requested=True,
-                )
+                with self.store.batch():
+                    job = self.store.update_job(
+                        job.job_id, expected_version=job.version, now=now, cancel_requested=True
+                    )
+                    self.store.add_event(job.job_id, "cancel_requested", now=now, actor=actor)
+                    if job.is_array_parent:
+                        self._cancel_tasks(job, now)
             except ConflictError:
                 continue
-            self.store.add_event(job.job_id, "cancel_requested", now=self._clock(), actor=actor)
             self._wake.set()
             return job
         raise ConflictError(f"job {job_id} kept changing; try 'hpcbridge cancel' again")
+
+    def _cancel_tasks(self, parent: Job, now: float) -> None:
+        for task in self.tasks(parent.job_id):
+            if task.state.terminal or task.cancel_requested:
+                continue
+            # On a conflict the reconciler's own CancelTasks marks it a moment later.
+            with contextlib.suppress(ConflictError), self.store.savepoint():
+                self.store.update_job(
+                    task.job_id, expected_version=task.version, now=now, cancel_requested=True
+                )
 
     def reconcile_once(self) -> CycleReport | None:
         """One reconciler cycle if this process is (or becomes) the leader."""

@@ -9,6 +9,7 @@ the CLI, and problem+json in the API.
     │   └── UnsupportedFieldError  a valid field that the chosen backend cannot honour
     ├── ConfigError                invalid settings (exit code 2)
     ├── NotFoundError              unknown job, attempt or cluster (exit code 3)
+    ├── IdempotencyConflictError   a key reused with another request (exit code 2, HTTP 409)
     ├── ArrayShapeError            tasks differ and cannot share one native array (nothing sent)
     ├── StoreError
     │   ├── InvalidTransitionError the state machine forbids the change
@@ -56,6 +57,20 @@ class ConfigError(HpcbridgeError):
 
 class NotFoundError(HpcbridgeError):
     exit_code = 3
+
+
+class IdempotencyConflictError(HpcbridgeError):
+    """An idempotency key already names a job submitted with a different spec."""
+
+    exit_code = 2
+
+    def __init__(self, key: str, job_id: str) -> None:
+        self.key = key
+        self.job_id = job_id
+        super().__init__(
+            f"idempotency key {key!r} already names job {job_id}, submitted with a different spec",
+            hint=f"use a new key for a new request, or see 'hpcbridge status {job_id}'",
+        )
 
 
 class ArrayShapeError(HpcbridgeError):

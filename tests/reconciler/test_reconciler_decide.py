@@ -570,12 +570,17 @@ def test_cancel_kills_a_live_attempt(attempt_state: AttemptState, seen: Observat
         assert actions == [Kill(FailureClass.CANCELLED, "cancelled")]
 
 
-@pytest.mark.parametrize("phase", [Phase.SUCCEEDED, Phase.FAILED])
-def test_a_cancelled_queued_job_that_ran_is_recorded_as_started_then_cancelled(
-    phase: Phase,
-) -> None:
+def test_a_cancelled_queued_job_that_ran_is_recorded_as_started_then_cancelled() -> None:
     """The kill reached a queued attempt after the backend had started it."""
-    seen = Observation(phase, exit_code=0, started_at=NOW - 5, ended_at=NOW - 1, nodes=("n1",))
+    seen = Observation(
+        Phase.FAILED,
+        exit_code=143,
+        signal=15,
+        failure_class=FailureClass.CANCELLED,
+        started_at=NOW - 5,
+        ended_at=NOW - 1,
+        nodes=("n1",),
+    )
     the_view = view(S.QUEUED, the_attempt=attempt(A.SUBMITTED), seen=seen, cancel_requested=True)
     actions = decide(the_view, POLICY, NOW)
     record = only(actions, RecordAttempt)
@@ -584,6 +589,16 @@ def test_a_cancelled_queued_job_that_ran_is_recorded_as_started_then_cancelled(
     assert record.fields["reason"] == "cancelled"
     moves = [a.target for a in actions if isinstance(a, Transition)]
     assert moves == [S.RUNNING, S.CANCELLED]
+
+
+@pytest.mark.parametrize("phase", [Phase.SUCCEEDED, Phase.FAILED])
+def test_a_job_that_ran_to_its_end_before_the_cancel_reached_it_succeeded(phase: Phase) -> None:
+    failure = FailureClass.CANCELLED if phase is Phase.FAILED else None
+    seen = Observation(phase, exit_code=0, failure_class=failure, started_at=NOW - 5)
+    the_view = view(S.RUNNING, the_attempt=attempt(A.RUNNING), seen=seen, cancel_requested=True)
+    actions = decide(the_view, POLICY, NOW)
+    assert only(actions, RecordAttempt).fields["state"] is A.SUCCEEDED
+    assert [a.target for a in actions if isinstance(a, Transition)] == [S.SUCCEEDED]
 
 
 def test_a_cancelled_queued_job_that_never_ran_goes_straight_to_cancelled() -> None:

@@ -292,6 +292,9 @@ def _decide_cancel(view: JobView, now: float) -> list[Action]:
     attempt = view.attempt
     seen = view.observation
     live = attempt is not None and attempt.state in (AttemptState.SUBMITTED, AttemptState.RUNNING)
+    if live and seen is not None and _completed(seen):
+        # It did all its work before the cancel could stop it: that is what happened.
+        return _decide_finished(view, replace(seen, phase=Phase.SUCCEEDED, failure_class=None), now)
     if live and seen is not None and seen.phase in (Phase.SUCCEEDED, Phase.FAILED):
         assert attempt is not None
         ran = seen.started_at is not None or attempt.started_at is not None
@@ -342,6 +345,17 @@ def _decide_cancel(view: JobView, now: float) -> list[Action]:
 
 
 _STARTABLE = (_S.QUEUED, _S.RUNNING)
+
+
+def _completed(seen: Observation) -> bool:
+    """It ran to its end (exit code 0, no signal), whether or not a kill was on its way."""
+    if seen.exit_code not in (0, None) or seen.signal is not None:
+        return False
+    return seen.phase is Phase.SUCCEEDED or (
+        seen.phase is Phase.FAILED
+        and seen.exit_code == 0
+        and seen.failure_class is FailureClass.CANCELLED
+    )
 
 
 def _started(view: JobView, ran: bool) -> list[Action]:
