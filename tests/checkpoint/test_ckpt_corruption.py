@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hpcbridge.checkpoint import MANIFEST_NAME, Checkpointer, CorruptCheckpointError
+from hpcbridge.checkpoint import MANIFEST_NAME, Checkpointer, CorruptCheckpointError, Manifest
 from tests.checkpoint._helpers import flip_bit, read_events
 
 MakeCkpt = Callable[..., Checkpointer]
@@ -91,6 +92,19 @@ def test_edited_manifest_fails_its_own_checksum(make_ckpt: MakeCkpt, status_dir:
     document["metadata"] = {"sneaky": True}  # ...but a changed field
     (newest / MANIFEST_NAME).write_text(json.dumps(document))
     assert_falls_back(ckpt, "manifest checksum mismatch", status_dir)
+
+
+@pytest.mark.parametrize(("version", "algorithm"), [(2, "blake3"), (2, "sha256"), (1, "md5")])
+def test_manifest_naming_an_algorithm_its_version_never_wrote(
+    make_ckpt: MakeCkpt, status_dir: Path, version: int, algorithm: str
+) -> None:
+    ckpt, newest = two_checkpoints(make_ckpt)
+    manifest = Manifest.from_json((newest / MANIFEST_NAME).read_bytes())
+    edited = dataclasses.replace(manifest, version=version, algorithm=algorithm)
+    (newest / MANIFEST_NAME).write_bytes(edited.to_json())  # with a matching self-checksum
+    assert_falls_back(
+        ckpt, f"manifest version {version} cannot name algorithm {algorithm!r}", status_dir
+    )
 
 
 def test_directory_renamed_to_another_step(make_ckpt: MakeCkpt, status_dir: Path) -> None:

@@ -10,18 +10,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import blake3
 import pytest
 
 from hpcbridge.checkpoint import (
     MANIFEST_NAME,
+    CheckpointConfigError,
     Checkpointer,
     CheckpointError,
     Manifest,
+    _hashing,
 )
 from tests.checkpoint._helpers import read_events
 
 MakeCkpt = Callable[..., Checkpointer]
+MiB = 1 << 20
+
+
+def sha256_tree_8mib(data: bytes) -> str:
+    """The digest as the manifest documents it, computed here independently of the SDK."""
+    piece = 8 * MiB
+    leaves = b"".join(
+        hashlib.sha256(data[start : start + piece]).digest() for start in range(0, len(data), piece)
+    )
+    return hashlib.sha256(leaves).hexdigest()
 
 
 def test_save_commits_a_complete_manifest(make_ckpt: MakeCkpt) -> None:
@@ -39,11 +50,11 @@ def test_save_commits_a_complete_manifest(make_ckpt: MakeCkpt) -> None:
 
     document = json.loads((path / MANIFEST_NAME).read_text())
     assert document["format"] == "hpcbridge.checkpoint"
-    assert document["version"] == 1
+    assert document["version"] == 2
     assert document["step"] == 42
     assert document["job_id"] == "j-9"
     assert document["attempt"] == 2
-    assert document["algorithm"] == ckpt.algorithm == "blake3"
+    assert document["algorithm"] == ckpt.algorithm == "sha256-tree-8MiB"
     assert document["metadata"] == {"epoch": 3}
     assert abs(document["created"] - time.time()) < 60
     files = {f["path"]: f for f in document["files"]}
@@ -51,18 +62,62 @@ def test_save_commits_a_complete_manifest(make_ckpt: MakeCkpt) -> None:
     assert files["sub/dir/streamed.bin"]["size"] == 3 << 20
     assert document["total_bytes"] == sum(f["size"] for f in document["files"])
     for name, entry in files.items():
-        assert entry["digest"] == blake3.blake3((path / name).read_bytes()).hexdigest()
+        assert entry["digest"] == sha256_tree_8mib((path / name).read_bytes())
     assert Manifest.from_json((path / MANIFEST_NAME).read_bytes()).step == 42
 
 
-def test_sha256_when_asked(make_ckpt: MakeCkpt) -> None:
-    ckpt = make_ckpt(algorithm="sha256")
-    saved = ckpt.save_bytes(1, {"a.bin": b"abc" * 10_000_000})
-    entry = saved.entry("a.bin")
-    assert saved.manifest.algorithm == "sha256"
-    assert entry.digest == hashlib.sha256(b"abc" * 10_000_000).hexdigest()
+@pytest.mark.parametrize(
+    "size", [0, 1, MiB - 1, MiB, 8 * MiB - 1, 8 * MiB, 8 * MiB + 1, 19 * MiB + 5]
+)
+def test_digests_follow_the_documented_tree_however_the_file_is_written(
+    make_ckpt: MakeCkpt, size: int
+) -> None:
+    data = (bytes(range(251)) * (size // 251 + 1))[:size]
+    ckpt = make_ckpt()
+    with ckpt.save(1) as d:
+        d.write_bytes("at-once.bin", data)
+        with d.open("in-pieces.bin") as f:
+            for start in range(0, size, 3 * MiB + 7):  # pieces that straddle 8 MiB borders
+                f.write(data[start : start + 3 * MiB + 7])
+        (d / "by-path.bin").write_bytes(data)
+    assert d.checkpoint is not None
+    expected = sha256_tree_8mib(data)
+    assert {e.path: e.digest for e in d.checkpoint.manifest.files} == {
+        "at-once.bin": expected,
+        "by-path.bin": expected,
+        "in-pieces.bin": expected,
+    }
     found = ckpt.latest_valid()
-    assert found is not None and found.read_bytes("a.bin") == b"abc" * 10_000_000
+    assert found is not None and found.verified == "full"
+    assert found.read_bytes("in-pieces.bin") == data
+
+
+@pytest.mark.parametrize("by_path", [False, True])
+def test_a_hashing_failure_fails_the_save(
+    make_ckpt: MakeCkpt, status_dir: Path, monkeypatch: pytest.MonkeyPatch, by_path: bool
+) -> None:
+    ckpt = make_ckpt()
+    ckpt.save_json(1, {"ok": 1})
+
+    def broken(*args: object) -> bytes:
+        raise OSError("read-back failed")
+
+    monkeypatch.setattr(_hashing, "hash_piece", broken)
+    with pytest.raises(OSError, match="read-back failed"), ckpt.save(2) as d:
+        if by_path:
+            (d / "big.bin").write_bytes(b"z" * (20 * MiB))
+        else:
+            d.write_bytes("big.bin", b"z" * (20 * MiB))
+    assert [step for step, _ in ckpt.checkpoints()] == [1]
+    failed = [e for e in read_events(status_dir) if e["type"] == "checkpoint_save_failed"]
+    assert failed[-1]["step"] == 2 and "read-back failed" in failed[-1]["reason"]
+
+
+@pytest.mark.parametrize("algorithm", ["blake3", "sha256", "md5"])
+def test_other_algorithms_are_refused(make_ckpt: MakeCkpt, algorithm: str) -> None:
+    with pytest.raises(CheckpointConfigError, match="sha256-tree-8MiB"):
+        make_ckpt(algorithm=algorithm)
+    assert make_ckpt(algorithm="sha256-tree-8MiB").algorithm == "sha256-tree-8MiB"
 
 
 def test_sdk_works_without_blake3(tmp_path: Path) -> None:
@@ -82,7 +137,7 @@ print(found.manifest.algorithm, found.read_json())
         text=True,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["sha256", "{'ok':", "True}"]
+    assert out.stdout.split() == ["sha256-tree-8MiB", "{'ok':", "True}"]
 
 
 def test_save_bytes_and_json_round_trip(make_ckpt: MakeCkpt) -> None:

@@ -1,7 +1,9 @@
 """Checkpoint SDK for job code running inside an allocation (Slurm or the local executor).
 
-Standard library only (BLAKE3 is used when installed), and nothing from the rest of
-hpcbridge, so it can be imported in any job environment::
+Standard library only, and nothing from the rest of hpcbridge, so it can be imported in any
+job environment; every checkpoint it writes can be verified with the standard library alone
+(the optional ``blake3`` package only verifies checkpoints of earlier versions that were
+hashed with BLAKE3)::
 
     ckpt = Checkpointer(handle_preemption=True)      # reads HPCBRIDGE_* from the environment
     found = ckpt.restore()

@@ -24,10 +24,10 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 from ._env import CheckpointConfig, Interval
-from ._errors import CheckpointError, CorruptCheckpointError
+from ._errors import CheckpointConfigError, CheckpointError, CorruptCheckpointError
 from ._events import EventLog, log
 from ._fsutil import fsync_path, remove_tree, write_durable
-from ._hashing import available_algorithms, default_algorithm, hash_file
+from ._hashing import TREE, cannot_verify_reason, hash_file
 from ._interval import IntervalPolicy
 from ._manifest import MANIFEST_NAME, FileEntry, Manifest, check_relative, finite_json
 from ._preempt import PreemptionFlag, exit_for_requeue
@@ -95,7 +95,7 @@ class SaveSession:
         """A new file ``name`` (``a/b.bin`` creates ``a/``) that is hashed as it is written."""
         target = self.path / check_relative(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        writer = FileWriter(target, self._owner.algorithm)
+        writer = FileWriter(target)
         self._writers.append(writer)
         return writer
 
@@ -120,8 +120,7 @@ class SaveSession:
         tb: TracebackType | None,
     ) -> None:
         try:
-            for writer in self._writers:
-                writer.close()
+            self._close_writers()
             if exc_type is None:
                 self.checkpoint = self._owner._commit(self)
         except BaseException as failure:
@@ -130,6 +129,17 @@ class SaveSession:
         else:
             if exc_type is not None and exc is not None:
                 self._abort(exc)
+
+    def _close_writers(self) -> None:
+        """Close every writer (stopping its hashing threads), then raise the first error."""
+        first: BaseException | None = None
+        for writer in self._writers:
+            try:
+                writer.close()
+            except BaseException as exc:
+                first = first or exc
+        if first is not None:
+            raise first
 
     def _abort(self, reason: BaseException) -> None:
         remove_tree(self.path)
@@ -159,10 +169,10 @@ class SaveSession:
                 entries[rel] = FileEntry(rel, written.size, written.digest)
             else:
                 to_hash.append((rel, path))
-        algorithm = self._owner.algorithm
         if to_hash:
+            # Files in parallel, and each large file's pieces in parallel too (hash_file).
             with ThreadPoolExecutor(min(4, len(to_hash))) as pool:
-                hashed = pool.map(lambda item: hash_file(item[1], algorithm, fsync=True), to_hash)
+                hashed = pool.map(lambda item: hash_file(item[1], TREE, fsync=True), to_hash)
                 for (rel, _), (size, digest) in zip(to_hash, hashed, strict=True):
                     entries[rel] = FileEntry(rel, size, digest)
         return [entries[rel] for rel in sorted(entries)]
@@ -173,7 +183,9 @@ class Checkpointer:
 
     Arguments override the environment (see :class:`CheckpointConfig`). With
     ``handle_preemption=True`` the configured signal sets :attr:`preempted` (main thread
-    only). ``clock`` is the time source of :meth:`should_save`.
+    only). ``clock`` is the time source of :meth:`should_save`. Checkpoints are always
+    hashed with ``sha256-tree-8MiB`` (``algorithm`` accepts only that name), so that any
+    machine can verify them with the standard library.
     """
 
     def __init__(
@@ -207,9 +219,12 @@ class Checkpointer:
         )
         # Absolute, so that paths in events mean the same to the control plane.
         self.directory = self.config.directory.absolute()
-        self.algorithm = algorithm or default_algorithm()
-        if self.algorithm not in available_algorithms():
-            raise CheckpointError(f"hash algorithm {self.algorithm!r} is not available")
+        if algorithm not in (None, TREE):
+            raise CheckpointConfigError(
+                f"algorithm={algorithm!r}: checkpoints are written with {TREE!r} only, which "
+                "every machine can verify with the standard library; leave algorithm unset"
+            )
+        self.algorithm = TREE
         self.events = EventLog(
             self.config.status_dir, job_id=self.config.job_id, attempt=self.config.attempt
         )
@@ -429,14 +444,17 @@ class Checkpointer:
         """The newest checkpoint that verifies, or None; skips (and reports) damaged ones.
 
         ``verify="full"`` checks every byte against its checksum; ``"size"`` only the
-        manifest and file sizes (fast, catches truncation but not bit flips).
+        manifest and file sizes (fast, catches truncation but not bit flips). A checkpoint
+        whose digests cannot be computed here (BLAKE3 of manifest version 1 without the
+        ``blake3`` package) is size-checked and used, with a warning and a
+        ``checkpoint_unverified`` event: its :attr:`~Checkpoint.verified` says ``"size"``.
         """
         skipped: list[Skipped] = []
         found: Checkpoint | None = None
         for entry in reversed(committed(self.directory)):
             step, path = entry.step, entry.path
             try:
-                manifest = verify_checkpoint(path, verify)
+                manifest, verified = verify_checkpoint(path, verify)
             except CorruptCheckpointError as exc:
                 skipped.append(Skipped(path, step, str(exc)))
                 self.events.emit(
@@ -450,7 +468,12 @@ class Checkpointer:
                     "checkpoint_skipped_corrupt", step=step, path=str(path), reason=reason
                 )
                 continue
-            found = Checkpoint(path, manifest, verified=verify, skipped=tuple(skipped))
+            if verified != verify:
+                # Never discard a checkpoint only because this machine lacks its hash.
+                reason = cannot_verify_reason(manifest.algorithm)
+                log.warning("using checkpoint %s without verifying it: %s", path, reason)
+                self.events.emit("checkpoint_unverified", step=step, path=str(path), reason=reason)
+            found = Checkpoint(path, manifest, verified=verified, skipped=tuple(skipped))
             break
         self.last_skipped = tuple(skipped)
         return found
@@ -465,7 +488,7 @@ class Checkpointer:
                 step=found.step,
                 path=str(found.path),
                 bytes=found.manifest.total_bytes,
-                verify=verify,
+                verify=found.verified,
                 duration_s=time.perf_counter() - started,
                 skipped=len(found.skipped),
             )

@@ -2,6 +2,10 @@
 
 The manifest carries a SHA-256 of its own canonical body, so a flipped bit in the manifest
 itself is caught as surely as one in a data file.
+
+Version 2 (written now) always names ``sha256-tree-8MiB``, which any machine can verify
+with the standard library; version 1 named ``sha256`` or ``blake3`` (see ``_hashing``).
+Both versions are read.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from ._errors import CorruptCheckpointError
+from ._hashing import TREE
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "hpcbridge.checkpoint"
-VERSION = 1
+VERSION = 2
+ALGORITHMS = {1: ("sha256", "blake3"), 2: (TREE,)}
+"""The algorithms each readable manifest version may name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +81,9 @@ class Manifest:
             raise CorruptCheckpointError("manifest is not a JSON object")
         if document.get("format") != FORMAT:
             raise CorruptCheckpointError(f"manifest format is not {FORMAT!r}")
-        if document.get("version") != VERSION:
-            raise CorruptCheckpointError(
-                f"manifest version {document.get('version')!r} is not supported"
-            )
+        version = document.get("version")
+        if version not in ALGORITHMS or isinstance(version, bool):
+            raise CorruptCheckpointError(f"manifest version {version!r} is not supported")
         stated = document.pop("manifest_digest", None)
         if stated != _self_digest(document):
             raise CorruptCheckpointError("manifest checksum mismatch")
@@ -90,9 +96,14 @@ class Manifest:
                 job_id=_optional_str(document["job_id"]),
                 attempt=None if document["attempt"] is None else _int(document["attempt"]),
                 metadata=dict(document["metadata"]),
+                version=_int(version),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CorruptCheckpointError(f"manifest has a malformed field: {exc!r}") from None
+        if manifest.algorithm not in ALGORITHMS[manifest.version]:
+            raise CorruptCheckpointError(
+                f"manifest version {manifest.version} cannot name algorithm {manifest.algorithm!r}"
+            )
         if manifest.total_bytes != document.get("total_bytes"):
             raise CorruptCheckpointError("manifest total_bytes disagrees with its files")
         return manifest

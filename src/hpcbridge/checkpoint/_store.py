@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._errors import CorruptCheckpointError
-from ._hashing import available_algorithms, hash_file, new_hasher
+from ._hashing import can_verify, digest_bytes, hash_file
 from ._manifest import MANIFEST_NAME, FileEntry, Manifest
 
 Verify = Literal["full", "size"]
@@ -70,7 +70,12 @@ class Skipped:
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """A committed checkpoint that passed verification."""
+    """A committed checkpoint that passed verification.
+
+    ``verified`` says how far: ``"size"`` also where ``"full"`` was asked for but the
+    manifest's digests cannot be computed here (BLAKE3 of manifest version 1 without the
+    ``blake3`` package); :meth:`Checkpointer.latest_valid` reports that with a warning.
+    """
 
     path: Path
     manifest: Manifest
@@ -101,12 +106,14 @@ class Checkpoint:
         return self.path / self.entry(name).path
 
     def read_bytes(self, name: str) -> bytes:
-        """The file's bytes, checked against the manifest again after reading them."""
+        """The file's bytes, checked against the manifest again after reading them (only
+        their size where the manifest's digests cannot be computed here)."""
         entry = self.entry(name)
         data = (self.path / entry.path).read_bytes()
-        hasher = new_hasher(self.manifest.algorithm)
-        hasher.update(data)
-        if len(data) != entry.size or hasher.hexdigest() != entry.digest:
+        algorithm = self.manifest.algorithm
+        if len(data) != entry.size or (
+            can_verify(algorithm) and digest_bytes(algorithm, data) != entry.digest
+        ):
             raise CorruptCheckpointError(f"{self.path.name}/{name} changed after verification")
         return data
 
@@ -114,8 +121,10 @@ class Checkpoint:
         return json.loads(self.read_bytes(name))
 
 
-def verify(path: Path, mode: Verify) -> Manifest:
-    """Check a committed checkpoint; raise :class:`CorruptCheckpointError` with a reason."""
+def verify(path: Path, mode: Verify) -> tuple[Manifest, Verify]:
+    """Check a committed checkpoint as far as ``mode`` asks and this machine can; return
+    the manifest and how far it got, or raise :class:`CorruptCheckpointError` with a reason.
+    """
     try:
         raw = (path / MANIFEST_NAME).read_bytes()
     except FileNotFoundError:
@@ -126,8 +135,6 @@ def verify(path: Path, mode: Verify) -> Manifest:
     match = _STEP_NAME.fullmatch(path.name)
     if match is None or int(match.group(1)) != manifest.step:
         raise CorruptCheckpointError(f"manifest step {manifest.step} does not match the name")
-    if mode == "full" and manifest.algorithm not in available_algorithms():
-        raise CorruptCheckpointError(f"cannot verify: {manifest.algorithm} is not installed")
     for entry in manifest.files:
         target = path / entry.path
         try:
@@ -138,12 +145,13 @@ def verify(path: Path, mode: Verify) -> Manifest:
             raise CorruptCheckpointError(
                 f"size mismatch: {entry.path} (expected {entry.size}, found {size})"
             )
-    if mode == "full":
-        for entry in manifest.files:
-            size, digest = hash_file(path / entry.path, manifest.algorithm)
-            if size != entry.size or digest != entry.digest:
-                raise CorruptCheckpointError(f"checksum mismatch: {entry.path}")
-    return manifest
+    if mode == "size" or not can_verify(manifest.algorithm):
+        return manifest, "size"
+    for entry in manifest.files:
+        size, digest = hash_file(path / entry.path, manifest.algorithm)
+        if size != entry.size or digest != entry.digest:
+            raise CorruptCheckpointError(f"checksum mismatch: {entry.path}")
+    return manifest, "full"
 
 
 def walk_files(root: Path) -> Iterator[tuple[str, Path]]:

@@ -254,7 +254,7 @@ class TorchCheckpointer:
         if found is None:
             return None
         # Loaded by path (not read_bytes) to avoid holding the file twice in memory; it was
-        # fully verified a moment ago and only this job writes the directory.
+        # verified a moment ago (see found.verified) and only this job writes the directory.
         tensors = torch.load(found.file(TENSORS_FILE), map_location=map_location, weights_only=True)
         model.load_state_dict(tensors["model"])
         if optimizer is not None:
