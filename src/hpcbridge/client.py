@@ -101,6 +101,9 @@ class Client:
         self._clock = clock
         self._wake = threading.Event()
         self.backends = _Backends(self.settings, self._wake.set)
+        self._leader = leadership_for(
+            self.store, self.settings.home / "reconciler.lock", clock=clock
+        )
         self.reconciler = Reconciler(
             self.store,
             self.backends,
@@ -113,9 +116,7 @@ class Client:
                 max_drained_fraction=self.settings.quarantine_max_drained_fraction,
             ),
             node_backends=_configured_backends(self.settings),
-        )
-        self._leader = leadership_for(
-            self.store, self.settings.home / "reconciler.lock", clock=clock
+            may_act=self._leader.may_act,
         )
 
     # -- submission ------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from tests.reconciler.test_reconciler_arrays import ArrayBackend
 from tests.reconciler.test_reconciler_loop import Clock, FakeBackend, World
 
 from hpcbridge.backends import AttemptRef, Deferred, LaunchRequest, Submitted
-from hpcbridge.errors import ArrayShapeError, UncertainSubmissionError
+from hpcbridge.errors import ArrayShapeError, FencedError, UncertainSubmissionError
+from hpcbridge.reconciler import StoreLease
 from hpcbridge.states import AttemptState, JobState
 from hpcbridge.store import JobFilter, JobId, MemoryStore
 
@@ -187,3 +188,45 @@ def test_an_exception_while_looking_is_recorded_and_nothing_is_submitted(
     assert world.backend.submitted == []
     reason = world.store.get_job("j1").reason or ""
     assert "unexpected OSError during submission" in reason, reason
+
+
+# -- a replaced leader ---------------------------------------------------------------------------
+
+
+def test_a_reconciler_without_time_left_on_its_lease_calls_no_scheduler(flaky: World) -> None:
+    flaky.add("j1")
+    leading = [False]
+    reconciler = flaky.reconciler(may_act=lambda: leading[0])
+    reconciler.cycle()
+    assert flaky.backend.submitted == []
+    assert "renew its lease" in (flaky.store.get_job("j1").reason or "")
+    leading[0] = True
+    reconciler.cycle()
+    assert submissions(flaky.backend) == {"j1": 1}
+    assert flaky.backend.finds == []  # nothing had been sent: no need to look
+
+
+def test_a_fenced_write_ends_the_cycle_and_the_successor_adopts(flaky: World) -> None:
+    """The old leader's submission reached the scheduler, then its lease was taken over:
+    its record is refused, and the new leader adopts the launch by its token."""
+    store = flaky.store
+    flaky.add("j1")
+    old = StoreLease(store, holder="old", ttl_s=30, clock=flaky.clock)
+    assert old.try_acquire()
+    backend = flaky.backend
+    assert isinstance(backend, FlakyBackend)
+
+    def take_over(request: LaunchRequest) -> None:
+        flaky.clock.advance(31)  # the old leader stalled past its lease
+        assert StoreLease(store, holder="new", ttl_s=30, clock=flaky.clock).try_acquire()
+
+    backend.during_submit = take_over
+    with pytest.raises(FencedError), old.fenced():
+        flaky.reconciler().cycle()
+    backend.during_submit = None
+    [attempt] = store.attempts(JobId("j1"))
+    assert attempt.native_id is None  # the old leader could not record it
+    flaky.reconciler().cycle()  # the new leader
+    assert submissions(backend) == {"j1": 1}
+    [attempt] = store.attempts(JobId("j1"))
+    assert (attempt.native_id, attempt.state) == ("n1", AttemptState.RUNNING)

@@ -42,6 +42,11 @@ class Leadership(Protocol):
         process has become the leader."""
         ...
 
+    def may_act(self) -> bool:
+        """Whether a scheduler call may start now: fencing stops a replaced leader's store
+        writes, not its sbatch, so a call starts only while the lease has time to spare."""
+        ...
+
 
 class LeaderLock:
     """``flock`` on a file beside the database; a SIGKILLed holder releases it at once."""
@@ -78,6 +83,9 @@ class LeaderLock:
     def fenced(self) -> AbstractContextManager[None]:
         # The kernel lock cannot be lost while held: nothing to check.
         return nullcontext()
+
+    def may_act(self) -> bool:
+        return self.held
 
 
 class StoreLease:
@@ -128,6 +136,11 @@ class StoreLease:
         if self._lease is not None:
             lease, self._lease = self._lease, None
             self._store.release_lease(lease)
+
+    def may_act(self) -> bool:
+        # A third of the lease is left for the call: no successor can hold it before then.
+        lease = self._lease
+        return lease is not None and self._clock() < lease.expires_at - self._ttl_s / 3
 
     def fenced(self) -> AbstractContextManager[None]:
         if self._lease is None:

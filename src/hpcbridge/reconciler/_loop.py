@@ -26,7 +26,13 @@ from hpcbridge.backends import (
     Observation,
     Phase,
 )
-from hpcbridge.errors import BackendError, ConflictError, HpcbridgeError, SpecError
+from hpcbridge.errors import (
+    BackendError,
+    ConflictError,
+    FencedError,
+    HpcbridgeError,
+    SpecError,
+)
 from hpcbridge.policy import (
     Drain,
     NodeFailure,
@@ -78,10 +84,13 @@ class Reconciler:
         stats: ReconcilerStats | None = None,
         node_refresh_s: float = 60.0,
         node_backends: Collection[str] | None = None,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         """``node_backends``: backends whose nodes are counted from the first cycle (None:
         all of ``backends``); any other is counted once it has had a job to poll, so that a
-        laptop running local jobs never asks an installed Slurm about its nodes."""
+        laptop running local jobs never asks an installed Slurm about its nodes.
+        ``may_act``: whether this process still leads with time to spare for a scheduler
+        call (checked before each submission and kill)."""
         self.stats = stats or ReconcilerStats()
         self._node_refresh_s = node_refresh_s
         self._node_backends = None if node_backends is None else set(node_backends)
@@ -97,7 +106,8 @@ class Reconciler:
         self._task_templates: dict[str, tuple[dict[str, Any], JobSpec]] = {}
         self._unknown_since: dict[str, float] = {}
         self._kills_sent: set[str] = set()  # tokens whose recorded kill this process sent
-        self._submitter = Submitter(store, backends, self.spec_of, checkpoints_dir)
+        self._may_act = may_act
+        self._submitter = Submitter(store, backends, self.spec_of, checkpoints_dir, may_act)
 
     def cycle(self) -> CycleReport:
         started = time.monotonic()
@@ -146,6 +156,8 @@ class Reconciler:
         return report
 
     def _failed_decision(self, job: Job, error: Exception, now: float, report: CycleReport) -> None:
+        if isinstance(error, FencedError):
+            raise error  # another process leads now: this cycle ends here
         if isinstance(error, ConflictError):
             return  # someone changed it meanwhile; the next cycle decides again
         if isinstance(error, SpecError):
@@ -169,7 +181,7 @@ class Reconciler:
     def _send_kills(self, kills: Sequence[Attempt], now: float, report: CycleReport) -> None:
         for attempt in kills:
             backend = self._backends.get(attempt.backend)
-            if backend is None:
+            if backend is None or not self._may_act():
                 continue
             failure_class = FailureClass(attempt.details["kill"]["failure_class"])
             try:

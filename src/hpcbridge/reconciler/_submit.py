@@ -30,6 +30,7 @@ from hpcbridge.errors import (
     ArrayShapeError,
     BackendError,
     ConflictError,
+    FencedError,
     HpcbridgeError,
     UncertainSubmissionError,
 )
@@ -105,11 +106,13 @@ class Submitter:
         backends: Mapping[str, Backend],
         spec_of: Callable[[Job], JobSpec],
         checkpoints: Path,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self._store = store
         self._backends = backends
         self._spec_of = spec_of
         self._checkpoints = checkpoints
+        self._may_act = may_act
         # Tokens no submission call has carried since they were created or looked for:
         # only these may be submitted without first asking the scheduler for them.
         self._unsent: set[str] = set()
@@ -216,6 +219,8 @@ class Submitter:
                 if found is not None:
                     return found
             request = self._request(job, attempt)
+            if not self._may_act():
+                return _NOT_LEADING
             self._unsent.discard(attempt.token)  # from here on it may reach the scheduler
             outcome = backend.submit(request)
         except BackendError as exc:
@@ -253,6 +258,8 @@ class Submitter:
         try:
             array = self._spec_of(pending[0][0]).array
             requests = [self._request(job, attempt) for job, attempt in pending]
+            if not self._may_act():
+                return results + [_Result(job, attempt, _NOT_LEADING) for job, attempt in pending]
             self._unsent.difference_update(tokens)  # from here on they may reach the scheduler
             launched = backend.submit_array(requests, throttle=array.throttle if array else None)
             if len(launched) != len(pending):
@@ -303,6 +310,8 @@ class Submitter:
                 try:
                     with self._store.savepoint():
                         self._record(result.job, result.attempt, result.outcome, now, report)
+                except FencedError:
+                    raise  # another process leads: it finds these launches by their tokens
                 except Exception as exc:
                     report.errors.append(f"{result.job.job_id}: {exc}")
                     if not isinstance(exc, HpcbridgeError):
@@ -384,6 +393,10 @@ class Submitter:
                 failure_class=FailureClass.SPEC_ERROR,
             ),
         )
+
+
+_NOT_LEADING = Deferred("waiting for this reconciler to renew its lease before it submits")
+"""Nothing was sent: the lease has too little time left for a scheduler call."""
 
 
 def _unexpected(backend: Backend, error: Exception) -> UncertainSubmissionError:
