@@ -145,7 +145,8 @@ class PieceWorkers:
     """Threads that hash pieces of ``fd`` as they are handed over; the leaves of a tree.
 
     :meth:`add` may be called while the workers run (a writer hands over each piece as
-    soon as it is completely written); :meth:`finish` waits for every piece.
+    soon as it is completely written); :meth:`grow` adds threads (a writer leaves a core
+    to its own writes until it waits for the fsync); :meth:`finish` waits for every piece.
     """
 
     def __init__(self, fd: int, threads: int) -> None:
@@ -155,12 +156,15 @@ class PieceWorkers:
         self._closing = False
         self._error: BaseException | None = None
         self._changed = threading.Condition()
-        self._threads = [
-            threading.Thread(target=self._run, name="ckpt-hash", daemon=True)
-            for _ in range(max(1, threads))
-        ]
-        for thread in self._threads:
+        self._threads: list[threading.Thread] = []
+        self.grow(threads)
+
+    def grow(self, threads: int) -> None:
+        """Run at least ``threads`` threads (at least one)."""
+        while len(self._threads) < max(1, threads):
+            thread = threading.Thread(target=self._run, name="ckpt-hash", daemon=True)
             thread.start()
+            self._threads.append(thread)
 
     def add(self, offset: int, length: int) -> None:
         with self._changed:

@@ -2,10 +2,10 @@
 
 As soon as an 8 MiB piece of the file (see ``_hashing``) is completely written, worker
 threads read it back from the page cache and hash it, one piece per thread at a time: the
-hashing runs in parallel with the writes while cores are free, and what remains runs in
-parallel with the final ``fsync``, when the process only waits for the disk. The slower
-of writing and hashing sets the pace, not their sum. The caller's buffers are never read
-after ``write()`` returns, so mutable ones are safe.
+hashing runs in parallel with the writes on the cores the writing thread leaves free, and
+what remains runs on all of them in parallel with the final ``fsync``, when the process
+only waits for the disk. The slower of writing and hashing sets the pace, not their sum.
+The caller's buffers are never read after ``write()`` returns, so mutable ones are safe.
 """
 
 from __future__ import annotations
@@ -83,12 +83,14 @@ class FileWriter:
             self._size += written
             self._hand_over(self._size - self._size % PIECE)
 
-    def _hand_over(self, end: int, *, last: bool = False) -> None:
+    def _hand_over(self, end: int) -> None:
         """Queue the pieces up to byte ``end`` (all written) for hashing."""
         if end <= self._handed_over:
             return
-        if self._workers is None:  # one thread will do for a file of one piece
-            self._workers = PieceWorkers(self._fd, 1 if last else hash_threads())
+        if self._workers is None:
+            # One core stays with the writes: the sooner they are done, the sooner the
+            # disk is busy with the fsync (dirty pages mostly wait for it).
+            self._workers = PieceWorkers(self._fd, hash_threads() - 1)
         while self._handed_over < end:
             length = min(PIECE, end - self._handed_over)
             self._workers.add(self._handed_over, length)
@@ -110,8 +112,10 @@ class FileWriter:
                 os.fsync(self._fd)
             else:
                 self._drain()
-                self._hand_over(self._size, last=True)  # the last, partial piece
+                self._hand_over(self._size)  # the last, partial piece
                 workers = self._workers
+                if workers is not None and self._size > PIECE:
+                    workers.grow(hash_threads())  # this thread now only waits for the disk
                 os.fsync(self._fd)
                 digest = workers.finish() if workers is not None else digest_bytes(TREE, b"")
             self.result = Written(self._size, digest, os.fstat(self._fd).st_mtime_ns)
