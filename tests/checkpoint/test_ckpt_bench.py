@@ -24,6 +24,15 @@ def test_bench_prints_one_json_object(tmp_path: Path) -> None:
     assert result["size_bytes"] == 4 << 20
     for key in ("plain_write_fsync_s", "sdk_save_s", "write_ratio", "verify_GBps"):
         assert result[key] > 0
+    # The write ratio with blake3 (installed here) and without it (a child that cannot
+    # import it), each against the plain write+fsync baseline of its own process.
+    assert result["blake3_installed"] is True
+    assert result["write_ratio_with_blake3"] == result["write_ratio"]
+    without = result["without_blake3"]
+    assert without["blake3_installed"] is False
+    assert without["algorithm"] == result["algorithm"] == "sha256-tree-8MiB"
+    assert without["plain_write_fsync_s"] > 0 and without["sdk_save_s"] > 0
+    assert result["write_ratio_without_blake3"] == without["write_ratio"] > 0
     if result["async_stall_ratio"] is None:
         assert result["async_stall_reason"] == "torch is not installed"
     else:
