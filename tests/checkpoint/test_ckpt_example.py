@@ -48,7 +48,9 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path: Path) -> No
     first = run(tmp_path, "preempted", 1, *args, "--step-sleep", "0.002")
     assert first.stdout is not None
     saves = 0
+    seen = ""
     for line in first.stdout:
+        seen += line
         saves += line.startswith("saved step")
         if saves == 2:
             first.send_signal(signal.SIGTERM)
@@ -58,8 +60,9 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path: Path) -> No
     assert not (tmp_path / "preempted" / "result.json").exists()
     stopped = Checkpointer(tmp_path / "preempted" / "ckpt").latest_valid()
     assert stopped is not None and 200 <= stopped.step < STEPS
-    # It saved at the step where the signal was seen, not only at the last multiple of 100.
-    assert f"saved step {stopped.step}\npreempted at step {stopped.step}\n" in rest
+    # It saved at the step where the signal was seen, not only at the last multiple of 100
+    # (the signal may also arrive right after the second save, before the job looks).
+    assert f"saved step {stopped.step}\npreempted at step {stopped.step}\n" in seen + rest
 
     # Attempt 2 resumes where attempt 1 stopped and finishes.
     second = run(tmp_path, "preempted", 2, *args)
