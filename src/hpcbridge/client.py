@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+import structlog
+
 from hpcbridge.backends import AttemptRef, Backend, available_backends, load_backend
 from hpcbridge.config import Settings
 from hpcbridge.errors import (
@@ -42,7 +44,11 @@ from hpcbridge.store import (
     task_job_id,
 )
 
+log = structlog.get_logger("hpcbridge.client")
+
 _MAX_CANCEL_TRIES = 20
+_MAX_FAILED_CYCLES = 20
+"""Consecutive failed cycles after which waiting gives up and says why."""
 _BUSY_CYCLE_S = 0.005
 ACTIVE_STATES = frozenset(s for s in JobState if not s.terminal)
 
@@ -319,11 +325,21 @@ class Client:
         deadline: float | None = None,
         on_cycle: Callable[[], None] | None = None,
     ) -> None:
+        failures = 0
         while not done():
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError("timed out waiting for jobs to finish")
             started = time.monotonic()
-            report = self.reconcile_once()
+            try:
+                report = self.reconcile_once()
+                failures = 0
+            except Exception as exc:  # a failed cycle (a busy database): the next one retries
+                failures += 1
+                if failures >= _MAX_FAILED_CYCLES:
+                    raise
+                log.warning("reconcile_cycle_failed", error=str(exc), failures=failures)
+                self._wake.wait(self.settings.poll_interval_s)
+                continue
             spent = time.monotonic() - started
             if on_cycle is not None:
                 on_cycle()

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from hpcbridge.backends.slurm import SlurmBackend
+from hpcbridge.client import Client
 from hpcbridge.policy import QuarantinePolicy
 from hpcbridge.reconciler import CycleReport, Policy, Reconciler
 from hpcbridge.spec import JobSpec, load_spec_document
 from hpcbridge.states import JobState
-from hpcbridge.store import Attempt, Job, JobId, MemoryStore, NewJob, new_job_id
+from hpcbridge.store import Attempt, Job, JobId, MemoryStore
 
 CYCLE_PAUSE_S = 0.5
 
@@ -55,23 +56,10 @@ class Rig:
         self.tolerate_errors = False
 
     def submit(self, spec: JobSpec) -> JobId:
-        job_id = new_job_id()
-        self.store.create_jobs(
-            [
-                NewJob(
-                    job_id=job_id,
-                    name=spec.name,
-                    project=spec.project,
-                    workload_class=spec.workload_class,
-                    backend=spec.backend,
-                    spec=spec.to_document(),
-                    cluster=spec.cluster,
-                )
-            ],
-            now=time.time(),
-            actor="test",
-        )
-        return job_id
+        """A job, or an array with its tasks, stored as the client stores them."""
+        rows = Client._rows_for(spec, None)
+        self.store.create_jobs(rows, now=time.time(), actor="test")
+        return rows[0].job_id
 
     def cycle(self) -> CycleReport:
         report = self.reconciler.cycle()

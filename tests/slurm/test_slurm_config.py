@@ -25,7 +25,7 @@ from hpcbridge.errors import (
     PermanentBackendError,
     TransientBackendError,
 )
-from hpcbridge.states import FailureClass, JobState
+from hpcbridge.states import AttemptState, FailureClass, JobState
 
 from ._helpers import cluster_config, make_settings, scancel
 from ._rig import Rig, slurm_spec
@@ -200,6 +200,8 @@ class _TimesOutAfterSubmitting:
 def test_a_timed_out_submission_is_adopted_not_repeated(
     tmp_path: Path, slurm_cluster: SlurmCluster
 ) -> None:
+    """The reconciler's submitter looks for an uncertain submission by its token (the job
+    name) before it would submit again, on the real cluster."""
     config = cluster_config(slurm_cluster, "cli", log_dir=tmp_path / "logs")
     flaky = _TimesOutAfterSubmitting(CliTransport(config))
     backend = SlurmBackend(
@@ -207,17 +209,20 @@ def test_a_timed_out_submission_is_adopted_not_repeated(
         clusters=Clusters((config,)),
         transports={config.name: flaky},
     )
-    request = LaunchRequest(
-        "jflaky", 1, f"flaky{time.time_ns()}", slurm_spec(command=["sleep", "30"]), {}
-    )
+    rig = Rig(backend, tmp_path)
     try:
-        with pytest.raises(TransientBackendError):
-            backend.submit(request)
+        job_id = rig.submit(slurm_spec(command=["sleep", "30"]))
+        rig.cycle()
+        reason = rig.job(job_id).reason or ""
+        assert reason.startswith("slurm unavailable, will retry"), reason
         backend._backoff.clear()  # the test does not wait out the backoff
-        again = backend.submit(request)  # finds the first one by its token
-        assert flaky.submitted == [again.native_id]
+        rig.cycle()
+        [attempt] = rig.attempts(job_id)
+        assert flaky.submitted == [attempt.native_id]
+        assert attempt.state in (AttemptState.SUBMITTED, AttemptState.RUNNING)
     finally:
         scancel(slurm_cluster, flaky.submitted)
+        backend.close()
 
 
 def test_missing_slurm_tools_are_a_clear_permanent_error(tmp_path: Path) -> None:

@@ -35,6 +35,8 @@ from hpcbridge.backends.slurm._hostlist import compress_indices
 from hpcbridge.backends.slurm._parse import TERMINAL_STATES
 from hpcbridge.backends.slurm._records import JobRecord, NodeRecord, PartitionRecord
 from hpcbridge.backends.slurm._render import (
+    SECOND_START_EXIT_CODE,
+    SECOND_START_MARK,
     BatchJob,
     job_name,
     render_array_script,
@@ -386,7 +388,32 @@ class SlurmBackend:
             )
         self._explain_requeues(transport, refs, queue, observations)
         self._explain_launch_failures(refs, observations)
+        self._explain_second_starts(refs, observations)
         return observations
+
+    @staticmethod
+    def _explain_second_starts(
+        refs: Sequence[AttemptRef], observations: dict[str, Observation]
+    ) -> None:
+        """Slurm started a run a second time (a restarted slurmctld) and the batch script
+        refused to run the program again, not knowing how the first start ended: the
+        attempt is lost, and retried as the spec says. Where the status directory is out of
+        this host's sight, the script's exit status alone says so."""
+        for ref in refs:
+            seen = observations.get(ref.token)
+            if seen is None or seen.phase is not Phase.FAILED:
+                continue
+            if seen.exit_code != SECOND_START_EXIT_CODE or seen.signal is not None:
+                continue
+            status_dir = Path(str(ref.details.get("status_dir") or ""))
+            if status_dir.is_dir() and not any(status_dir.glob(f"run-*/{SECOND_START_MARK}")):
+                continue  # the program's own exit status
+            observations[ref.token] = dataclasses.replace(
+                seen,
+                failure_class=FailureClass.LOST,
+                reason="Slurm started this attempt a second time (a restarted slurmctld) "
+                "without knowing how its first start ended; the program was not run again",
+            )
 
     def _explain_launch_failures(
         self, refs: Sequence[AttemptRef], observations: dict[str, Observation]

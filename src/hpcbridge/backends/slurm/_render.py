@@ -114,7 +114,29 @@ def _program(spec: JobSpec) -> list[str]:
     ]
 
 
+SECOND_START_EXIT_CODE = 76
+"""The batch script's exit status when Slurm started a run of it a second time and the
+first run's outcome is unknown: nothing ran; the attempt is ``lost``."""
+SECOND_START_MARK = "second-start"
+
 _RUNNER = f"""\
+# At most one run of the program per run of this attempt. Slurm numbers its own requeues
+# (SLURM_RESTART_COUNT); a second start with the same number is a restarted slurmctld
+# starting again what it had not saved as started or ended. Such a start runs nothing: it
+# reports the first run's exit status, or marks the run's outcome unknown.
+_hb_run=
+if [ -n "${{HPCBRIDGE_STATUS_DIR:-}}" ] && mkdir -p "$HPCBRIDGE_STATUS_DIR" 2>/dev/null; then
+    _hb_run="$HPCBRIDGE_STATUS_DIR/run-${{SLURM_RESTART_COUNT:-0}}"
+    if ! mkdir "$_hb_run" 2>/dev/null; then
+        if [ -s "$_hb_run/exit" ]; then
+            echo "hpcbridge: Slurm started this run again after it ended; not running it twice" >&2
+            exit "$(cat "$_hb_run/exit")"
+        fi
+        echo "hpcbridge: Slurm started this run again; its first start's outcome is unknown" >&2
+        : >"$_hb_run/{SECOND_START_MARK}"
+        exit {SECOND_START_EXIT_CODE}
+    fi
+fi
 # Run the job as a child and forward signals to it (Slurm sends --signal=B:... and
 # preemption notices to this script only); exit with the child's status.
 _hb_forward() {{ _hb_got=1; [ -n "${{_hb_pid:-}}" ] && kill -s "$1" "$_hb_pid" 2>/dev/null; }}
@@ -129,6 +151,9 @@ while :; do
     kill -0 "$_hb_pid" 2>/dev/null || {{ wait "$_hb_pid" 2>/dev/null; _hb_last=$?;
         [ "$_hb_last" = 127 ] || _hb_status=$_hb_last; break; }}
 done
+if [ -n "$_hb_run" ]; then
+    echo "$_hb_status" >"$_hb_run/exit.tmp" && mv -f "$_hb_run/exit.tmp" "$_hb_run/exit"
+fi
 exit "$_hb_status"
 """
 
