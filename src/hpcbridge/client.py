@@ -108,7 +108,10 @@ class Client:
         self._wake = threading.Event()
         self.backends = _Backends(self.settings, self._wake.set)
         self._leader = leadership_for(
-            self.store, self.settings.home / "reconciler.lock", clock=clock
+            self.store,
+            self.settings.home / "reconciler.lock",
+            clock=clock,
+            ttl_s=self.settings.lease_ttl_s,
         )
         self.reconciler = Reconciler(
             self.store,

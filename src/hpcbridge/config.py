@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     quarantine_max_drained_fraction: float = Field(
         default=0.34, ge=0, le=1, description="Never drain more of a partition than this."
     )
+    lease_ttl_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="With PostgreSQL: how long a reconciler leads without renewing its lease.",
+    )
     clusters_file: Path | None = Field(
         default=None, description="YAML file naming Slurm clusters; default <home>/clusters.yaml"
     )

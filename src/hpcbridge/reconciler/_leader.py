@@ -152,10 +152,14 @@ class StoreLease:
 
 
 def leadership_for(
-    store: Store, lock_path: Path, *, clock: Callable[[], float] = time.time
+    store: Store,
+    lock_path: Path,
+    *,
+    clock: Callable[[], float] = time.time,
+    ttl_s: float = DEFAULT_LEASE_TTL_S,
 ) -> Leadership:
     """A lease in the database for PostgreSQL (reconcilers may run on several hosts), the
     host-local ``lock_path`` flock for SQLite and the in-memory store."""
     if isinstance(store, SqlStore) and store.dialect == "postgresql":
-        return StoreLease(store, clock=clock)
+        return StoreLease(store, clock=clock, ttl_s=ttl_s)
     return LeaderLock(lock_path)
