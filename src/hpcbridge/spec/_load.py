@@ -9,6 +9,7 @@ messages are shortened, so that a huge value does not make a huge message.
 
 from __future__ import annotations
 
+import difflib
 import json
 import reprlib
 from collections.abc import Callable, Mapping, Sequence
@@ -202,14 +203,36 @@ def _describe(error: Mapping[str, Any]) -> str:
     path = ".".join(str(part) for part in loc) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
-        valid = ", ".join(_valid_fields_at(loc[:-1]))
-        return f"{path}: unknown field; valid fields here are: {valid}"
+        fields = _valid_fields_at(loc[:-1])
+        guess = _closest(loc[-1] if loc else "", fields)
+        hint = f" (did you mean {guess!r}?)" if guess else ""
+        return f"{path}: unknown field{hint}; valid fields here are: {', '.join(fields)}"
     if kind == "missing":
         return f"{path}: required field is missing; add it"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind.startswith("value_error"):
         return f"{path}: {message}"
     return f"{path}: {message} (got {_shown.repr(error.get('input'))})"
+
+
+def _closest(name: object, fields: Sequence[str]) -> str | None:
+    """The valid field ``name`` was most likely meant to be: the same in another case,
+    one it shortens or extends (``cpus`` -> ``cpus_per_task``, ``maximum`` -> ``max``),
+    else the closest spelling (``nmae`` -> ``name``); None when nothing is close."""
+    if not isinstance(name, str) or not name:
+        return None
+    lowered = name.lower()
+    same = [f for f in fields if f.lower() == lowered]
+    if same:
+        return same[0]
+    related = [
+        f
+        for f in fields
+        if len(min(lowered, f, key=len)) >= 3
+        and (f.lower().startswith(lowered) or lowered.startswith(f.lower()))
+    ]
+    found = difflib.get_close_matches(name, related or fields, n=1, cutoff=0 if related else 0.6)
+    return found[0] if found else None
 
 
 def _clip(problem: str) -> str:
