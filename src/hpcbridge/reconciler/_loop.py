@@ -57,7 +57,12 @@ from hpcbridge.reconciler._submit import Submitter, record_submitted, ref_of
 from hpcbridge.spec import JobSpec, load_spec_document, shared_part
 from hpcbridge.states import AttemptState, FailureClass, JobState
 from hpcbridge.store import Attempt, Job, JobFilter, JobId, Store, new_token
-from hpcbridge.telemetry import ReconcilerStats, ingestable_events, job_log_context
+from hpcbridge.telemetry import (
+    ReconcilerStats,
+    StatusEvent,
+    ingestable_events,
+    job_log_context,
+)
 
 log = structlog.get_logger("hpcbridge.reconciler")
 
@@ -130,18 +135,31 @@ class Reconciler:
         observations = self._observe(latest.values(), now, report)
         submits: list[tuple[Job, Attempt]] = []
         kills = self._unsent_kills(latest.values())
+        # Decide, and read what the decisions need from files, before the transaction.
+        decided: list[tuple[JobView, list[Action]] | tuple[Job, Exception]] = []
+        for job in jobs.values():
+            try:
+                view = self._view(job, latest.get(job.job_id), observations)
+                actions = decide(view, self._policy, now)  # pure: nothing to log
+                if actions:  # most jobs, most cycles: waiting, with nothing new
+                    decided.append((view, self._with_files_read(view, actions)))
+            except Exception as exc:
+                decided.append((job, exc))
         with self._store.batch():
-            for job in jobs.values():
-                attempt = latest.get(job.job_id)
+            for view_or_job, actions_or_error in decided:
+                if isinstance(actions_or_error, Exception):
+                    assert isinstance(view_or_job, Job)
+                    self._failed_decision(view_or_job, actions_or_error, now, report)
+                    continue
+                assert isinstance(view_or_job, JobView)
+                view, job = view_or_job, view_or_job.job
                 planned = len(submits), len(kills)
                 try:
-                    view = self._view(job, attempt, observations)
-                    actions = decide(view, self._policy, now)  # pure: nothing to log
-                    if not actions:
-                        continue  # most jobs, most cycles: waiting, with nothing new
                     # One job's actions commit or roll back together.
-                    with _log_context(job, attempt), self._store.savepoint():
-                        jobs[job.job_id] = self._apply(view, actions, now, report, submits, kills)
+                    with _log_context(job, view.attempt), self._store.savepoint():
+                        jobs[job.job_id] = self._apply(
+                            view, actions_or_error, now, report, submits, kills
+                        )
                 except Exception as exc:  # one job's error never stops the loop
                     del submits[planned[0] :], kills[planned[1] :]  # undone with its writes
                     self._failed_decision(job, exc, now, report)
@@ -397,7 +415,8 @@ class Reconciler:
                 fields = dict(action.fields)
                 if "details" in fields:  # add to what submission recorded, never replace it
                     fields["details"] = {**attempt.details, **fields["details"]}
-                attempt = self._record_attempt(attempt, self._costed(view, fields), now)
+                events = action.job_events if isinstance(action, _FilesRead) else ()
+                attempt = self._record_attempt(attempt, fields, events, now)
                 report.changes += 1
             elif isinstance(action, Note):
                 job = self._store.update_job(
@@ -414,6 +433,16 @@ class Reconciler:
             elif isinstance(action, Continue) and attempt is not None:
                 job, attempt = self._continue(job, attempt, now)
         return job
+
+    def _with_files_read(self, view: JobView, actions: list[Action]) -> list[Action]:
+        """Each RecordAttempt with what it needs from files (checkpoints, the job's own
+        events), read now: never inside the transaction that records it."""
+        return [
+            _FilesRead(self._costed(view, dict(a.fields)), self._job_events(view, a.fields))
+            if isinstance(a, RecordAttempt)
+            else a
+            for a in actions
+        ]
 
     def _costed(self, view: JobView, fields: dict[str, Any]) -> dict[str, Any]:
         """A failed attempt's record gains the work it lost since its last checkpoint."""
@@ -435,7 +464,13 @@ class Reconciler:
             return None
         return Path(policy.dir) if policy.dir else self._checkpoints / view.job.job_id
 
-    def _record_attempt(self, attempt: Attempt, fields: dict[str, Any], now: float) -> Attempt:
+    def _record_attempt(
+        self,
+        attempt: Attempt,
+        fields: dict[str, Any],
+        job_events: Sequence[StatusEvent],
+        now: float,
+    ) -> Attempt:
         updated = self._store.update_attempt(attempt.job_id, attempt.number, **fields)
         if (
             updated.state is AttemptState.FAILED
@@ -454,21 +489,28 @@ class Reconciler:
             )
         if updated.state.finished:
             self._unknown_since.pop(attempt.token, None)
-            self._ingest_job_events(updated)
+            for event in job_events:  # what the job itself reported (checkpoint saves)
+                self._store.add_event(
+                    attempt.job_id,
+                    event.kind,
+                    now=event.time,
+                    attempt=attempt.number,
+                    data=event.data,
+                )
         return updated
 
-    def _ingest_job_events(self, attempt: Attempt) -> None:
-        """Copy what the job itself reported (checkpoint saves) into the event log."""
+    @staticmethod
+    def _job_events(view: JobView, fields: Mapping[str, Any]) -> list[StatusEvent]:
+        """The job-side events of an attempt that this record finishes."""
+        attempt = view.attempt
+        state = fields.get("state")
+        if attempt is None or not isinstance(state, AttemptState) or not state.finished:
+            return []
         status_dir = attempt.details.get("status_dir") or attempt.details.get("dir")
         if not isinstance(status_dir, str):
-            return
+            return []
         since = attempt.submitted_at or attempt.created_at  # a requeued job shares the dir
-        for event in ingestable_events(Path(status_dir)):
-            if event.time < since:
-                continue
-            self._store.add_event(
-                attempt.job_id, event.kind, now=event.time, attempt=attempt.number, data=event.data
-            )
+        return [e for e in ingestable_events(Path(status_dir)) if e.time >= since]
 
     def _kill(self, attempt: Attempt, action: Kill, now: float) -> Attempt:
         """Record the order; the cycle sends it once the transaction has committed."""
@@ -532,6 +574,13 @@ class Reconciler:
             job.job_id, expected_version=job.version, now=now, attempt_count=created.number
         )
         return job, created
+
+
+@dataclass(frozen=True, slots=True)
+class _FilesRead(RecordAttempt):
+    """A RecordAttempt whose file reads are done: its fields costed, the job's events read."""
+
+    job_events: Sequence[StatusEvent] = ()
 
 
 _PER_RUN_DETAILS = frozenset(
