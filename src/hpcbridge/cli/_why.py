@@ -238,7 +238,7 @@ def explain(client: Client, job_id: str) -> Explanation:
             f"{_duration(lost_s)} of run time in {len(wasted)} failed attempt(s) "
             f"({core_h:.2f} core-hours)"
         )
-        since_checkpoint = [a.details.get("lost_core_hours") for a in wasted]
+        since_checkpoint = [a.lost_core_hours for a in wasted]
         if all(isinstance(h, int | float) for h in since_checkpoint):
             redo = sum(float(h) for h in since_checkpoint if isinstance(h, int | float))
             lost_work += f"; {redo:.2f} core-hours since the last checkpoint must be redone"

@@ -130,7 +130,7 @@ def _decide_running(view: JobView, seen: Observation, now: float) -> list[Action
     attempt = view.attempt
     assert attempt is not None
     actions = _record_start(view, seen, now)
-    if "kill" in attempt.details:
+    if attempt.kill_order is not None:
         return actions
     resources = view.spec.resources
     started = seen.started_at or attempt.started_at
@@ -323,7 +323,7 @@ def _decide_cancel(view: JobView, now: float) -> list[Action]:
         actions: list[Action] = []
         if seen is not None and seen.phase is Phase.RUNNING and view.job.state in _STARTABLE:
             actions = _record_start(view, seen, now)  # it started before the kill: say so
-        if "kill" not in attempt.details:
+        if attempt.kill_order is None:
             actions.append(Kill(FailureClass.CANCELLED, "cancelled"))
         return actions
     actions = []

@@ -194,14 +194,15 @@ class Reconciler:
         between recording a kill and sending it, or the call failed)."""
         live = [a for a in attempts if a.state in (AttemptState.SUBMITTED, AttemptState.RUNNING)]
         self._kills_sent &= {a.token for a in live}
-        return [a for a in live if "kill" in a.details and a.token not in self._kills_sent]
+        return [a for a in live if a.kill_order is not None and a.token not in self._kills_sent]
 
     def _send_kills(self, kills: Sequence[Attempt], now: float, report: CycleReport) -> None:
         for attempt in kills:
             backend = self._backends.get(attempt.backend)
-            if backend is None or not self._may_act():
+            order = attempt.kill_order
+            if backend is None or order is None or not self._may_act():
                 continue
-            failure_class = FailureClass(attempt.details["kill"]["failure_class"])
+            failure_class = order.failure_class
             try:
                 with _attempt_log_context(attempt):
                     backend.kill(ref_of(attempt), failure_class, now)  # idempotent
@@ -506,8 +507,8 @@ class Reconciler:
         state = fields.get("state")
         if attempt is None or not isinstance(state, AttemptState) or not state.finished:
             return []
-        status_dir = attempt.details.get("status_dir") or attempt.details.get("dir")
-        if not isinstance(status_dir, str):
+        status_dir = attempt.status_dir
+        if status_dir is None:
             return []
         since = attempt.submitted_at or attempt.created_at  # a requeued job shares the dir
         return [e for e in ingestable_events(Path(status_dir)) if e.time >= since]

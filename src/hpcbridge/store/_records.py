@@ -97,6 +97,40 @@ class Attempt:
     failure_class: FailureClass | None = None
     reason: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    """Backend-private data (how to start, find and read this attempt) plus the shared
+    parts below: read those through the typed properties, not by key."""
+
+    @property
+    def status_dir(self) -> str | None:
+        """Where the job side writes its status (pid, exit, events), on either backend."""
+        value = self.details.get("status_dir") or self.details.get("dir")
+        return value if isinstance(value, str) else None
+
+    @property
+    def kill_order(self) -> KillOrder | None:
+        """The control plane's order to stop this attempt, once recorded."""
+        order = self.details.get("kill")
+        if not isinstance(order, dict) or "failure_class" not in order:
+            return None
+        return KillOrder(FailureClass(order["failure_class"]), float(order.get("at") or 0.0))
+
+    @property
+    def partition_kind(self) -> str | None:
+        """``spot`` or ``regular`` where the backend knows (Slurm's partitions)."""
+        value = self.details.get("partition_kind")
+        return value if isinstance(value, str) else None
+
+    @property
+    def lost_core_hours(self) -> float | None:
+        """Work lost since the last checkpoint, for a failed attempt."""
+        value = self.details.get("lost_core_hours")
+        return float(value) if isinstance(value, int | float) else None
+
+
+@dataclass(frozen=True, slots=True)
+class KillOrder:
+    failure_class: FailureClass
+    at: float
 
 
 @dataclass(frozen=True, slots=True)

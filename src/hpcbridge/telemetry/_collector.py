@@ -201,8 +201,8 @@ class StoreCollector(Collector):
         since = self._clock() - self._gpu_max_age_s
         readings: dict[tuple[str, ...], list[float]] = {}
         for attempt, info in running:
-            directory = attempt.details.get("status_dir") or attempt.details.get("dir")
-            if info is None or info.gpus <= 0 or not isinstance(directory, str):
+            directory = attempt.status_dir
+            if info is None or info.gpus <= 0 or directory is None:
                 continue
             value = latest_gpu_utilization(Path(directory), since=since)
             if value is not None:
