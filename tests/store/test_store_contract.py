@@ -164,6 +164,23 @@ def test_jobs_created_together_list_in_id_order(store: Store) -> None:
     assert [j.job_id for j in store.list_jobs()] == ["a", "b", "c"]
 
 
+def test_newest_jobs_are_the_last_created_newest_first(store: Store) -> None:
+    create(store, new_job("a1", project="a"), now=1.0)
+    create(store, new_job("b1", project="b"), now=2.0)
+    create(store, new_job("a3", project="a"), new_job("a2", project="a"), now=3.0)
+    move(store, "a2", S.QUEUED)
+
+    def ids(query: JobFilter) -> list[str]:
+        return [j.job_id for j in store.newest_jobs(query)]
+
+    assert ids(JobFilter()) == ["a3", "a2", "b1", "a1"]
+    assert ids(JobFilter(limit=2)) == ["a3", "a2"]
+    assert ids(JobFilter(project="a", limit=3)) == ["a3", "a2", "a1"]
+    assert ids(JobFilter(states=frozenset({S.ACCEPTED}), limit=2)) == ["a3", "b1"]
+    assert ids(JobFilter(limit=0)) == []
+    assert ids(JobFilter(limit=10)) == list(reversed([j.job_id for j in store.list_jobs()]))
+
+
 def test_unknown_ids_raise_not_found(store: Store) -> None:
     create(store, new_job("j1"))
     unknown = JobId("nope")
@@ -455,6 +472,81 @@ def test_events_are_ordered_and_paged_by_seq(store: Store) -> None:
     assert store.all_events(after_seq=seqs[1], limit=2) == everything[2:4]
     assert store.all_events(limit=1) == everything[:1]
     assert store.events(j2)[-1].data == {}
+
+
+# -- retention ---------------------------------------------------------------------------------
+
+KEEP = frozenset({"accepted", "transition"})
+
+
+def test_finished_jobs_are_terminal_ones_finished_before_the_cutoff(store: Store) -> None:
+    create(store, *(new_job(name) for name in ("old", "older", "recent", "active", "parent")))
+    create(store, new_job("parent.0", parent_id=JobId("parent"), task_index=0))
+    move(store, "older", S.QUEUED, S.RUNNING, S.FAILED, now=10.0)
+    move(store, "old", S.CANCELLED, now=20.0)
+    move(store, "parent.0", S.QUEUED, S.RUNNING, S.SUCCEEDED, now=30.0)
+    move(store, "recent", S.QUEUED, S.RUNNING, S.SUCCEEDED, now=50.0)
+    move(store, "active", S.QUEUED, S.RUNNING, now=1.0)
+    found = store.finished_jobs(before=50.0)
+    assert [j.job_id for j in found] == ["older", "old", "parent.0"]
+    assert [j.finished_at for j in found] == [10.0, 20.0, 30.0]
+    assert store.finished_jobs(before=10.0) == []
+
+
+def test_delete_events_removes_exactly_what_count_events_counts(store: Store) -> None:
+    create(store, new_job("j1"), new_job("j2"), now=1.0)
+    j1, j2 = JobId("j1"), JobId("j2")
+    store.add_event(j1, "attempt_submitted", now=2.0, attempt=1)
+    store.add_event(j1, "kill", now=3.0, attempt=1)
+    store.add_event(j1, "kill", now=9.0, attempt=1)  # inside the retention period
+    store.add_event(j2, "kill", now=3.0)  # another job's
+    move(store, "j1", S.CANCELLED, now=4.0)
+    store.add_event(j2, "note", now=10.0)
+    before = {e.seq: e for e in store.all_events()}
+
+    counted = store.count_events([j1], before=5.0, keep_kinds=KEEP)
+    assert counted == {"attempt_submitted": 1, "kill": 1}
+    assert store.delete_events([j1], before=5.0, keep_kinds=KEEP) == 2
+    after = {e.seq: e for e in store.all_events()}
+    gone = [before[seq] for seq in sorted(set(before) - set(after))]
+    assert [(e.job_id, e.kind, e.time) for e in gone] == [
+        (j1, "attempt_submitted", 2.0),
+        (j1, "kill", 3.0),
+    ]
+    assert all(before[seq] == event for seq, event in after.items())  # the rest as it was
+    assert [e.kind for e in store.events(j1)] == ["accepted", "kill", "transition"]
+    assert store.count_events([j1], before=5.0, keep_kinds=KEEP) == {}
+    assert store.delete_events([j1], before=5.0, keep_kinds=KEEP) == 0
+    assert store.delete_events([], before=5.0, keep_kinds=KEEP) == 0
+
+
+def test_deleted_events_never_free_a_sequence_number(store: Store) -> None:
+    create(store, new_job("j1"), now=1.0)
+    j1 = JobId("j1")
+    store.add_event(j1, "note", now=2.0)
+    store.add_event(j1, "note", now=3.0)
+    newest = store.all_events()[-1].seq
+    # Everything may go but the newest event of the log, which would free its number.
+    assert store.count_events([j1], before=100.0, keep_kinds=frozenset()) == {
+        "accepted": 1,
+        "note": 1,
+    }
+    assert store.delete_events([j1], before=100.0, keep_kinds=frozenset()) == 2
+    assert [e.seq for e in store.all_events()] == [newest]
+    store.add_event(j1, "note", now=4.0)
+    assert store.all_events(after_seq=newest)[0].seq > newest
+
+
+def test_deleted_events_are_undone_with_their_batch(store: Store) -> None:
+    create(store, new_job("j1"), now=1.0)
+    j1 = JobId("j1")
+    store.add_event(j1, "note", now=2.0)
+    store.add_event(j1, "note", now=3.0)
+    kept = store.all_events()
+    with pytest.raises(RuntimeError), store.batch():
+        assert store.delete_events([j1], before=100.0, keep_kinds=KEEP) == 1
+        raise RuntimeError("undo")
+    assert store.all_events() == kept
 
 
 # -- batches -----------------------------------------------------------------------------------

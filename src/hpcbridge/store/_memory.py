@@ -146,6 +146,12 @@ class MemoryStore:
         found.sort(key=lambda j: (j.created_at, j.job_id))
         return found[: query.limit] if query.limit is not None else found
 
+    def newest_jobs(self, query: JobFilter) -> list[Job]:
+        with self._lock:
+            found = [j for j in self._jobs.values() if _matches(j, query)]
+        found.sort(key=lambda j: (j.created_at, j.job_id), reverse=True)
+        return found[: query.limit] if query.limit is not None else found
+
     def active_jobs(self) -> list[Job]:
         with self._lock:
             return sorted(
@@ -278,6 +284,44 @@ class MemoryStore:
         with self._lock:
             return [e for e in self._events if e.job_id == job_id and e.seq > after_seq]
 
+    def finished_jobs(self, *, before: float) -> list[Job]:
+        with self._lock:
+            found = [
+                j
+                for j in self._jobs.values()
+                if j.state.terminal and j.finished_at is not None and j.finished_at < before
+            ]
+        return sorted(found, key=lambda j: (j.finished_at or 0.0, j.job_id))
+
+    def count_events(
+        self, job_ids: Sequence[JobId], *, before: float, keep_kinds: frozenset[str]
+    ) -> dict[str, int]:
+        with self._lock:
+            return dict(Counter(e.kind for e in self._prunable(job_ids, before, keep_kinds)))
+
+    def delete_events(
+        self, job_ids: Sequence[JobId], *, before: float, keep_kinds: frozenset[str]
+    ) -> int:
+        with self._lock:
+            self._check_fence()
+            doomed = {e.seq for e in self._prunable(job_ids, before, keep_kinds)}
+            self._events = [e for e in self._events if e.seq not in doomed]
+            return len(doomed)
+
+    def _prunable(
+        self, job_ids: Sequence[JobId], before: float, keep_kinds: frozenset[str]
+    ) -> list[Event]:
+        wanted = set(job_ids)
+        newest = self._events[-1].seq if self._events else 0
+        return [
+            e
+            for e in self._events
+            if e.job_id in wanted
+            and e.time < before
+            and e.kind not in keep_kinds
+            and e.seq < newest
+        ]
+
     def all_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         with self._lock:
             found = [e for e in self._events if e.seq > after_seq]
@@ -287,9 +331,10 @@ class MemoryStore:
         return None
 
     def _append(self, job_id: JobId, kind: str, now: float, **fields: Any) -> None:
-        self._events.append(
-            Event(seq=len(self._events) + 1, job_id=job_id, time=now, kind=kind, **fields)
-        )
+        # The next number after the newest, as SQLite gives out (the newest is never
+        # deleted, so none is given out twice).
+        seq = self._events[-1].seq + 1 if self._events else 1
+        self._events.append(Event(seq=seq, job_id=job_id, time=now, kind=kind, **fields))
 
 
 def _matches(job: Job, query: JobFilter) -> bool:

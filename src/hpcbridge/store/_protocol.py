@@ -38,6 +38,11 @@ class Store(Protocol):
 
     def list_jobs(self, query: JobFilter | None = None) -> list[Job]: ...
 
+    def newest_jobs(self, query: JobFilter) -> list[Job]:
+        """The jobs ``query`` matches, newest first: with ``query.limit``, the newest ones
+        (``list_jobs`` gives the oldest)."""
+        ...
+
     def active_jobs(self) -> list[Job]: ...
 
     def count_children(self, parent_id: JobId) -> dict[JobState, int]:
@@ -95,6 +100,28 @@ class Store(Protocol):
     ) -> None: ...
 
     def events(self, job_id: JobId, *, after_seq: int = 0) -> list[Event]: ...
+
+    # -- retention ------------------------------------------------------------------------
+
+    def finished_jobs(self, *, before: float) -> list[Job]:
+        """Jobs (array tasks included) in a terminal state that finished before ``before``,
+        the earliest finished first."""
+        ...
+
+    def count_events(
+        self, job_ids: Sequence[JobId], *, before: float, keep_kinds: frozenset[str]
+    ) -> dict[str, int]:
+        """How many events of each kind ``delete_events`` would delete now."""
+        ...
+
+    def delete_events(
+        self, job_ids: Sequence[JobId], *, before: float, keep_kinds: frozenset[str]
+    ) -> int:
+        """Delete the events of ``job_ids`` older than ``before`` whose kind is not in
+        ``keep_kinds``; returns how many went. The newest event of the whole log always
+        stays, so that no sequence number is ever given out twice (SQLite would reuse the
+        highest one): a reader polling by the last ``seq`` it saw misses nothing."""
+        ...
 
     def all_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         """Events after ``after_seq`` in sequence order.

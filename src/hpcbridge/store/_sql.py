@@ -18,12 +18,15 @@ from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Row,
     Table,
     Text,
+    and_,
     bindparam,
+    delete,
     func,
     insert,
     select,
@@ -251,6 +254,14 @@ class SqlStore:
     def list_jobs(self, query: JobFilter | None = None) -> list[Job]:
         query = query or JobFilter()
         stmt = _filtered(select(jobs_t), query).order_by(jobs_t.c.created_at, jobs_t.c.job_id)
+        if query.limit is not None:
+            stmt = stmt.limit(query.limit)
+        return self._jobs(stmt)
+
+    def newest_jobs(self, query: JobFilter) -> list[Job]:
+        stmt = _filtered(select(jobs_t), query).order_by(
+            jobs_t.c.created_at.desc(), jobs_t.c.job_id.desc()
+        )
         if query.limit is not None:
             stmt = stmt.limit(query.limit)
         return self._jobs(stmt)
@@ -486,6 +497,37 @@ class SqlStore:
             select(events_t).where(events_t.c.job_id == job_id, events_t.c.seq > after_seq)
         )
 
+    def finished_jobs(self, *, before: float) -> list[Job]:
+        terminal = [s.value for s in JobState if s.terminal]
+        stmt = (
+            select(jobs_t)
+            .where(jobs_t.c.state.in_(terminal), jobs_t.c.finished_at < before)
+            .order_by(jobs_t.c.finished_at, jobs_t.c.job_id)
+        )
+        return self._jobs(stmt)
+
+    def count_events(
+        self, job_ids: Sequence[JobId], *, before: float, keep_kinds: frozenset[str]
+    ) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._read() as conn:
+            for chunk in iterate_chunks(job_ids, 500):
+                condition = _prunable(chunk, before, keep_kinds)
+                stmt = select(events_t.c.kind, func.count()).where(condition)
+                for kind, count in conn.execute(stmt.group_by(events_t.c.kind)).all():
+                    counts[kind] = counts.get(kind, 0) + count
+        return counts
+
+    def delete_events(
+        self, job_ids: Sequence[JobId], *, before: float, keep_kinds: frozenset[str]
+    ) -> int:
+        deleted = 0
+        with self._write() as conn:
+            for chunk in iterate_chunks(job_ids, 500):
+                condition = _prunable(chunk, before, keep_kinds)
+                deleted += conn.execute(delete(events_t).where(condition)).rowcount
+        return deleted
+
     def all_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         """Events after ``after_seq``; safe to poll by the last ``seq`` seen, because event
         rows commit in sequence order (see ``_insert_events``)."""
@@ -653,6 +695,19 @@ def _filtered(stmt: Select[Any], query: JobFilter) -> Select[Any]:
     if query.top_level_only:
         stmt = stmt.where(jobs_t.c.parent_id.is_(None))
     return stmt
+
+
+def _prunable(
+    job_ids: Sequence[JobId], before: float, keep_kinds: frozenset[str]
+) -> ColumnElement[bool]:
+    """Events ``delete_events`` removes: never the newest of the log (see the Protocol)."""
+    newest = select(func.max(events_t.c.seq)).scalar_subquery()
+    return and_(
+        events_t.c.job_id.in_(list(job_ids)),
+        events_t.c.time < before,
+        events_t.c.kind.not_in(sorted(keep_kinds)),
+        events_t.c.seq < newest,
+    )
 
 
 def _insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
