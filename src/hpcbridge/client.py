@@ -228,6 +228,10 @@ class Client:
     def list_jobs(self, query: JobFilter | None = None) -> list[Job]:
         return self.store.list_jobs(query or JobFilter(top_level_only=True))
 
+    def newest_jobs(self, query: JobFilter) -> list[Job]:
+        """The jobs ``query`` matches, newest first (``query.limit`` of them)."""
+        return self.store.newest_jobs(query)
+
     def attempts(self, job_id: str) -> list[Attempt]:
         self.get(job_id)
         return self.store.attempts(JobId(job_id))

@@ -1,8 +1,9 @@
 """The ``hpcbridge`` command line (Typer + Rich).
 
-Exit codes: 0 success, 1 a job failed (or was cancelled), 2 invalid input (a usage error,
-an invalid spec or setting, a ``--timeout`` that ran out), 3 not found. Errors are one
-clear line on stderr, never a traceback (``hpcbridge.cli._errors``).
+Exit codes: 0 success, 1 a job failed or was cancelled (``cancel``: a job had already
+finished, so it was not cancelled; ``gc``: a path could not be removed), 2 invalid input
+(a usage error, an invalid spec or setting, a ``--timeout`` that ran out), 3 not found.
+Errors are one clear line on stderr, never a traceback (``hpcbridge.cli._errors``).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections import deque
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated
@@ -15,12 +16,19 @@ from rich.live import Live
 
 from hpcbridge.cli import _render as render
 from hpcbridge.cli._errors import EXIT_INVALID
+from hpcbridge.cli._reasons import (
+    is_command_not_found,
+    job_reason,
+    missing_command,
+    stderr_tail,
+)
 from hpcbridge.cli._setup import open_client as _client
 from hpcbridge.client import Client
 from hpcbridge.errors import NotFoundError
+from hpcbridge.retention import AttemptFiles, attempt_files
 from hpcbridge.spec import JobSpec, load_spec_document, load_spec_file, parse_duration_s
 from hpcbridge.states import JobState
-from hpcbridge.store import Job, JobFilter
+from hpcbridge.store import Attempt, Job, JobFilter
 
 app = typer.Typer(
     # A bare 'hpcbridge' is a usage error ("missing command", exit 2), the same under every
@@ -29,7 +37,7 @@ app = typer.Typer(
     add_completion=True,
     pretty_exceptions_enable=False,
     help="hpcbridge: run, track and heal HPC jobs. Exit codes: 0 ok, "
-    "1 job failed, 2 invalid input, 3 not found.",
+    "1 job failed (cancel: it had already finished), 2 invalid input, 3 not found.",
 )
 # Piped output gets wide tables rather than Rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
@@ -97,6 +105,10 @@ def _load(client: Client, path: Path, cluster: str | None = None) -> JobSpec:
         document = spec.to_document() | {"backend": "slurm", "cluster": cluster}
         spec = load_spec_document(document, source=str(path))
     return spec
+
+
+EXIT_NOT_CANCELLED = 1
+"""``cancel``: a job had already finished; it keeps the state it ended in."""
 
 
 def _exit_for(jobs: list[Job]) -> None:
@@ -195,22 +207,17 @@ def _follow(client: Client, job: Job, *, quiet: bool, timeout_s: float | None) -
                 return
             last = time.monotonic()
             current = client.get(job.job_id)
-            tasks = client.tasks(job.job_id) if current.is_array_parent else []
+            tasks = _tasks(client, current)
             live.update(render.progress_view(current, tasks, time.monotonic() - started))
 
         return client.wait([job.job_id], timeout_s=timeout_s, on_cycle=refresh)[0]
 
 
 def _print_result(client: Client, job: Job) -> None:
-    out.print(
-        render.progress_view(
-            job,
-            client.tasks(job.job_id) if job.is_array_parent else [],
-            (job.finished_at or time.time()) - job.created_at,
-        )
-    )
+    tasks = _tasks(client, job)
+    out.print(render.progress_view(job, tasks, (job.finished_at or time.time()) - job.created_at))
     if job.is_array_parent:
-        failed = [t for t in client.tasks(job.job_id) if t.state is not JobState.SUCCEEDED]
+        failed = [t for t in tasks if t.state is not JobState.SUCCEEDED]
         if failed:
             out.print(render.tasks_table(failed[:20]))
         return
@@ -221,7 +228,9 @@ def _print_result(client: Client, job: Job) -> None:
             out.print(f"--- {label} ({path}) ---", style="dim", highlight=False)
             out.print(text.rstrip("\n"), markup=False, highlight=False)
     if job.state is not JobState.SUCCEEDED:
-        err.print(f"{job.job_id}: {job.state.value}: {job.reason or ''}")
+        attempts = client.attempts(job.job_id)
+        missing = _missing_command(job, attempts, _latest_files(client, attempts))
+        err.print(f"{job.job_id}: {job.state.value}: {job_reason(job, missing)}", markup=False)
 
 
 def _tail(path: Path | None, lines: int) -> str:
@@ -234,24 +243,69 @@ def _tail(path: Path | None, lines: int) -> str:
     return "\n".join(data.splitlines()[-lines:]) + "\n"
 
 
+def _tasks(client: Client, job: Job) -> list[Job]:
+    """An array job's tasks in the order of their index (none for other jobs)."""
+    return render.listing_order(client.tasks(job.job_id)) if job.is_array_parent else []
+
+
+def _latest_files(client: Client, attempts: list[Attempt]) -> AttemptFiles | None:
+    """Where the latest attempt's outputs are (None before the first attempt)."""
+    if not attempts:
+        return None
+    last = attempts[-1]
+    return attempt_files(last, client.backends.get(last.backend))
+
+
+def _missing_command(job: Job, attempts: list[Attempt], files: AttemptFiles | None) -> str | None:
+    """The command the latest attempt could not find (exit code 127), from its stderr."""
+    if files is None or not attempts:
+        return None
+    last = attempts[-1]
+    if not is_command_not_found(last.exit_code, last.failure_class):
+        return None
+    return missing_command(stderr_tail(files.stderr))
+
+
 def _full(client: Client, job: Job) -> dict[str, object]:
+    attempts = client.attempts(job.job_id)
+    files = _latest_files(client, attempts)
     return {
         "job": job,
-        "attempts": client.attempts(job.job_id),
-        "tasks": client.tasks(job.job_id) if job.is_array_parent else [],
+        "attempts": attempts,
+        "tasks": _tasks(client, job),
+        "outputs": None
+        if files is None
+        else {
+            "attempt": attempts[-1].number,
+            "stdout": _path_or_none(files.stdout),
+            "stderr": _path_or_none(files.stderr),
+            "work_dir": _path_or_none(files.work_dir),
+        },
     }
+
+
+def _path_or_none(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 @app.command()
 def status(job_id: JobArg, json_output: JsonOpt = False) -> None:
-    """Show a job: state, reason, attempts, and its tasks for an array job."""
+    """Show a job: state, reason, where its outputs are, attempts, and an array's tasks."""
     with _client() as client:
         job = client.get(job_id)
         if json_output:
             out.print_json(render.dumps(_full(client, job)))
             return
-        tasks = client.tasks(job_id) if job.is_array_parent else []
-        out.print(render.job_panel(job, client.attempts(job_id), tasks))
+        attempts = client.attempts(job_id)
+        files = _latest_files(client, attempts)
+        panel = render.job_panel(
+            job,
+            attempts,
+            _tasks(client, job),
+            files=files,
+            missing_command=_missing_command(job, attempts, files),
+        )
+        out.print(panel)
 
 
 @app.command("list")
@@ -260,10 +314,12 @@ def list_jobs(
     project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
     name: Annotated[str | None, typer.Option(help="Only jobs with this name.")] = None,
     tasks: Annotated[bool, typer.Option("--tasks", help="Include array tasks.")] = False,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Only the newest N (still listed oldest first).")
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """List jobs, oldest first."""
+    """List jobs, oldest first (the newest at the bottom)."""
     with _client() as client:
         query = JobFilter(
             states=frozenset(state) if state else None,
@@ -272,7 +328,8 @@ def list_jobs(
             top_level_only=not tasks,
             limit=limit,
         )
-        jobs = client.list_jobs(query)
+        jobs = client.list_jobs(query) if limit is None else client.newest_jobs(query)
+        jobs = render.listing_order(jobs)
         if json_output:
             out.print_json(render.dumps(jobs))
         else:
@@ -285,8 +342,19 @@ def logs(
     attempt: Annotated[int | None, typer.Option(help="Attempt number; default last.")] = None,
     stderr: Annotated[bool, typer.Option("--stderr", help="Show stderr.")] = False,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
+    tail: Annotated[int | None, typer.Option(min=1, help="Only the last N lines.")] = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Both streams as {path, exists, lines} (with --tail: the last lines)."
+        ),
+    ] = False,
 ) -> None:
     """Print a job's output (stdout, or stderr with --stderr)."""
+    if json_output and follow:
+        raise typer.BadParameter(
+            "--json prints what is there now; leave out --follow", param_hint="'--json'"
+        )
     with _client() as client:
         job = client.get(job_id)
         if job.is_array_parent:
@@ -295,8 +363,29 @@ def logs(
                 hint=f"e.g. 'hpcbridge logs {job_id}.{0}'",
             )
         paths = client.log_paths(job_id, attempt)
+        if json_output:
+            number = attempt if attempt is not None else client.attempts(job_id)[-1].number
+            document = {"job_id": job.job_id, "attempt": number, "state": job.state}
+            for name, stream in zip(("stdout", "stderr"), paths, strict=True):
+                document[name] = _stream(stream, tail)
+            out.print_json(render.dumps(document))
+            return
         path = paths[1] if stderr else paths[0]
-        position = 0
+        if path is None or not path.exists():
+            if job.state.terminal:
+                err.print(
+                    f"note: {path or 'the log'} is not there: the job wrote nothing, or "
+                    "'hpcbridge gc' removed it",
+                    markup=False,
+                    highlight=False,
+                )
+            position = 0
+        elif tail is not None:
+            last, position = _last_lines(path, tail)
+            for line in last:
+                typer.echo(line)
+        else:
+            position = 0
         while True:
             position = _copy_from(path, position)
             if not follow or client.get(job_id).state.terminal:
@@ -304,6 +393,21 @@ def logs(
                 return
             client.reconcile_once()
             time.sleep(client.settings.poll_interval_s)
+
+
+def _last_lines(path: Path, count: int | None) -> tuple[list[str], int]:
+    """The last ``count`` lines of ``path`` (all: None) and the offset after them."""
+    lines: deque[str] = deque(maxlen=count)
+    with open(path, "rb") as handle:
+        lines.extend(line.decode(errors="replace").rstrip("\r\n") for line in handle)
+        return list(lines), handle.tell()
+
+
+def _stream(path: Path | None, tail: int | None) -> dict[str, object]:
+    """One log for ``logs --json``: its path, whether it is there, its (last) lines."""
+    exists = path is not None and path.is_file()
+    lines = _last_lines(path, tail)[0] if path is not None and exists else []
+    return {"path": None if path is None else str(path), "exists": exists, "lines": lines}
 
 
 def _copy_from(path: Path | None, position: int) -> int:
@@ -332,10 +436,14 @@ def events(job_id: JobArg, json_output: JsonOpt = False) -> None:
 def cancel(
     job_ids: Annotated[list[str], typer.Argument(help="Job ids.")], json_output: JsonOpt = False
 ) -> None:
-    """Cancel jobs (SIGTERM, then SIGKILL after the grace period) and wait until they stop."""
+    """Cancel jobs (SIGTERM, then SIGKILL after the grace period) and wait until they stop.
+    Exit 1 if one had already finished (or finished before the cancel took effect): it
+    stays as it ended, which stderr says."""
     with _client() as client:
+        finished_before = set()
         for job_id in job_ids:
-            client.cancel(job_id)
+            if client.cancel(job_id).state.terminal:
+                finished_before.add(job_id)
         grace = client.settings.kill_grace_s + 30
         try:
             jobs = client.wait(job_ids, timeout_s=grace)
@@ -350,9 +458,21 @@ def cancel(
         client.hand_over()
         if json_output:
             out.print_json(render.dumps(jobs))
-        else:
-            for job in jobs:
+        not_cancelled = [job.job_id for job in jobs if job.state is not JobState.CANCELLED]
+        for job in jobs:
+            if job.job_id in not_cancelled:
+                ended = f"finished ({job.state.value})"
+                typer.echo(
+                    f"error: {job.job_id} was not cancelled: it had already {ended}"
+                    if job.job_id in finished_before
+                    else f"error: {job.job_id} was not cancelled: it {ended} before the "
+                    "cancel took effect",
+                    err=True,
+                )
+            elif not json_output:
                 out.print(f"{job.job_id}: {job.state.value}")
+        if not_cancelled:
+            raise typer.Exit(EXIT_NOT_CANCELLED)
 
 
 @app.command()
@@ -385,12 +505,14 @@ def agent() -> None:
 
 # -- observability commands (telemetry, SLOs, why, server) ---------------------------------
 from hpcbridge.cli._dashboards import dashboards_app  # noqa: E402
+from hpcbridge.cli._gc import gc  # noqa: E402
 from hpcbridge.cli._serve import serve  # noqa: E402
 from hpcbridge.cli._slo import slo_app  # noqa: E402
 from hpcbridge.cli._why import why  # noqa: E402
 
 app.command()(serve)
 app.command()(why)
+app.command()(gc)
 app.add_typer(slo_app, name="slo")
 app.add_typer(dashboards_app, name="dashboards")
 from hpcbridge.cli._nodes import nodes_app  # noqa: E402

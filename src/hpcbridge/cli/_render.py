@@ -5,15 +5,20 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from hpcbridge.cli._reasons import attempt_reason, history_reason, job_reason
+from hpcbridge.retention import AttemptFiles
 from hpcbridge.states import JobState
 from hpcbridge.store import Attempt, Event, Job
 
@@ -30,6 +35,11 @@ STATE_STYLE = {
 def _column(table: Table, name: str) -> None:
     wraps = name in ("REASON", "NODES", "PARAMS", "CHANGE")
     table.add_column(name, overflow="fold", no_wrap=not wraps)
+
+
+def console_width() -> int | None:
+    """Piped output gets wide lines rather than Rich's 80-column default."""
+    return None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
 
 
 def to_jsonable(value: Any) -> Any:
@@ -64,6 +74,20 @@ def seconds(value: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+def listing_order(jobs: Sequence[Job]) -> list[Job]:
+    """Oldest first; an array's tasks after it, in the numeric order of their index (.2
+    before .10), where the store's order is the order of their ids."""
+    return sorted(
+        jobs,
+        key=lambda j: (
+            j.created_at,
+            j.parent_id or j.job_id,
+            -1 if j.task_index is None else j.task_index,
+            j.job_id,
+        ),
+    )
+
+
 def state_text(state: JobState) -> Text:
     return Text(state.value, style=STATE_STYLE.get(state, ""))
 
@@ -81,12 +105,13 @@ def jobs_table(jobs: Sequence[Job], *, title: str | None = None) -> Table:
             str(job.attempt_count),
             _exit(job),
             when(job.created_at),
-            job.reason or "",
+            job_reason(job),
         )
     return table
 
 
-def attempts_table(attempts: Sequence[Attempt]) -> Table:
+def attempts_table(attempts: Sequence[Attempt], *, missing_command: str | None = None) -> Table:
+    """``missing_command``: the command the latest attempt could not find, if known."""
     table = Table(title="Attempts")
     for column in ("#", "STATE", "NATIVE ID", "NODES", "STARTED", "RUN", "EXIT", "CLASS", "REASON"):
         _column(table, column)
@@ -101,7 +126,7 @@ def attempts_table(attempts: Sequence[Attempt]) -> Table:
             seconds(run),
             "-" if a.exit_code is None else str(a.exit_code),
             a.failure_class.value if a.failure_class else "-",
-            a.reason or "",
+            attempt_reason(a, missing_command if a is attempts[-1] else None),
         )
     return table
 
@@ -117,12 +142,27 @@ def events_table(events: Sequence[Event]) -> Table:
             else ""
         )
         table.add_row(
-            str(e.seq), when(e.time), e.kind, str(e.attempt or "-"), change, e.reason or "", e.actor
+            str(e.seq),
+            when(e.time),
+            e.kind,
+            str(e.attempt or "-"),
+            change,
+            history_reason(e.reason or ""),
+            e.actor,
         )
     return table
 
 
-def job_panel(job: Job, attempts: Sequence[Attempt], tasks: Sequence[Job]) -> RenderableType:
+def job_panel(
+    job: Job,
+    attempts: Sequence[Attempt],
+    tasks: Sequence[Job],
+    *,
+    files: AttemptFiles | None = None,
+    missing_command: str | None = None,
+) -> RenderableType:
+    """``files``: where the latest attempt's outputs are; ``missing_command``: the command
+    it could not find (exit code 127), if known."""
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
     summary.add_column()
@@ -133,7 +173,7 @@ def job_panel(job: Job, attempts: Sequence[Attempt], tasks: Sequence[Job]) -> Re
         ("class", job.workload_class),
         ("backend", job.backend),
         ("state", state_text(job.state)),
-        ("reason", job.reason or "-"),
+        ("reason", job_reason(job, missing_command) or "-"),
         ("created", when(job.created_at)),
         ("started", when(job.started_at)),
         ("finished", when(job.finished_at)),
@@ -146,6 +186,14 @@ def job_panel(job: Job, attempts: Sequence[Attempt], tasks: Sequence[Job]) -> Re
         rows.append(("array job", f"{job.parent_id} task {job.task_index}"))
     if job.task_params:
         rows.append(("params", ", ".join(f"{k}={v}" for k, v in job.task_params.items())))
+    if files is not None:
+        for label, path in (
+            ("stdout", files.stdout),
+            ("stderr", files.stderr),
+            ("work dir", files.work_dir),
+        ):
+            if path is not None:
+                rows.append((label, _path_text(path)))
     for key, value in rows:
         summary.add_row(key, value)
     parts: list[RenderableType] = [summary]
@@ -154,8 +202,13 @@ def job_panel(job: Job, attempts: Sequence[Attempt], tasks: Sequence[Job]) -> Re
         parts.append(Text("tasks: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))))
         parts.append(tasks_table(tasks))
     if attempts:
-        parts.append(attempts_table(attempts))
+        parts.append(attempts_table(attempts, missing_command=missing_command))
     return Group(*parts)
+
+
+def _path_text(path: Path) -> Text:
+    gone = "" if path.exists() else "  (not there: not written yet, or removed by 'hpcbridge gc')"
+    return Text(f"{path}{gone}")
 
 
 def tasks_table(tasks: Sequence[Job]) -> Table:
@@ -170,7 +223,7 @@ def tasks_table(tasks: Sequence[Job]) -> Table:
             state_text(task.state),
             str(task.attempt_count),
             _exit(task),
-            task.reason or "",
+            job_reason(task),
         )
     return table
 
@@ -180,7 +233,7 @@ def progress_view(job: Job, tasks: Sequence[Job], elapsed_s: float) -> Renderabl
         f"{job.job_id} {job.name}  ", state_text(job.state), f"  {seconds(elapsed_s)}"
     )
     if not tasks:
-        return Group(line, Text(job.reason or "", style="dim"))
+        return Group(line, Text(job_reason(job), style="dim"))
     counts = Counter(t.state for t in tasks)
     done = sum(n for state, n in counts.items() if state.terminal)
     width = 30

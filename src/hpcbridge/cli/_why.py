@@ -21,6 +21,16 @@ from rich.table import Table
 from rich.text import Text
 
 from hpcbridge.checkpoint import Checkpointer, CheckpointError
+from hpcbridge.cli._reasons import (
+    EXIT_COMMAND_NOT_FOUND,
+    attempt_reason,
+    history_reason,
+    is_command_not_found,
+    missing_command,
+    not_found_text,
+    round_durations,
+    stderr_tail,
+)
 from hpcbridge.cli._setup import usable_settings
 from hpcbridge.client import Client
 from hpcbridge.errors import HpcbridgeError
@@ -106,8 +116,13 @@ def _signal_text(signum: int) -> str:
     return f"killed by signal {signum} ({name})"
 
 
-def describe_exit(exit_code: int | None, signum: int | None) -> str | None:
-    """``exit code 3``, ``killed by signal 9 (SIGKILL)``; None when nothing is known."""
+def describe_exit(
+    exit_code: int | None, signum: int | None, missing: str | None = None
+) -> str | None:
+    """``exit code 3``, ``killed by signal 9 (SIGKILL)``, ``command not found: foo (exit
+    code 127)``; None when nothing is known. ``missing``: the command not found, if known."""
+    if exit_code == EXIT_COMMAND_NOT_FOUND and signum is None:
+        return not_found_text(missing)
     if signum is not None:
         return _signal_text(signum)
     if exit_code is None:
@@ -206,21 +221,39 @@ def _tail(path: Path | None) -> list[str]:
     return lines[-_LOG_LINES:]
 
 
-def _state_sentence(job: Job, attempts: list[Attempt]) -> str:
+def _not_found_sentence(command: str | None) -> str:
+    named = f"'{command}'" if command else "a command it runs"
+    return (
+        f"The job could not start {named}: the command was not found (exit code 127, how a "
+        "shell says 'command not found')."
+    )
+
+
+def _state_sentence(job: Job, attempts: list[Attempt], missing: str | None = None) -> str:
     last = attempts[-1] if attempts else None
+    failed = job.state in (JobState.FAILED, JobState.RETRY_WAIT)
+    if failed and last is not None and is_command_not_found(last.exit_code, last.failure_class):
+        return _not_found_sentence(missing)
     if job.state is JobState.SUCCEEDED:
         return "The job succeeded."
     if job.state is JobState.RUNNING:
         where = ", ".join(last.nodes) if last and last.nodes else "?"
         return f"The job is running (attempt {job.attempt_count}) on {where}."
     if job.state in (JobState.QUEUED, JobState.ACCEPTED, JobState.HELD, JobState.STAGING_IN):
-        return f"The job is waiting ({job.state.value}): {job.reason or 'no reason given'}."
+        reason = round_durations(job.reason or "no reason given")
+        return f"The job is waiting ({job.state.value}): {reason}."
     if job.state is JobState.RETRY_WAIT:
         cause = SENTENCES.get(job.failure_class, "") if job.failure_class else ""
         return f"The last attempt failed and hpcbridge will retry it. {cause}".strip()
     if job.failure_class is not None:
         return SENTENCES[job.failure_class]
     return f"The job is {job.state.value}."
+
+
+def _scheduler_reason(job: Job, last: Attempt | None, missing: str | None) -> str | None:
+    if last is not None and last.reason:
+        return attempt_reason(last, missing)
+    return round_durations(job.reason) if job.reason else None
 
 
 def explain(client: Client, job_id: str) -> Explanation:
@@ -244,6 +277,7 @@ def explain(client: Client, job_id: str) -> Explanation:
             lost_work += f"; {redo:.2f} core-hours since the last checkpoint must be redone"
     last = attempts[-1] if attempts else None
     log_file, tail = None, []
+    missing = None
     if last is not None:
         try:
             stdout, stderr = client.log_paths(job_id)
@@ -254,12 +288,21 @@ def explain(client: Client, job_id: str) -> Explanation:
             if tail:
                 log_file = str(path)
                 break
+        if is_command_not_found(last.exit_code, last.failure_class):
+            missing = missing_command(stderr_tail(stderr))
     nodes = sorted({node for a in attempts for node in a.nodes})
     if job.state is JobState.SUCCEEDED:
         next_step, runbook = "Nothing to do.", None
     elif failure is not None and (job.state.terminal or job.state is JobState.RETRY_WAIT):
         next_step = NEXT_STEPS[failure].replace("JOB", job.job_id)
         runbook = f"docs/runbooks/{runbook_for(failure)}.md"
+        if last is not None and is_command_not_found(last.exit_code, last.failure_class):
+            what = missing or "the command"
+            next_step = (
+                f"Install {what} where the job runs, or name it by its full path in the "
+                "command, or set PATH in the spec's env; then submit the job again "
+                "(retrying the same spec finds the same nothing)."
+            )
     else:
         next_step = f"Follow it with 'hpcbridge wait {job_id}' or 'hpcbridge logs -f {job_id}'."
         runbook = None
@@ -275,10 +318,10 @@ def explain(client: Client, job_id: str) -> Explanation:
         workload_class=job.workload_class,
         state=job.state.value,
         failure_class=None if failure is None else failure.value,
-        summary=_state_sentence(job, attempts),
-        scheduler_reason=(last.reason if last and last.reason else None) or job.reason,
+        summary=_state_sentence(job, attempts, missing),
+        scheduler_reason=_scheduler_reason(job, last, missing),
         nodes=nodes,
-        exit=None if last is None else describe_exit(last.exit_code, last.signal),
+        exit=None if last is None else describe_exit(last.exit_code, last.signal, missing),
         attempts=[
             {
                 "number": a.number,
@@ -288,11 +331,11 @@ def explain(client: Client, job_id: str) -> Explanation:
                 "nodes": list(a.nodes),
                 "run_s": round(_run_s(a), 3),
                 "exit": describe_exit(a.exit_code, a.signal),
-                "reason": a.reason,
+                "reason": attempt_reason(a, missing if a is last else None) or None,
             }
             for a in attempts
         ],
-        actions=_actions(events),
+        actions=[history_reason(action, missing) for action in _actions(events)],
         lost_work=lost_work,
         checkpoint=_checkpoint(client, job),
         log_file=log_file,
