@@ -40,9 +40,7 @@ def attempt_files(attempt: Attempt, backend: Backend | None) -> AttemptFiles:
             stdout, stderr = backend.log_paths(ref)
         except Exception:  # a backend whose configuration is gone cannot say
             stdout = stderr = None
-    # The keys the reconciler reads too: Slurm's status directory, the local executor's.
-    raw = attempt.details.get("status_dir") or attempt.details.get("dir")
-    status_dir = Path(raw) if isinstance(raw, str) and raw else None
+    status_dir = Path(attempt.status_dir) if attempt.status_dir else None
     work_dir = (
         status_dir / LOCAL_WORK_DIR
         if status_dir is not None and attempt.backend == LOCAL_BACKEND
