@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from hpcbridge.backends._protocol import (
 )
 from hpcbridge.backends.local import _process as proc
 from hpcbridge.backends.local._capacity import Capacity, Request, free_gpu_ids
+from hpcbridge.backends.local._reaper import Reaper
 from hpcbridge.config import Settings
 from hpcbridge.errors import NotFoundError
 from hpcbridge.spec import JobSpec
@@ -77,6 +79,7 @@ class _Queued:
     order: tuple[int, float, str]
     token: str = field(compare=False)
     launch: dict[str, Any] = field(compare=False)
+    request: Request = field(compare=False)
 
 
 class LocalBackend:
@@ -102,6 +105,7 @@ class LocalBackend:
         self._in_use: dict[str, dict[str, Any]] = {}  # token -> resources of a live attempt
         self._launched: dict[str, float] = {}  # token -> when this instance started it
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._reaper = Reaper()
         self._lock = threading.Lock()
         self._drain_file = self._runs / ".drained"
 
@@ -153,7 +157,10 @@ class LocalBackend:
         if token in self._queued or token in self._in_use:
             return
         entry = _Queued(
-            (-int(launch.get("priority", 0)), launch["queued_at"], token), token, launch
+            (-int(launch.get("priority", 0)), launch["queued_at"], token),
+            token,
+            launch,
+            Request(launch["cpus"], launch["mem_mb"], launch["gpus"]),
         )
         heapq.heappush(self._queue, entry)
         self._queued[token] = entry
@@ -169,7 +176,7 @@ class LocalBackend:
         starts: list[_Start] = []
         while self._queue:
             head = self._queue[0]
-            wanted = Request(head.launch["cpus"], head.launch["mem_mb"], head.launch["gpus"])
+            wanted = head.request
             if self._capacity.shortfall(wanted, self._in_use.values()) is not None:
                 break
             heapq.heappop(self._queue)
@@ -201,17 +208,10 @@ class LocalBackend:
                 ordered = proc.read_kill_order(status_dir) is not None
             if ordered:
                 proc.signal_group(child.pid, signal.SIGTERM)
-            threading.Thread(
-                target=self._reap, args=(start.token, child, sampler), daemon=True
-            ).start()
+            self._reaper.watch(child, partial(self._reaped, start.token, sampler))
 
-    def _reap(
-        self,
-        token: str,
-        child: subprocess.Popen[bytes],
-        sampler: subprocess.Popen[bytes] | None = None,
-    ) -> None:
-        child.wait()
+    def _reaped(self, token: str, sampler: subprocess.Popen[bytes] | None) -> None:
+        """The shim of ``token`` has exited and been reaped: its slot goes to the next."""
         if sampler is not None:
             sampler.terminate()
             sampler.wait()
@@ -247,8 +247,9 @@ class LocalBackend:
             reasons = _WaitingReasons(self)
             for ref in waiting:
                 queued = self._queued.get(ref.token)
-                reason = reasons.of(queued) if queued is not None else None
-                observations[ref.token] = Observation(phase=Phase.PENDING, reason=reason)
+                observations[ref.token] = (
+                    reasons.of(queued) if queued is not None else _STARTING_NOW
+                )
         self._start(starts)
         return observations
 
@@ -257,10 +258,15 @@ class LocalBackend:
         status_dir = self._dir(ref)
         nodes = (str(ref.details.get("host", self._host)),)
         started = proc.started_at(status_dir)
-        pid = proc.read_pid(status_dir)
-        # Liveness before the exit file: the shim writes its exit status before it dies.
-        alive = pid is not None and proc.is_alive(pid, status_dir)
-        finished = proc.read_exit(status_dir)
+        finished = proc.read_exit(status_dir)  # complete once there: the attempt is over
+        pid: int | None = None
+        alive = False
+        if finished is None:
+            pid = proc.read_pid(status_dir)
+            # Liveness, then the exit file again: the shim writes its exit status before it
+            # dies, so a shim found dead has either left its status by now or never will.
+            alive = pid is not None and proc.is_alive(pid, status_dir)
+            finished = proc.read_exit(status_dir)
         order = proc.read_kill_order(status_dir)
         if finished is not None:
             self._release(ref.token)
@@ -392,25 +398,31 @@ class LocalBackend:
 
 
 class _WaitingReasons:
-    """Why queued attempts wait, for one look at the queue (call under the lock)."""
+    """Why queued attempts wait, for one look at the queue (call under the lock): one
+    observation per distinct request, shared by every attempt that asks for the same."""
 
     def __init__(self, backend: LocalBackend) -> None:
         self._backend = backend
         self._drained = backend._drain_reason()
-        self._by_request: dict[Request, str] = {}
+        self._by_request: dict[Request, Observation] = {}
 
-    def of(self, queued: _Queued) -> str:
+    def of(self, queued: _Queued) -> Observation:
+        seen = self._by_request.get(queued.request)
+        if seen is None:
+            seen = Observation(phase=Phase.PENDING, reason=self._reason(queued.request))
+            self._by_request[queued.request] = seen
+        return seen
+
+    def _reason(self, wanted: Request) -> str:
         if self._drained is not None:
             return f"this node is drained ({self._drained}); 'hpcbridge nodes resume' returns it"
-        launch = queued.launch
-        wanted = Request(launch["cpus"], launch["mem_mb"], launch["gpus"])
-        reason = self._by_request.get(wanted)
-        if reason is None:
-            backend = self._backend
-            shortfall = backend.capacity.shortfall(wanted, backend._in_use.values())
-            reason = shortfall or "waiting behind jobs of higher priority or earlier submission"
-            self._by_request[wanted] = reason
-        return reason
+        backend = self._backend
+        shortfall = backend.capacity.shortfall(wanted, backend._in_use.values())
+        return shortfall or "waiting behind jobs of higher priority or earlier submission"
+
+
+_STARTING_NOW = Observation(phase=Phase.PENDING)
+"""A queued attempt that this very poll handed a slot: it runs by the next one."""
 
 
 def _write_script(status_dir: Path, spec: JobSpec) -> list[str]:

@@ -51,16 +51,28 @@ def launch(
     status_dir: Path, argv: Sequence[str], env: Mapping[str, str], cwd: Path
 ) -> subprocess.Popen[bytes]:
     make_dirs(status_dir.parent, status_dir, cwd)
-    with open(status_dir / STDOUT_FILE, "ab") as out, open(status_dir / STDERR_FILE, "ab") as err:
-        return subprocess.Popen(
-            ["/bin/sh", "-c", _SHIM, "hpcbridge-shim", str(status_dir), *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            cwd=cwd,
-            env=dict(env),
-            start_new_session=True,  # own process group; outlives the control plane
-        )
+    out = _open_log(status_dir / STDOUT_FILE)
+    try:
+        err = _open_log(status_dir / STDERR_FILE)
+        try:
+            return subprocess.Popen(
+                ["/bin/sh", "-c", _SHIM, "hpcbridge-shim", str(status_dir), *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,  # own process group; outlives the control plane
+            )
+        finally:
+            os.close(err)
+    finally:
+        os.close(out)
+
+
+def _open_log(path: Path) -> int:
+    """A log file for appending, as ``open(path, "ab")`` makes it, without a file object."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
 
 
 def make_dirs(*paths: Path) -> None:
@@ -110,11 +122,10 @@ def read_pid(status_dir: Path) -> int | None:
 
 
 def read_exit(status_dir: Path) -> Exit | None:
-    path = status_dir / EXIT_FILE
-    text = _read_complete(path)
+    text, mtime = _read_with_mtime(status_dir / EXIT_FILE)
     if not text:
         return None
-    return Exit(code=int(text), ended_at=path.stat().st_mtime)
+    return Exit(code=int(text), ended_at=mtime)
 
 
 def read_kill_order(status_dir: Path) -> KillOrder | None:
@@ -158,8 +169,22 @@ def group_rss_mb(pid: int) -> float | None:
 
 def _read_complete(path: Path) -> str | None:
     """File content if fully written (the writer ends it with a newline), else None."""
+    return _read_with_mtime(path)[0]
+
+
+def _read_with_mtime(path: Path) -> tuple[str | None, float]:
+    """``_read_complete`` and the file's mtime, from one open (called for every attempt at
+    every poll: plain system calls, no file object)."""
     try:
-        text = path.read_text()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
-        return None
-    return text.strip() if text.endswith("\n") else None
+        return None, 0.0
+    try:
+        chunks = [os.read(fd, 4096)]
+        while chunks[-1]:
+            chunks.append(os.read(fd, 4096))
+        mtime = os.fstat(fd).st_mtime
+    finally:
+        os.close(fd)
+    text = b"".join(chunks).decode()
+    return (text.strip() if text.endswith("\n") else None), mtime
