@@ -44,6 +44,15 @@ from hpcbridge.backends.slurm._render import (
 )
 from hpcbridge.backends.slurm._rest import RestTransport
 from hpcbridge.backends.slurm._transport import CliTransport, Transport
+from hpcbridge.backends.slurm._watch import (
+    QueueView,
+    RunMark,
+    ended_since,
+    exact_exit,
+    finished,
+    read_run_mark,
+    wants_look,
+)
 from hpcbridge.config import Settings
 from hpcbridge.errors import (
     ArrayShapeError,
@@ -122,6 +131,7 @@ class SlurmBackend:
         self._transport_lock = threading.Lock()
         self._backoff: dict[str, Backoff] = {}
         self._kills: dict[str, FailureClass] = {}
+        self._views: dict[str, QueueView] = {}
 
     # -- clusters and transports ---------------------------------------------------------------
 
@@ -151,6 +161,10 @@ class SlurmBackend:
 
     def _cluster_of(self, ref: AttemptRef) -> ClusterConfig:
         return self._clusters.get(ref.details.get("cluster"))
+
+    def _view(self, cluster: str) -> QueueView:
+        with self._transport_lock:
+            return self._views.setdefault(cluster, QueueView())
 
     def _guarded(self, cluster: str, now: float) -> Backoff:
         backoff = self._backoff.setdefault(cluster, Backoff())
@@ -226,6 +240,7 @@ class SlurmBackend:
         request, status_dir = self._with_status_dir(request, cluster)
         job = self._render(request, cluster)
         native_id = self.transport(cluster.name).submit(job)
+        self._view(cluster.name).submitted([native_id])
         details = self._details(cluster, job, native_id)
         details["status_dir"] = status_dir
         return Submitted(native_id=native_id, details=details)
@@ -290,6 +305,7 @@ class SlurmBackend:
             details["stderr"] = batch.stderr.replace("%a", str(position))
             details["array_task"] = position
             out.append(Submitted(native_id=native_id, details=details))
+        self._view(cluster.name).submitted(s.native_id for s in out)
         return out
 
     def find(self, ref: AttemptRef) -> Submitted | None:
@@ -301,7 +317,7 @@ class SlurmBackend:
         candidates = [self._cluster_of(ref)] if ref.details.get("cluster") else list(self._clusters)
         for cluster in candidates:
             transport = self.transport(cluster.name)
-            records = [r for r in transport.queue() if r.name in names]
+            records = [r for r in transport.own_jobs() if r.name in names]
             if not records:
                 records = transport.accounting_by_name(list(names), cluster.find_window_days)
                 records = [r for r in records if r.name in names]
@@ -313,6 +329,7 @@ class SlurmBackend:
                     f"{array[0]}.{array[1]}" if position is not None and array else None
                 ) or f"{ref.job_id}.{ref.attempt}"
                 log_dir = self.log_dir(cluster)
+                self._view(cluster.name).submitted([record.key])
                 return Submitted(
                     native_id=record.key,
                     details={
@@ -346,19 +363,26 @@ class SlurmBackend:
     ) -> dict[str, Observation]:
         backoff = self._guarded(cluster.name, now)
         transport = self.transport(cluster.name)
+        view = self._view(cluster.name)
+        marks = self._run_marks(cluster, refs)
         try:
-            queue = _index(transport.queue())
-            leaving = [
-                ref.native_id
-                for ref in refs
-                if ref.native_id
-                and (ref.native_id not in queue or queue[ref.native_id].state in TERMINAL_STATES)
-            ]
-            accounting = _index(transport.accounting(leaving)) if leaving else {}
+            looked = view.due(now, cluster.queue_interval_s)
+            if looked:
+                self._look(transport, view, now)
+            ended, accounting = self._settle(transport, view, refs, marks, now)
+            interval_s = cluster.queue_interval_s
+            if not looked and wants_look(view, refs, marks, ended, accounting, now, interval_s):
+                view.event_look_at = now
+                self._look(transport, view, now)
+                more, extra = self._settle(transport, view, refs, marks, now, skip=accounting)
+                ended |= more
+                accounting.update(extra)
         except TransientBackendError as exc:
             backoff.failed(now, exc)
             raise
         backoff.succeeded()
+        view.forget(ref.native_id for ref in refs if ref.native_id)
+        queue = view.records
         observations: dict[str, Observation] = {}
         for ref in refs:
             if not ref.native_id:
@@ -375,6 +399,20 @@ class SlurmBackend:
             expected = str(ref.details.get("name") or job_name(ref.token))
             seen_queue = _named(queue.get(ref.native_id), expected)
             seen_accounting = _named(accounting.get(ref.native_id), expected)
+            if seen_queue is None and seen_accounting is None and view.unseen(ref.native_id):
+                observations[ref.token] = Observation(
+                    phase=Phase.PENDING,
+                    reason=f"submitted to Slurm as job {ref.native_id}",
+                )
+                continue
+            if (
+                ref.native_id in ended
+                and finished(seen_accounting)
+                and seen_queue is not None
+                and seen_queue.requeue is False
+            ):
+                seen_queue = None  # the last look predates the end; accounting has it
+                seen_accounting = exact_exit(seen_accounting, marks.get(ref.token))
             observations[ref.token] = observe(
                 ref.native_id,
                 seen_queue,
@@ -390,6 +428,53 @@ class SlurmBackend:
         self._explain_launch_failures(refs, observations)
         self._explain_second_starts(refs, observations)
         return observations
+
+    def _run_marks(
+        self, cluster: ClusterConfig, refs: Sequence[AttemptRef]
+    ) -> dict[str, RunMark | None]:
+        """Each attempt's newest run as its status files tell, where this host sees them."""
+        if not (self.log_dir(cluster) / "status").is_dir():
+            return {}  # off the cluster (REST without shared storage): the queue alone
+        return {
+            ref.token: read_run_mark(str(ref.details["status_dir"]))
+            for ref in refs
+            if ref.native_id and ref.details.get("status_dir")
+        }
+
+    @staticmethod
+    def _look(transport: Transport, view: QueueView, now: float) -> None:
+        """One filtered look at the queue: the jobs of the user hpcbridge submits as."""
+        covered = view.covered_now()
+        view.looked(_index(transport.own_jobs()), now, covered)
+
+    @staticmethod
+    def _settle(
+        transport: Transport,
+        view: QueueView,
+        refs: Sequence[AttemptRef],
+        marks: Mapping[str, RunMark | None],
+        now: float,
+        skip: Mapping[str, JobRecord] | None = None,
+    ) -> tuple[set[str], dict[str, JobRecord]]:
+        """Attempts whose run ended since the last look (status files), and one accounting
+        call for those and for the ones that left the queue or finished in it."""
+        queue = view.records
+        ended: set[str] = set()
+        leaving: list[str] = []
+        for ref in refs:
+            native_id = ref.native_id
+            if not native_id:
+                continue
+            record = queue.get(native_id)
+            if ended_since(marks.get(ref.token), record):
+                ended.add(native_id)
+                view.ended_seen.setdefault(native_id, now)
+            gone = record is None and not view.unseen(native_id)
+            finished = record is not None and record.state in TERMINAL_STATES
+            if native_id in ended or gone or finished:
+                leaving.append(native_id)
+        leaving = [n for n in leaving if skip is None or n not in skip]
+        return ended, (_index(transport.accounting(leaving)) if leaving else {})
 
     @staticmethod
     def _explain_second_starts(
@@ -503,7 +588,9 @@ class SlurmBackend:
     def kill(self, ref: AttemptRef, failure_class: FailureClass, now: float) -> None:
         self._kills.setdefault(ref.token, self._kill_of(ref) or failure_class)
         if ref.native_id:
-            self.transport(self._cluster_of(ref).name).cancel(ref.native_id)
+            cluster = self._cluster_of(ref).name
+            self.transport(cluster).cancel(ref.native_id)
+            self._view(cluster).forced = True  # a pending job leaves no status file
 
     def signal(self, ref: AttemptRef, signal: str) -> None:
         """Deliver ``signal`` (``USR1``, ``SIGTERM``...); the batch script forwards it."""
@@ -514,7 +601,9 @@ class SlurmBackend:
     def requeue(self, ref: AttemptRef) -> None:
         """Ask Slurm to requeue a running attempt (same job id; it runs again later)."""
         if ref.native_id:
-            self.transport(self._cluster_of(ref).name).requeue(ref.native_id)
+            cluster = self._cluster_of(ref).name
+            self.transport(cluster).requeue(ref.native_id)
+            self._view(cluster).forced = True
 
     def log_paths(self, ref: AttemptRef) -> tuple[Path | None, Path | None]:
         stdout, stderr = ref.details.get("stdout"), ref.details.get("stderr")

@@ -89,6 +89,14 @@ class ClusterConfig(BaseModel):
         description="How long any finished job waits for its sacct usage record (MaxRSS, TRES)",
     )
     find_window_days: int = Field(default=14, ge=1)
+    queue_interval_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Least time between two looks at this cluster's queue (squeue --me or "
+        "REST /jobs); in between, hpcbridge answers from the last look and the jobs' status "
+        "files. A job's start or end seen in its status files brings the next look forward "
+        "(at most every 5 s)",
+    )
 
     @field_validator("token_command", mode="before")
     @classmethod

@@ -1,9 +1,11 @@
 """Parsers of Slurm 22.05 outputs into records; pure functions, tested against golden files.
 
 ``parse_squeue_json`` reads ``squeue --json`` and slurmrestd's ``/slurm/v0.0.38/jobs`` (the
-same document). ``parse_sacct_parsable`` reads ``sacct -P`` with a header line;
-``parse_sacct_json`` reads ``sacct --json`` and ``/slurmdb/v0.0.38/jobs``. Numbers that
-later Slurm versions wrap as ``{"set": true, "number": N}`` are unwrapped.
+same document); ``parse_squeue_text`` reads the filtered ``squeue --me -O ...`` hpcbridge
+polls with (22.05's ``--json`` ignores every filter). ``parse_sacct_parsable`` reads
+``sacct -P`` with a header line; ``parse_sacct_json`` reads ``sacct --json`` and
+``/slurmdb/v0.0.38/jobs``. Numbers that later Slurm versions wrap as
+``{"set": true, "number": N}`` are unwrapped.
 """
 
 from __future__ import annotations
@@ -195,6 +197,92 @@ def _task(base: JobRecord, array_job_id: int, index: int) -> JobRecord:
     return replace(
         base, key=f"{array_job_id}_{index}", array_job_id=array_job_id, array_task_id=index
     )
+
+
+# -- squeue --me -h -O ... (filtered, text) ----------------------------------------------
+
+SQUEUE_FIELDS = (
+    "JobID",
+    "ArrayJobID",
+    "ArrayTaskID",
+    "State",
+    "Reason",
+    "exit_code",
+    "RestartCnt",
+    "NodeList",
+    "Partition",
+    "UserName",
+    "SubmitTime",
+    "StartTime",
+    "EndTime",
+    "TimeLimit",
+    "Requeue",
+    "Licenses",
+    "tres-alloc",
+    "Name",
+)
+"""The columns of hpcbridge's ``squeue -O``: every one unpadded (``:0``), ``|`` between them,
+the job name last (it may itself contain ``|``)."""
+
+
+def squeue_format() -> str:
+    """The ``-O`` argument for ``SQUEUE_FIELDS``."""
+    return ",".join(f"{name}:0|" for name in SQUEUE_FIELDS[:-1]) + f",{SQUEUE_FIELDS[-1]}:0"
+
+
+def _text(value: str) -> str:
+    return "" if value in ("(null)", "N/A", "None") else value
+
+
+def parse_squeue_text(text: str) -> list[JobRecord]:
+    """``squeue -h -O <squeue_format()>`` with ``SLURM_TIME_FORMAT=%s``: one record per job,
+    a pending array remainder (``14_[5-999]``) expanded into one record per task."""
+    records: list[JobRecord] = []
+    width = len(SQUEUE_FIELDS)
+    for line in text.splitlines():
+        values = line.split("|", width - 1)
+        if len(values) != width or not values[0].strip().isdigit():
+            continue
+        row = dict(zip(SQUEUE_FIELDS, values, strict=True))
+        state = row["State"].strip().split(" ", 1)[0].upper()
+        job_id = int(row["JobID"])
+        started = parse_epoch(row["StartTime"]) if state not in PENDING_STATES else None
+        ended = parse_epoch(row["EndTime"]) if state in TERMINAL_STATES else None
+        exit_code, signal = wait_status(int(row["exit_code"] or 0))
+        alloc = parse_tres(_text(row["tres-alloc"]))
+        base = JobRecord(
+            key=str(job_id),
+            job_id=job_id,
+            name=row["Name"],
+            state=state,
+            source="queue",
+            reason=_reason(row["Reason"]),
+            exit_code=exit_code,
+            signal=signal,
+            nodes=expand_hostlist(_text(row["NodeList"])),
+            partition=row["Partition"],
+            user=row["UserName"],
+            submitted_at=parse_epoch(row["SubmitTime"]),
+            started_at=started,
+            ended_at=ended,
+            elapsed_s=(ended - started) if started and ended else None,
+            time_limit_s=parse_elapsed_s(row["TimeLimit"]),
+            restarts=int(row["RestartCnt"] or 0),
+            requeue=row["Requeue"] == "1" if row["Requeue"] in ("0", "1") else None,
+            licences=parse_licences(_text(row["Licenses"])),
+            alloc_tres=alloc,
+            mem_per_node_mb=tres_mem_per_node_mb(alloc),
+        )
+        tasks = _text(row["ArrayTaskID"])
+        if not tasks:
+            records.append(base)
+            continue
+        array_job_id = int(row["ArrayJobID"])
+        if tasks.isdigit():
+            records.append(_task(base, array_job_id, int(tasks)))
+        else:
+            records.extend(_task(base, array_job_id, i) for i in expand_indices(tasks))
+    return records
 
 
 # -- sacct -P -----------------------------------------------------------------------------

@@ -286,6 +286,12 @@ class RestTransport:
     def queue(self) -> list[JobRecord]:
         return parse_squeue_json(self._request("GET", self._slurm("jobs")))
 
+    def own_jobs(self) -> list[JobRecord]:
+        """v0.0.38's ``/jobs`` has no user filter (only ``update_time``): the whole table,
+        kept to ``rest_user``'s jobs here. The poll interval is what spares slurmctld."""
+        user = self.cluster.rest_user
+        return [record for record in self.queue() if not record.user or record.user == user]
+
     def accounting(self, job_ids: Sequence[str]) -> list[JobRecord]:
         records: list[JobRecord] = []
         ids = array_job_ids(job_ids)

@@ -2,8 +2,10 @@
 
 A transport answers in records (``_records``), so the backend never knows whether it spoke
 to ``squeue``/``sacct`` on a login node or to slurmrestd (``_rest``). ``commands`` counts the
-scheduler calls made, for the batching guarantee (one queue call and at most one accounting
-call per poll, whatever the number of jobs).
+scheduler calls made, for the batching guarantee (at most one queue call and one accounting
+call per poll, whatever the number of jobs). Polling uses ``own_jobs``, filtered on the
+controller's side where the transport can; ``queue`` (the whole job table) only serves the
+partition view.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from hpcbridge.backends.slurm._parse import (
     parse_sacct_parsable,
     parse_scontrol_partitions,
     parse_squeue_json,
+    parse_squeue_text,
     parse_submit_output,
+    squeue_format,
 )
 from hpcbridge.backends.slurm._records import JobRecord, NodeRecord, PartitionRecord
 from hpcbridge.backends.slurm._render import BatchJob, sbatch_argv
@@ -45,6 +49,11 @@ class Transport(Protocol):
 
     def queue(self) -> list[JobRecord]:
         """Every job slurmctld knows (pending, running, finished in the last MinJobAge)."""
+        ...
+
+    def own_jobs(self) -> list[JobRecord]:
+        """The jobs of the user hpcbridge submits as (pending, running, finished in the
+        last MinJobAge): what polling needs, without the rest of the job table."""
         ...
 
     def accounting(self, job_ids: Sequence[str]) -> list[JobRecord]:
@@ -132,6 +141,12 @@ class CliTransport:
                 hint="slurmctld is down or busy; hpcbridge will ask again",
             )
         return parse_squeue_json(document)
+
+    def own_jobs(self) -> list[JobRecord]:
+        """``squeue --me``: slurmctld answers it from the user's jobs alone (RPC
+        REQUEST_JOB_USER_INFO), where ``squeue --json`` in 22.05 always loads every job."""
+        argv = ["squeue", "--me", "--states=all", "--noheader", f"--Format={squeue_format()}"]
+        return parse_squeue_text(self._run(argv))
 
     def accounting(self, job_ids: Sequence[str]) -> list[JobRecord]:
         records: list[JobRecord] = []
