@@ -89,7 +89,12 @@ def _weighted(rng: random.Random, choices: Iterable[tuple[str, float]]) -> str:
 
 
 class History:
-    """One job's stored rows, built in the order the reconciler writes them."""
+    """One job's stored rows, built in the order the reconciler writes them.
+
+    ``written`` holds when each event row reaches the log: its own time, except for what
+    the job wrote into its status directory (checkpoint saves), which the reconciler
+    copies once the attempt has ended, keeping the time the job gave them.
+    """
 
     def __init__(self, rng: random.Random, job_id: str, created_at: float) -> None:
         self.rng = rng
@@ -100,6 +105,7 @@ class History:
         self.spot = self.backend == "slurm" and rng.random() < 0.3
         self.checkpoints = rng.random() < 0.5
         self.events: list[Row] = []
+        self.written: list[float] = []
         self.attempts: list[Row] = []
         self.job = self._job_row(rng.choice(PROJECTS), created_at)
         self._event("accepted", to_state="accepted", actor="bench")
@@ -145,7 +151,9 @@ class History:
             "idempotency_key": None,
         }
 
-    def _event(self, kind: str, *, actor: str = "system", **fields: Any) -> None:
+    def _event(
+        self, kind: str, *, actor: str = "system", at: float | None = None, **fields: Any
+    ) -> None:
         row: Row = {
             "attempt": None,
             "from_state": None,
@@ -153,9 +161,11 @@ class History:
             "reason": None,
             "data": {},
         }
+        when = self.now if at is None else at
         self.events.append(
-            row | fields | {"job_id": self.job_id, "time": self.now, "kind": kind, "actor": actor}
+            row | fields | {"job_id": self.job_id, "time": when, "kind": kind, "actor": actor}
         )
+        self.written.append(self.now)
 
     def _move(self, target: str, **fields: Any) -> None:
         job = self.job
@@ -231,11 +241,10 @@ class History:
         if outcome != "succeeded":
             run_s *= rng.random()
         saves = min(int(run_s // CHECKPOINT_INTERVAL_S), 6) if self.checkpoints else 0
-        for step in range(1, saves + 1):
-            self.now = row["started_at"] + step * CHECKPOINT_INTERVAL_S
-            duration = round(rng.uniform(2.0, 40.0), 3)
-            data = {"duration_s": duration, "step": step * 1000}
-            self._event("checkpoint_saved", attempt=number, data=data, actor="job")
+        saved = [
+            (row["started_at"] + step * CHECKPOINT_INTERVAL_S, round(rng.uniform(2.0, 40.0), 3))
+            for step in range(1, saves + 1)
+        ]
         self.now = row["started_at"] + run_s
         failure = None if outcome == "succeeded" else outcome
         row |= {
@@ -254,6 +263,10 @@ class History:
         summary |= row["details"]
         kind = "attempt_succeeded" if failure is None else "attempt_failed"
         self._event(kind, attempt=number, reason=failure, data=summary)
+        # The saves, copied from the job's status directory now that the attempt ended.
+        for step, (at, duration) in enumerate(saved, start=1):
+            data = {"duration_s": duration, "step": step * 1000}
+            self._event("checkpoint_saved", attempt=number, data=data, actor="job", at=at)
 
     def _settle(self, number: int, outcome: str) -> bool:
         """The job's transition after an attempt ended; True when the job is finished."""
@@ -340,8 +353,9 @@ def populate(engine: Engine, plan: Plan) -> int:
     """Write about ``plan.events`` events; returns how many jobs were written.
 
     Jobs arrive evenly over the span and overlap in time; their events are merged so that
-    ``seq`` follows time, as in a real log. A job's events never precede its creation, so
-    everything older than the next job's creation can be written out.
+    ``seq`` follows the time each was written, as in a real log (a checkpoint save is
+    written when its attempt ends). A job's events never precede its creation, so
+    everything written before the next job's creation can be written out.
     """
     finished = (plan.events - plan.active * RUNNING_JOB_EVENTS) / mean_events_per_job(plan.seed)
     jobs = plan.active + max(1, round(finished))
@@ -356,8 +370,8 @@ def populate(engine: Engine, plan: Plan) -> int:
             writer.event(heapq.heappop(pending)[2])
         history = History(rng, next_id(), created).run(leave_running=index >= jobs - plan.active)
         writer.job(history)
-        for row in history.events:
-            heapq.heappush(pending, (row["time"], next(order), row))
+        for row, written in zip(history.events, history.written, strict=True):
+            heapq.heappush(pending, (written, next(order), row))
     while pending:
         writer.event(heapq.heappop(pending)[2])
     writer.flush()

@@ -104,14 +104,7 @@ class Sim:
             )
             if not finish and number == len(outcomes):
                 return job_id
-            for duration in checkpoints_s:
-                store.add_event(
-                    job_id,
-                    "checkpoint_saved",
-                    now=self.now,
-                    attempt=number,
-                    data={"duration_s": duration, "step": 1, "bytes": 2_000_000_000},
-                )
+            saved_at = self.now
             self.now += run_s
             succeeded = outcome == "succeeded"
             failure = None if succeeded else FailureClass(outcome)
@@ -146,6 +139,17 @@ class Sim:
                 reason=reason,
                 data=data,
             )
+            # The job's own events, copied from its status directory once the attempt has
+            # ended (Reconciler._ingest_job_events): after the attempt's end in the log,
+            # with the time they were written.
+            for duration in checkpoints_s:
+                store.add_event(
+                    job_id,
+                    "checkpoint_saved",
+                    now=saved_at,
+                    attempt=number,
+                    data={"duration_s": duration, "step": 1, "bytes": 2_000_000_000},
+                )
             last = number == len(outcomes)
             if succeeded:
                 store.transition(

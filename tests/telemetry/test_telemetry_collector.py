@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from hpcbridge.slo import _metrics as slo_metrics
+from hpcbridge.states import FailureClass, JobState
 from hpcbridge.store import Event, Store
 from hpcbridge.telemetry import LABELS, ReconcilerStats, StoreCollector, exported_series
 from hpcbridge.telemetry import _names as names
@@ -229,6 +230,27 @@ def test_any_chunk_size_folds_the_same_values(sim: Sim, store: Store, chunk_size
             sim.job(["succeeded"], finish=False)
     reference = samples(_registry(store))
     assert samples(_registry(store, chunk_size=chunk_size)) == reference
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 4, 5000])
+def test_an_attempt_ending_after_its_job_counts_at_any_chunk_size(
+    sim: Sim, store: Store, chunk_size: int
+) -> None:
+    job_id = sim.job(["succeeded"], finish=False)
+    job = store.get_job(job_id)
+    store.transition(
+        job_id,
+        JobState.CANCELLED,
+        expected_version=job.version,
+        now=sim.now + 5,
+        failure_class=FailureClass.CANCELLED,
+    )
+    data = {"failure_class": "cancelled", "run_s": 5, "backend": "local"}
+    store.add_event(job_id, "attempt_failed", now=sim.now + 6, attempt=1, data=data)
+    registry = _registry(store, chunk_size=chunk_size)
+    assert value(registry, "hpcbridge_attempts_finished_total", outcome="cancelled") == 1
+    assert value(registry, "hpcbridge_run_seconds_total") == 5
+    assert value(registry, "hpcbridge_jobs_finished_total", outcome="cancelled") == 1
 
 
 def test_label_sets_born_after_start_up_show_zero_once(sim: Sim, store: Store) -> None:

@@ -1,9 +1,11 @@
 """Finished jobs and attempts as SLI samples.
 
-Each record is first turned into the metric increments the telemetry module would export
-for it (same series, same labels), grouped per *unit*: the logical job, its queue wait, or
-one attempt. A selector then means exactly what it means in PromQL, and the Python
-evaluator and the generated Prometheus rules count the same things.
+``FinishedJob`` and ``FinishedAttempt`` are the records the one event fold
+(``hpcbridge.events``) closes. Each is first turned into the metric increments the
+telemetry module exports for it (same series, same labels), grouped per *unit*: the
+logical job, its queue wait, or one attempt. A selector then means exactly what it means
+in PromQL, and the Python evaluator and the generated Prometheus rules count the same
+things.
 """
 
 from __future__ import annotations
@@ -11,38 +13,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from hpcbridge.events import FinishedAttempt, FinishedJob
 from hpcbridge.slo import _metrics as m
 from hpcbridge.slo._gc import paused_gc
 from hpcbridge.slo._model import ANY_CLASS, RatioSli, Selector, SloDefinition
+from hpcbridge.states import FailureClass
 
+__all__ = [
+    "FinishedAttempt",
+    "FinishedJob",
+    "GpuUtilizationSample",
+    "MetricEvent",
+    "SliSample",
+    "build_samples",
+    "build_samples_by_slo",
+    "metric_events",
+]
 
-@dataclass(frozen=True, slots=True)
-class FinishedAttempt:
-    """One scheduler submission that ended (retries are attempts too)."""
-
-    number: int
-    outcome: str
-    failure_class: str
-    finished_at: float
-    backend: str = "local"
-    partition_kind: str = "regular"
-    run_s: float = 0.0
-    checkpoint_durations_s: tuple[float, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class FinishedJob:
-    """A logical job that reached a terminal state, with all its attempts."""
-
-    job_id: str
-    project: str
-    workload_class: str
-    outcome: str
-    failure_class: str
-    finished_at: float
-    queue_wait_s: float | None = None
-    started_at: float | None = None
-    attempts: tuple[FinishedAttempt, ...] = ()
+_PREEMPTED = FailureClass.PREEMPTED.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +106,7 @@ def _units(job: FinishedJob) -> list[_Unit]:
         unit.events.append(MetricEvent(m.ATTEMPTS_FINISHED, base | attempt_labels, 1.0))
         unit.events.append(MetricEvent(m.RUN_SECONDS, base, attempt.run_s))
         unit.events.extend(_observe(m.CHECKPOINT_DURATION, base, attempt.checkpoint_durations_s))
-        if attempt.failure_class == "preempted":
+        if attempt.failure_class == _PREEMPTED:
             kind = {"partition_kind": attempt.partition_kind}
             unit.events.append(MetricEvent(m.PREEMPTIONS, base | kind, 1.0))
         units.append(unit)

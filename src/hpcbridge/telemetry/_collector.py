@@ -1,9 +1,9 @@
 """A Prometheus collector over the store, computed at scrape time.
 
-Counters and histograms come from the append-only event log, folded incrementally: each
-scrape reads only the events written since the previous one (``seq`` greater than the
-last one seen). State gauges come from the active attempts, which are few. Register it in
-a registry you own, never the global one::
+Counters and histograms come from the append-only event log, read by the one event fold
+(``hpcbridge.events``) incrementally: each scrape reads only the events written since the
+previous one (``seq`` greater than the last one seen). State gauges come from the active
+attempts, which are few. Register it in a registry you own, never the global one::
 
     registry = CollectorRegistry()
     registry.register(StoreCollector(store, stats=stats))
@@ -24,11 +24,11 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-from hpcbridge.errors import NotFoundError
+from hpcbridge.events import EventFold, EventReader, JobLabels
 from hpcbridge.states import AttemptState
-from hpcbridge.store import Attempt, Event, Store
+from hpcbridge.store import Attempt, Store
 from hpcbridge.telemetry import _names as n
-from hpcbridge.telemetry._fold import RELEVANT_KINDS, Fold, Histogram, JobInfo, job_info
+from hpcbridge.telemetry._fold import Histogram, MetricTotals
 from hpcbridge.telemetry._stats import ReconcilerStats, StatsSnapshot
 from hpcbridge.telemetry._status import latest_gpu_utilization
 
@@ -40,8 +40,6 @@ _COUNTERS = (
     n.LOST_CORE_SECONDS,
     n.TRANSITIONS,
 )
-_BULK = 32
-"""More new jobs than this in one chunk of events: load them with one query."""
 _HISTOGRAMS = n.FOLDED_HISTOGRAMS
 
 
@@ -60,11 +58,11 @@ class StoreCollector(Collector):
         self._store = store
         self._stats = stats
         self._clock = clock
-        self._chunk = chunk_size
         self._gpu_max_age_s = gpu_max_age_s
-        self._fold = Fold()
+        self._totals = MetricTotals()
+        self._fold = EventFold(self._totals)
+        self._reader = EventReader(store, self._fold, chunk_size=chunk_size)
         self._lock = threading.Lock()
-        self._preloaded: dict[str, JobInfo] | None = None
         self._initialised = False
         self._held_bases: set[tuple[str, ...]] = set()
         self._held_keys: set[tuple[str, ...]] = set()
@@ -80,14 +78,7 @@ class StoreCollector(Collector):
             return self._refresh()
 
     def _refresh(self) -> int:
-        read = 0
-        while True:
-            events = self._store.all_events(after_seq=self._fold.seq, limit=self._chunk)
-            read += len(events)
-            self._fold_chunk(events, self._infos(events, catching_up=read >= self._chunk))
-            if len(events) < self._chunk:
-                break
-        self._preloaded = None
+        read = self._reader.read()
         self._hold_new_series()
         return read
 
@@ -99,12 +90,12 @@ class StoreCollector(Collector):
         found while folding the history at start-up are exported as they are: their
         values equal what the previous process exported, so nothing is lost.
         """
-        fold = self._fold
+        totals = self._totals
         if self._initialised:
-            self._held_bases.update(fold.new_bases)
-            self._held_keys.update(fold.new_keys)
-        fold.new_bases.clear()
-        fold.new_keys.clear()
+            self._held_bases.update(totals.new_bases)
+            self._held_keys.update(totals.new_keys)
+        totals.new_bases.clear()
+        totals.new_keys.clear()
         self._initialised = True
 
     def _held(self, name: str, labels: tuple[str, ...]) -> bool:
@@ -113,39 +104,6 @@ class StoreCollector(Collector):
         if labels[:2] in self._held_bases:
             return True
         return name == n.ATTEMPTS_FINISHED and labels[:3] in self._held_keys
-
-    def _infos(self, events: list[Event], *, catching_up: bool) -> dict[str, JobInfo]:
-        """Labels of the jobs the events name that the fold does not track, in few queries.
-
-        A long backlog (the first scrape after a restart) loads every job once; a chunk
-        naming many new jobs loads the active ones at once; the rest are fetched one by one.
-        """
-        wanted = {
-            e.job_id for e in events if e.kind in RELEVANT_KINDS and e.job_id not in self._fold.jobs
-        }
-        if not wanted:
-            return {}
-        if catching_up and self._preloaded is None and len(wanted) > _BULK:
-            self._preloaded = {job.job_id: job_info(job) for job in self._store.list_jobs()}
-        found: dict[str, JobInfo] = {}
-        if self._preloaded is not None:
-            found = {i: self._preloaded[i] for i in wanted if i in self._preloaded}
-        elif len(wanted) > _BULK:
-            found = {j.job_id: job_info(j) for j in self._store.active_jobs() if j.job_id in wanted}
-        for job_id in wanted - found.keys():
-            try:
-                found[job_id] = job_info(self._store.get_job(job_id))
-            except NotFoundError:
-                continue
-        return found
-
-    def _fold_chunk(self, events: list[Event], infos: dict[str, JobInfo]) -> None:
-        fold = self._fold
-        for event in events:
-            info = infos.get(event.job_id)
-            if event.kind == "accepted" and info is not None and event.job_id not in fold.jobs:
-                fold.add_job(event.job_id, info)
-            fold.apply(event, info)
 
     # -- Collector -----------------------------------------------------------------------
 
@@ -167,36 +125,36 @@ class StoreCollector(Collector):
         yield from families.values()
 
     def _from_fold(self) -> dict[str, Metric]:
-        fold = self._fold
+        totals = self._totals
         families = _families()
         for name in _COUNTERS:
             family = families[name]
             assert isinstance(family, CounterMetricFamily)
-            for labels, value in sorted(fold.counters[name].items()):
+            for labels, value in sorted(totals.counters[name].items()):
                 family.add_metric(labels, 0.0 if self._held(name, labels) else value)
         for name in _HISTOGRAMS:
             hist = families[name]
             assert isinstance(hist, HistogramMetricFamily)
-            for labels, histogram in sorted(fold.histograms[name].items()):
+            for labels, histogram in sorted(totals.histograms[name].items()):
                 shown = Histogram(histogram.bounds) if self._held(name, labels) else histogram
                 hist.add_metric(labels, shown.cumulative(), shown.total)
         jobs = families[n.JOBS]
         assert isinstance(jobs, GaugeMetricFamily)
-        for labels, count in sorted(fold.jobs_by_state.items()):
+        for labels, count in sorted(totals.jobs_by_state.items()):
             jobs.add_metric(labels, float(count))
         processed = families[n.EVENTS_PROCESSED]
         assert isinstance(processed, CounterMetricFamily)
-        processed.add_metric((), float(fold.events))
+        processed.add_metric((), float(self._fold.events))
         return families
 
-    def _running_attempts(self) -> list[tuple[Attempt, JobInfo | None]]:
+    def _running_attempts(self) -> list[tuple[Attempt, JobLabels | None]]:
         return [
-            (a, self._fold.jobs.get(a.job_id))
+            (a, self._fold.labels(a.job_id))
             for a in self._store.active_attempts()
             if a.state is AttemptState.RUNNING
         ]
 
-    def _gpu_utilization(self, running: list[tuple[Attempt, JobInfo | None]]) -> Metric:
+    def _gpu_utilization(self, running: list[tuple[Attempt, JobLabels | None]]) -> Metric:
         family = _families()[n.GPU_UTILIZATION]
         since = self._clock() - self._gpu_max_age_s
         readings: dict[tuple[str, ...], list[float]] = {}
@@ -226,7 +184,7 @@ def _families() -> dict[str, Metric]:
     return families
 
 
-def _nodes(running: list[tuple[Attempt, JobInfo | None]]) -> Metric:
+def _nodes(running: list[tuple[Attempt, JobLabels | None]]) -> Metric:
     family = GaugeMetricFamily(
         n.NODE_RUNNING_ATTEMPTS, n.HELP[n.NODE_RUNNING_ATTEMPTS], labels=("backend", "node")
     )

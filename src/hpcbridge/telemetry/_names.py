@@ -1,29 +1,76 @@
 """Metric names, labels and bucket bounds exported by hpcbridge, as plain data.
 
-The first seven series are the contract SLOs are written against (``hpcbridge.slo`` keeps
-its own copy; a test holds the two to each other). Labels are bounded: project, workload
-class, outcome, failure class, backend, partition kind, state, node. Never a job id or a
-user name.
+The seven series SLOs are written against, their labels and the bucket bounds promised to
+SLO thresholds come from the metric contract in ``hpcbridge.events``, which the SLO module
+reads too. Labels are bounded: project, workload class, outcome, failure class, backend,
+partition kind, state, node. Never a job id or a user name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from hpcbridge.events import (
+    ATTEMPTS_FINISHED,
+    BASE_LABELS,
+    CHECKPOINT_DURATION,
+    EXPORTED_LABELS,
+    GPU_UTILIZATION,
+    JOBS_FINISHED,
+    PARTITION_KINDS,
+    PREEMPTIONS,
+    PROMISED_BUCKETS,
+    QUEUE_WAIT,
+    RUN_SECONDS,
+    Outcome,
+)
 from hpcbridge.states import FailureClass, JobState
 
-# -- the SLO contract -----------------------------------------------------------------------
-JOBS_FINISHED = "hpcbridge_jobs_finished_total"
-ATTEMPTS_FINISHED = "hpcbridge_attempts_finished_total"
-QUEUE_WAIT = "hpcbridge_queue_wait_seconds"
-CHECKPOINT_DURATION = "hpcbridge_checkpoint_duration_seconds"
+__all__ = [
+    "ACTIVE_STATES",
+    "ATTEMPTS_FINISHED",
+    "BACKEND_NODES",
+    "BACKEND_POLL_DURATION",
+    "BACKEND_POLL_ERRORS",
+    "BACKEND_UP",
+    "BASE_LABELS",
+    "CHECKPOINT_DURATION",
+    "CYCLES",
+    "CYCLE_DURATION",
+    "CYCLE_ERRORS",
+    "EVENTS_PROCESSED",
+    "FABRIC_LATENCY",
+    "FAILED_CLASSES",
+    "FOLDED_HISTOGRAMS",
+    "GPU_UTILIZATION",
+    "HELP",
+    "HISTOGRAM_BUCKETS",
+    "JOBS",
+    "JOBS_FINISHED",
+    "LABELS",
+    "LAST_CYCLE",
+    "LOST_CORE_SECONDS",
+    "MAKESPAN",
+    "NODE_RUNNING_ATTEMPTS",
+    "OPERATION_CHECKPOINT_WRITE",
+    "OUTCOME_CANCELLED",
+    "OUTCOME_CLASSES",
+    "OUTCOME_FAILED",
+    "OUTCOME_SUCCEEDED",
+    "PARTITION_KINDS",
+    "PREEMPTIONS",
+    "QUEUE_WAIT",
+    "RUN_SECONDS",
+    "STORAGE_THROUGHPUT",
+    "TIME_TO_RECOVER",
+    "TRANSITIONS",
+    "exported_series",
+    "histogram_series",
+]
+
+# -- more from the store (the SLO contract's seven are imported above) ----------------------
 FABRIC_LATENCY = "hpcbridge_fabric_latency_seconds"
 STORAGE_THROUGHPUT = "hpcbridge_storage_throughput_bytes_per_second"
-RUN_SECONDS = "hpcbridge_run_seconds_total"
-GPU_UTILIZATION = "hpcbridge_gpu_utilization_ratio"
-PREEMPTIONS = "hpcbridge_preemptions_total"
-
-# -- more from the store --------------------------------------------------------------------
 MAKESPAN = "hpcbridge_job_makespan_seconds"
 TIME_TO_RECOVER = "hpcbridge_time_to_recover_seconds"
 LOST_CORE_SECONDS = "hpcbridge_lost_core_seconds_total"
@@ -42,18 +89,16 @@ CYCLE_DURATION = "hpcbridge_reconciler_cycle_duration_seconds"
 CYCLE_ERRORS = "hpcbridge_reconciler_errors_total"
 LAST_CYCLE = "hpcbridge_reconciler_last_cycle_timestamp_seconds"
 
-BASE_LABELS = ("project", "workload_class")
-
 LABELS: Mapping[str, tuple[str, ...]] = {
-    JOBS_FINISHED: (*BASE_LABELS, "outcome", "failure_class"),
-    ATTEMPTS_FINISHED: (*BASE_LABELS, "backend", "partition_kind", "outcome", "failure_class"),
-    QUEUE_WAIT: BASE_LABELS,
-    CHECKPOINT_DURATION: BASE_LABELS,
+    JOBS_FINISHED: EXPORTED_LABELS[JOBS_FINISHED],
+    ATTEMPTS_FINISHED: EXPORTED_LABELS[ATTEMPTS_FINISHED],
+    QUEUE_WAIT: EXPORTED_LABELS[QUEUE_WAIT],
+    CHECKPOINT_DURATION: EXPORTED_LABELS[CHECKPOINT_DURATION],
     FABRIC_LATENCY: BASE_LABELS,
     STORAGE_THROUGHPUT: (*BASE_LABELS, "operation"),
-    RUN_SECONDS: BASE_LABELS,
-    GPU_UTILIZATION: BASE_LABELS,
-    PREEMPTIONS: (*BASE_LABELS, "partition_kind"),
+    RUN_SECONDS: EXPORTED_LABELS[RUN_SECONDS],
+    GPU_UTILIZATION: EXPORTED_LABELS[GPU_UTILIZATION],
+    PREEMPTIONS: EXPORTED_LABELS[PREEMPTIONS],
     MAKESPAN: (*BASE_LABELS, "outcome"),
     TIME_TO_RECOVER: (*BASE_LABELS, "failure_class"),
     LOST_CORE_SECONDS: (*BASE_LABELS, "failure_class"),
@@ -108,8 +153,7 @@ HELP: Mapping[str, str] = {
 }
 
 HISTOGRAM_BUCKETS: Mapping[str, tuple[float, ...]] = {
-    # 60..14400 are promised to SLO thresholds (hpcbridge.slo._metrics).
-    QUEUE_WAIT: (1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400),
+    QUEUE_WAIT: (1, 10, *PROMISED_BUCKETS[QUEUE_WAIT], 43200, 86400),
     CHECKPOINT_DURATION: (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
     FABRIC_LATENCY: (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.05),
     STORAGE_THROUGHPUT: (1e6, 1e7, 5e7, 1e8, 2.5e8, 5e8, 1e9, 2.5e9, 5e9, 1e10, 2.5e10),
@@ -129,9 +173,8 @@ FOLDED_HISTOGRAMS = (
 )
 """Histograms folded from the event log (the reconciler's own are in ``ReconcilerStats``)."""
 
-OUTCOME_SUCCEEDED, OUTCOME_FAILED, OUTCOME_CANCELLED = "succeeded", "failed", "cancelled"
+OUTCOME_SUCCEEDED, OUTCOME_FAILED, OUTCOME_CANCELLED = (o.value for o in Outcome)
 OPERATION_CHECKPOINT_WRITE = "checkpoint_write"
-PARTITION_KINDS = ("regular", "spot")
 
 FAILED_CLASSES: tuple[str, ...] = tuple(
     c.value for c in FailureClass if c is not FailureClass.CANCELLED

@@ -22,12 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpcbridge.events import INGESTED_KINDS, UTILIZATION, EventKind
+
 EVENTS_FILE = "events.jsonl"
-GPU_SAMPLE = "gpu_sample"
-INGESTED_KINDS = frozenset(
-    {"checkpoint_saved", "checkpoint_save_failed", "requeue_requested", "fabric_latency"}
-)
-"""Job-side events worth copying into the store when an attempt ends."""
+GPU_SAMPLE: str = EventKind.GPU_SAMPLE.value
 _TAIL_BYTES = 64 * 1024
 
 
@@ -94,7 +92,7 @@ def latest_gpu_utilization(status_dir: Path, *, since: float) -> float | None:
             continue
         if event.time < since:
             return None
-        value = event.data.get("utilization")
+        value = event.data.get(UTILIZATION)
         if isinstance(value, int | float) and not isinstance(value, bool):
             return min(max(float(value), 0.0), 1.0)
     return None
