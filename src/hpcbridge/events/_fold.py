@@ -149,8 +149,7 @@ class EventFold:
         or an event that arrives after the job finished. Without them (a deleted job) the
         event is only counted.
         """
-        if event.seq > self.seq:
-            self.seq = event.seq
+        self.seq = max(self.seq, event.seq)
         self.events += 1
         kind = event.kind
         if kind not in RELEVANT_KINDS:
