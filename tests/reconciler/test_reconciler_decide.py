@@ -609,6 +609,18 @@ def test_a_cancelled_queued_job_that_never_ran_goes_straight_to_cancelled() -> N
     assert [a.target for a in actions if isinstance(a, Transition)] == [S.CANCELLED]
 
 
+def test_a_job_cancelled_before_it_started_is_cancelled_despite_exit_code_0() -> None:
+    """Slurm reads ``CANCELLED 0:0`` for a job cancelled while it waited: no start, no
+    success."""
+    seen = Observation(
+        Phase.FAILED, exit_code=0, failure_class=FailureClass.CANCELLED, ended_at=NOW - 1
+    )
+    the_view = view(S.QUEUED, the_attempt=attempt(A.SUBMITTED), seen=seen, cancel_requested=True)
+    actions = decide(the_view, POLICY, NOW)
+    assert only(actions, RecordAttempt).fields["state"] is A.FAILED
+    assert [a.target for a in actions if isinstance(a, Transition)] == [S.CANCELLED]
+
+
 def test_cancel_kills_only_once() -> None:
     killing = attempt(A.RUNNING, details={"kill": {"failure_class": "cancelled", "at": NOW}})
     the_view = view(

@@ -44,6 +44,8 @@ def cluster_config(
         "log_dir": log_dir,
         "usage_wait_s": 0.0,
         "command_timeout_s": 30.0,
+        # Tests wait for state changes; the 30 s default spares a real slurmctld.
+        "queue_interval_s": 0.5,
     }
     if transport == "rest":
         values.update(

@@ -72,10 +72,11 @@ def test_licence_gating_shows_the_pending_reason_in_words(
         "the licence reason",
     )
     assert rig.job(waiter).state is JobState.QUEUED
-    rig.cancel(holder)
+    # The waiter first: once the holder's licences are free Slurm may start it at once.
     rig.cancel(waiter)
-    assert rig.wait_done(holder).state is JobState.CANCELLED
     assert rig.wait_done(waiter).state is JobState.CANCELLED
+    rig.cancel(holder)
+    assert rig.wait_done(holder).state is JobState.CANCELLED
 
 
 def test_gpu_jobs_land_on_gpu_nodes(rig: Rig, tmp_path: Path, slurm_cluster: SlurmCluster) -> None:

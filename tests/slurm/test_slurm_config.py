@@ -172,6 +172,9 @@ class _TimesOutAfterSubmitting:
     def queue(self) -> list[JobRecord]:
         return self.inner.queue()
 
+    def own_jobs(self) -> list[JobRecord]:
+        return self.inner.own_jobs()
+
     def accounting(self, job_ids: Sequence[str]) -> list[JobRecord]:
         return self.inner.accounting(job_ids)
 

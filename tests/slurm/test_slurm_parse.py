@@ -251,6 +251,33 @@ def test_a_kill_by_hpcbridge_reports_its_class(squeue: dict[str, JobRecord]) -> 
     assert classify(completed, kill=FailureClass.CANCELLED)[:2] == (Phase.SUCCEEDED, None)
 
 
+def test_a_job_cancelled_while_pending_never_started(squeue: dict[str, JobRecord]) -> None:
+    """Slurm gives it a start time equal to its end and ``CANCELLED 0:0``, but no node."""
+    cancelled = replace(
+        squeue["13"],
+        state="CANCELLED",
+        exit_code=0,
+        signal=None,
+        nodes=(),
+        started_at=5.0,
+        ended_at=5.0,
+    )
+    seen = observe(
+        "13",
+        cancelled,
+        cancelled,
+        cluster="c",
+        kill=FailureClass.CANCELLED,
+        now=6.0,
+        accounting_wait_s=0.0,
+    )
+    assert (seen.phase, seen.failure_class, seen.started_at) == (
+        Phase.FAILED,
+        FailureClass.CANCELLED,
+        None,
+    )
+
+
 def test_pending_reasons_in_words(squeue: dict[str, JobRecord]) -> None:
     assert classify(squeue["15"])[2] == "waiting for 3 licences of fluent"
     assert classify(squeue["16"])[2] == "waiting behind jobs of higher priority"

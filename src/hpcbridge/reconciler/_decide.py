@@ -348,13 +348,16 @@ _STARTABLE = (_S.QUEUED, _S.RUNNING)
 
 
 def _completed(seen: Observation) -> bool:
-    """It ran to its end (exit code 0, no signal), whether or not a kill was on its way."""
+    """It ran to its end (exit code 0, no signal), whether or not a kill was on its way.
+    A job cancelled while it waited also reads exit code 0 (Slurm's ``CANCELLED 0:0``):
+    only one that is known to have started can have completed."""
     if seen.exit_code not in (0, None) or seen.signal is not None:
         return False
     return seen.phase is Phase.SUCCEEDED or (
         seen.phase is Phase.FAILED
         and seen.exit_code == 0
         and seen.failure_class is FailureClass.CANCELLED
+        and seen.started_at is not None
     )
 
 

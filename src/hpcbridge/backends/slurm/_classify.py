@@ -225,7 +225,9 @@ def _observe_record(
         exit_code=exit_code,
         signal=signal,
         nodes=record.nodes,
-        started_at=record.started_at,
+        # Slurm gives a job cancelled while pending a start time equal to its end, but no
+        # node: only a job that was given nodes ever started.
+        started_at=record.started_at if record.nodes else None,
         ended_at=record.ended_at,
         rss_mb=record.max_rss_mb,
         details=details,
