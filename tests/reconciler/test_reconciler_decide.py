@@ -518,6 +518,18 @@ def test_unknown_past_the_grace_period_is_lost_then_retried(state: JobState) -> 
     assert_allowed(state, actions)
 
 
+def test_reasons_carry_readable_durations() -> None:
+    """Reasons are read by people: 61.237 s reads 1m1s, not a raw float."""
+    the_view = view(
+        S.RUNNING,
+        the_attempt=attempt(A.RUNNING),
+        seen=Observation(Phase.UNKNOWN),
+        unknown_since=NOW - 61.237,
+    )
+    reason = only(decide(the_view, POLICY, NOW), RecordAttempt).fields["reason"]
+    assert "has not known the attempt for 1m1s;" in reason
+
+
 def test_unknown_when_already_lost_does_not_repeat_the_move() -> None:
     the_view = view(
         S.LOST,

@@ -254,7 +254,7 @@ def _after_failure(
         return [
             Transition(
                 _S.RETRY_WAIT,
-                f"{what}; {decision.why} in {format_duration(decision.delay_s)}",
+                f"{what}; {decision.why} in {_readable(decision.delay_s)}",
                 fields,
             )
         ]
@@ -266,7 +266,7 @@ def _decide_unknown(view: JobView, policy: Policy, now: float) -> list[Action]:
     if since is None or now - since < policy.lost_grace_s:
         return []
     reason = (
-        f"the scheduler has not known the attempt for {format_duration(now - since)}; "
+        f"the scheduler has not known the attempt for {_readable(now - since)}; "
         "it is lost, not assumed finished"
     )
     actions: list[Action] = [
@@ -394,3 +394,9 @@ def _decide_parent(view: JobView) -> list[Action]:
             Transition(_S.CANCELLED, f"{cancelled} of {job.task_count} tasks cancelled"),
         ]
     return [*actions, Transition(_S.SUCCEEDED, f"all {job.task_count} tasks succeeded")]
+
+
+def _readable(seconds: float) -> str:
+    """A duration for a reason a person reads: whole seconds, tenths below ten seconds
+    (a jittered delay of 37.41 s reads "37s", not "37.4123s")."""
+    return format_duration(round(seconds) if seconds >= 10 else round(seconds, 1))
