@@ -16,12 +16,14 @@ from rich.live import Live
 
 from hpcbridge.cli import _render as render
 from hpcbridge.cli._errors import EXIT_INVALID
+from hpcbridge.cli._junit import write_junit
 from hpcbridge.cli._reasons import (
     is_command_not_found,
     job_reason,
     missing_command,
     stderr_tail,
 )
+from hpcbridge.cli._setup import check_output_file
 from hpcbridge.cli._setup import open_client as _client
 from hpcbridge.client import Client
 from hpcbridge.errors import NotFoundError
@@ -91,6 +93,13 @@ TimeoutOpt = Annotated[
     ),
 ]
 
+JunitOpt = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="FILE",
+        help="Also write a JUnit XML report (one test case per job or array task) for CI.",
+    ),
+]
 
 ClusterOpt = Annotated[
     str | None,
@@ -157,14 +166,19 @@ def run(
     json_output: JsonOpt = False,
     timeout: TimeoutOpt = None,
     cluster: ClusterOpt = None,
+    junit: JunitOpt = None,
 ) -> None:
     """Submit a job and wait for it with a live display; exit 0 only if it succeeded."""
+    if junit is not None:
+        check_output_file(junit, "--junit")
     with _client() as client:
         job = client.submit(_load(client, file, cluster))
         try:
             job = _follow(client, job, quiet=json_output, timeout_s=timeout)
         except TimeoutError:
             client.hand_over()
+            if junit is not None:
+                write_junit(client, [job.job_id], junit)
             raise _timed_out([job.job_id], timeout) from None
         except KeyboardInterrupt:
             client.hand_over()
@@ -174,6 +188,8 @@ def run(
             )
             raise typer.Exit(130) from None
         client.hand_over()
+        if junit is not None:
+            write_junit(client, [job.job_id], junit)
         if json_output:
             out.print_json(render.dumps(_full(client, job)))
         else:
@@ -480,15 +496,22 @@ def wait(
     job_ids: Annotated[list[str], typer.Argument(help="Job ids.")],
     timeout: TimeoutOpt = None,
     json_output: JsonOpt = False,
+    junit: JunitOpt = None,
 ) -> None:
     """Wait until jobs finish (driving the reconciler); exit 0 only if all succeeded."""
+    if junit is not None:
+        check_output_file(junit, "--junit")
     with _client() as client:
         try:
             jobs = client.wait(job_ids, timeout_s=timeout)
         except TimeoutError:
             client.hand_over()
+            if junit is not None:
+                write_junit(client, job_ids, junit)
             raise _timed_out(job_ids, timeout) from None
         client.hand_over()
+        if junit is not None:
+            write_junit(client, job_ids, junit)
         if json_output:
             out.print_json(render.dumps(jobs))
         else:
