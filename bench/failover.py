@@ -3,8 +3,9 @@
 Starts the PostgreSQL test server (``scripts/postgres-cluster start``) if none answers, then
 runs, in a schema of its own:
 
-- ``--jobs`` jobs on the local executor (each sleeps a moment, then writes down the attempt
-  that ran it), submitted at once;
+- ``--jobs`` jobs on the local executor, or with ``--backend slurm`` on the Slurm test
+  cluster (``scripts/slurm-cluster``; ``--slurm-conf`` names another), each sleeping a
+  moment, then writing down the attempt that ran it, submitted at once;
 - two ``hpcbridge agent`` processes on one database and one data directory; whichever holds
   the lease leads, the other waits;
 - ``--kills`` times, at seeded random moments: SIGKILL the leader, start a replacement, and
@@ -46,6 +47,9 @@ from hpcbridge.store import JobFilter
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_SCRIPT = REPO / "scripts" / "postgres-cluster"
 URL_FILE = Path(os.environ.get("HPCBRIDGE_POSTGRES_STATE", "/var/lib/hpcbridge-postgres")) / "url"
+SLURM_CONF = (
+    Path(os.environ.get("HPCBRIDGE_SLURM_STATE", "/var/lib/hpcbridge-slurm")) / "etc" / "slurm.conf"
+)
 PROGRAM = 'sleep "$2"; echo "$HPCBRIDGE_ATTEMPT" >>"$1/$HPCBRIDGE_JOB_ID"'
 
 
@@ -119,20 +123,51 @@ def lease(url: str) -> tuple[str, int] | None:
     return None if row is None or not row[0] else (str(row[0]), int(row[1]))
 
 
+def slurm_clusters_file(root: Path, slurm_conf: Path) -> Path:
+    """A clusters file naming the Slurm cluster of ``slurm_conf``, polled every second."""
+    path = root / "clusters.yaml"
+    path.write_text(
+        "clusters:\n"
+        "  bench:\n"
+        "    default: true\n"
+        "    transport: cli\n"
+        f"    slurm_conf: {slurm_conf}\n"
+        f"    log_dir: {root / 'slurm-logs'}\n"
+        "    queue_interval_s: 1\n"
+    )
+    return path
+
+
 def run_failover(
-    url: str, root: Path, *, jobs: int, kills: int, ttl_s: float, seed: int
+    url: str,
+    root: Path,
+    *,
+    jobs: int,
+    kills: int,
+    ttl_s: float,
+    seed: int,
+    backend: str = "local",
+    slurm_conf: Path = SLURM_CONF,
 ) -> dict[str, Any]:
     chooser = random.Random(seed)
     out = root / "out"
     out.mkdir()
-    settings = Settings(home=root / "home", database_url=url, local_cpus=8, lease_ttl_s=ttl_s)
+    clusters = slurm_clusters_file(root, slurm_conf) if backend == "slurm" else None
+    settings = Settings(
+        home=root / "home",
+        database_url=url,
+        local_cpus=8,
+        lease_ttl_s=ttl_s,
+        clusters_file=clusters,
+    )
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("HPCBRIDGE_")},
+        **{k: v for k, v in os.environ.items() if not k.startswith(("HPCBRIDGE_", "SLURM_"))},
         "HPCBRIDGE_HOME": str(settings.home),
         "HPCBRIDGE_DATABASE_URL": url,
         "HPCBRIDGE_LOCAL_CPUS": "8",
         "HPCBRIDGE_LEASE_TTL_S": str(ttl_s),
         "HPCBRIDGE_POLL_INTERVAL_S": "0.2",
+        **({"HPCBRIDGE_CLUSTERS_FILE": str(clusters)} if clusters else {}),
     }
     client = Client(settings)
     specs = [
@@ -147,9 +182,10 @@ def run_failover(
                     PROGRAM,
                     "sh",
                     str(out),
-                    f"{chooser.uniform(1, 4):.2f}",
+                    f"{duration:.2f}",
                 ],
                 "retry": {"max_attempts": 5, "backoff": {"initial": "1s", "max": "2s"}},
+                "backend": backend,
             }
         )
         for i, duration in enumerate(chooser.uniform(1, 4) for _ in range(jobs))
@@ -194,6 +230,7 @@ def run_failover(
             lost += 1
     client.close()
     return {
+        "backend": backend,
         "jobs": len(submitted),
         "kills": len(takeovers),
         "lease_ttl_s": ttl_s,
@@ -228,6 +265,8 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--lease-ttl", type=float, default=3.0, help="seconds")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", choices=("local", "slurm"), default="local")
+    parser.add_argument("--slurm-conf", type=Path, default=SLURM_CONF)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hpcbridge-failover-") as root:
         result = run_failover(
@@ -237,6 +276,8 @@ def main() -> None:
             kills=args.kills,
             ttl_s=args.lease_ttl,
             seed=args.seed,
+            backend=args.backend,
+            slurm_conf=args.slurm_conf,
         )
     print(json.dumps(result))
 
