@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     clusters_file: Path | None = Field(
         default=None, description="YAML file naming Slurm clusters; default <home>/clusters.yaml"
     )
+    tracing: bool | None = Field(
+        default=None,
+        description="Export OpenTelemetry traces over OTLP (OTEL_EXPORTER_OTLP_* say where); "
+        "default: on when OTEL_EXPORTER_OTLP_ENDPOINT is set.",
+    )
 
     @field_validator("required_tags", mode="before")
     @classmethod

@@ -60,8 +60,11 @@ from hpcbridge.store import Attempt, Job, JobFilter, JobId, Store, new_token
 from hpcbridge.telemetry import (
     ReconcilerStats,
     StatusEvent,
+    annotate,
+    annotate_current,
     ingestable_events,
     job_log_context,
+    span,
 )
 
 log = structlog.get_logger("hpcbridge.reconciler")
@@ -116,7 +119,15 @@ class Reconciler:
 
     def cycle(self) -> CycleReport:
         started = time.monotonic()
-        report = self._cycle()
+        with span("hpcbridge.reconcile_cycle") as current:
+            report = self._cycle()
+            annotate(
+                current,
+                active_jobs=report.active_jobs,
+                changes=report.changes,
+                submitted=report.submitted,
+                errors=len(report.errors),
+            )
         self.stats.record_cycle(
             time.monotonic() - started,
             now=self._clock(),
@@ -131,6 +142,7 @@ class Reconciler:
         self._submitter.new_cycle()
         jobs: dict[str, Job] = {job.job_id: job for job in self._store.active_jobs()}
         report.active_jobs = len(jobs)
+        annotate_current(job_ids=jobs)
         latest: dict[str, Attempt] = {a.job_id: a for a in self._store.active_attempts()}
         observations = self._observe(latest.values(), now, report)
         submits: list[tuple[Job, Attempt]] = []
@@ -204,7 +216,10 @@ class Reconciler:
                 continue
             failure_class = order.failure_class
             try:
-                with _attempt_log_context(attempt):
+                traced = span(
+                    "hpcbridge.backend.kill", backend=backend.name, job_ids=[attempt.job_id]
+                )
+                with _attempt_log_context(attempt), traced:
                     backend.kill(ref_of(attempt), failure_class, now)  # idempotent
             except Exception as exc:  # sent again next cycle
                 report.errors.append(f"{attempt.job_id}: kill failed: {exc}")
@@ -309,7 +324,10 @@ class Reconciler:
             if self._node_backends is not None:
                 self._node_backends.add(name)
             try:
-                with self.stats.polling(name):
+                traced = span(
+                    "hpcbridge.backend.poll", backend=name, job_ids=(r.job_id for r in refs)
+                )
+                with self.stats.polling(name), traced:
                     observations.update(backend.poll(refs, now))
             except BackendError as exc:
                 report.unavailable_backends.append(name)

@@ -201,9 +201,21 @@ def render_script(request: LaunchRequest, *, probe: bool = True) -> str:
         *_exports({**spec.env, **request.env}),
         *(monitor_lines(spec) if probe else []),
         *_program(spec),
+        *_verify_inputs(request.env),
         _RUNNER,
     ]
     return "\n".join(lines)
+
+
+def _verify_inputs(env: Mapping[str, str]) -> list[str]:
+    """Staged inputs are re-hashed on the node right before the command: the check runs
+    the command in its place (exec) only if every input still matches its manifest."""
+    if "HPCBRIDGE_INPUT_MANIFEST" not in env:
+        return []
+    return [
+        'set -- "${HPCBRIDGE_PYTHON:-python3}" -m hpcbridge.checkpoint.verify_inputs '
+        '"$HPCBRIDGE_INPUT_MANIFEST" "${HPCBRIDGE_STATUS_DIR:-}" -- "$@"'
+    ]
 
 
 def render_array_script(
@@ -235,7 +247,7 @@ def render_array_script(
     ]
     for index, request, env in zip(indices, requests, envs, strict=True):
         own = {name: value for name, value in env.items() if common.get(name) != value}
-        body = [*_exports(own), *_program(request.spec)]
+        body = [*_exports(own), *_program(request.spec), *_verify_inputs(env)]
         lines.append(f"{index})")
         lines.extend(f"    {line}" for line in body)
         lines.append("    ;;")
