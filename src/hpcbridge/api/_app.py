@@ -18,6 +18,7 @@ from hpcbridge.api._options import ServeOptions
 from hpcbridge.api._runtime import Runtime
 from hpcbridge.config import Settings
 from hpcbridge.logs import configure_logging
+from hpcbridge.telemetry import configure_tracing, tracing_wanted
 
 ops = APIRouter(tags=["operations"])
 
@@ -65,4 +66,6 @@ def app_from_environment() -> FastAPI:
     An ASGI factory: ``uvicorn --factory hpcbridge.api:app_from_environment``.
     """
     configure_logging("INFO")
-    return create_app(Runtime(Settings(), ServeOptions.from_env(os.environ)))
+    settings = Settings()
+    configure_tracing(tracing_wanted(settings.tracing, os.environ))
+    return create_app(Runtime(settings, ServeOptions.from_env(os.environ)))

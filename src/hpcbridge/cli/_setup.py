@@ -6,6 +6,7 @@ Each check turns what would be a traceback deep inside (``mkdir`` of a home that
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from hpcbridge.client import Client
 from hpcbridge.config import ENV_PREFIX, Settings, default_home
 from hpcbridge.errors import ConfigError
 from hpcbridge.logs import configure_logging
+from hpcbridge.telemetry import configure_tracing, shutdown_tracing, tracing_wanted
 
 HOME_VARIABLE = f"{ENV_PREFIX}HOME"
 
@@ -32,11 +34,13 @@ def usable_settings() -> Settings:
 def open_client() -> Iterator[Client]:
     settings = usable_settings()
     configure_logging()
+    configure_tracing(tracing_wanted(settings.tracing, os.environ))
     client = Client(settings)
     try:
         yield client
     finally:
         client.close()
+        shutdown_tracing()  # sends what is still buffered
 
 
 def check_home(home: Path) -> None:

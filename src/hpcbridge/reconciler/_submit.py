@@ -39,6 +39,7 @@ from hpcbridge.reconciler._recovery import time_to_recover
 from hpcbridge.spec import JobSpec
 from hpcbridge.states import AttemptState, FailureClass, JobState
 from hpcbridge.store import Attempt, Job, Store, new_token
+from hpcbridge.telemetry import span
 
 log = structlog.get_logger("hpcbridge.reconciler")
 
@@ -215,14 +216,21 @@ class Submitter:
     def _submit_one(self, backend: Backend, job: Job, attempt: Attempt) -> Outcome:
         try:
             if attempt.token not in self._unsent:
-                found = backend.find(ref_of(attempt))  # crashed between prepare and record?
+                with span("hpcbridge.backend.find", backend=backend.name, job_ids=[job.job_id]):
+                    found = backend.find(ref_of(attempt))  # crashed between prepare and record?
                 if found is not None:
                     return found
             request = self._request(job, attempt)
             if not self._may_act():
                 return _NOT_LEADING
             self._unsent.discard(attempt.token)  # from here on it may reach the scheduler
-            outcome = backend.submit(request)
+            with span(
+                "hpcbridge.backend.submit",
+                backend=backend.name,
+                job_ids=[job.job_id],
+                attempt=attempt.number,
+            ):
+                outcome = backend.submit(request)
         except BackendError as exc:
             return exc
         except Exception as exc:  # a backend bug: as uncertain as a timeout
@@ -261,7 +269,15 @@ class Submitter:
             if not self._may_act():
                 return results + [_Result(job, attempt, _NOT_LEADING) for job, attempt in pending]
             self._unsent.difference_update(tokens)  # from here on they may reach the scheduler
-            launched = backend.submit_array(requests, throttle=array.throttle if array else None)
+            with span(
+                "hpcbridge.backend.submit_array",
+                backend=backend.name,
+                job_ids=(job.job_id for job, _ in pending),
+                tasks=len(pending),
+            ):
+                launched = backend.submit_array(
+                    requests, throttle=array.throttle if array else None
+                )
             if len(launched) != len(pending):
                 raise UncertainSubmissionError(
                     f"{backend.name} answered {len(launched)} submissions for an array of "

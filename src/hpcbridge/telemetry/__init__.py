@@ -1,4 +1,5 @@
-"""Telemetry: Prometheus metrics computed from the store, reconciler stats, log context.
+"""Telemetry: Prometheus metrics computed from the store, reconciler stats, log context,
+OpenTelemetry traces (off by default).
 
 Metrics are read-only views of the store, folded from its append-only events; labels are
 bounded (never a job id or a user). Grafana dashboards are built by
@@ -20,6 +21,15 @@ from hpcbridge.telemetry._status import (
     latest_gpu_utilization,
     read_status_events,
 )
+from hpcbridge.telemetry._tracing import (
+    annotate,
+    annotate_current,
+    configure_tracing,
+    shutdown_tracing,
+    span,
+    tracing_enabled,
+    tracing_wanted,
+)
 
 __all__ = [
     "HISTOGRAM_BUCKETS",
@@ -29,9 +39,16 @@ __all__ = [
     "ReconcilerStats",
     "StatusEvent",
     "StoreCollector",
+    "annotate",
+    "annotate_current",
+    "configure_tracing",
     "exported_series",
     "ingestable_events",
     "job_log_context",
     "latest_gpu_utilization",
     "read_status_events",
+    "shutdown_tracing",
+    "span",
+    "tracing_enabled",
+    "tracing_wanted",
 ]
