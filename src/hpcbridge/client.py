@@ -20,6 +20,7 @@ import structlog
 
 from hpcbridge.backends import AttemptRef, Backend, available_backends, load_backend
 from hpcbridge.config import Settings
+from hpcbridge.cost import load_cards
 from hpcbridge.errors import (
     ConflictError,
     IdempotencyConflictError,
@@ -126,6 +127,7 @@ class Client:
             ),
             node_backends=_configured_backends(self.settings),
             may_act=self._leader.may_act,
+            rate_cards=load_cards(self.settings.resolved_rate_cards),
         )
 
     # -- submission ------------------------------------------------------------------------

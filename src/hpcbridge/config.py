@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         description="Export OpenTelemetry traces over OTLP (OTEL_EXPORTER_OTLP_* say where); "
         "default: on when OTEL_EXPORTER_OTLP_ENDPOINT is set.",
     )
+    rate_cards: Path | None = Field(
+        default=None, description="Directory of rate card files; default <home>/rate_cards"
+    )
+    budgets_file: Path | None = Field(
+        default=None, description="YAML file of budgets; default <home>/budgets.yaml"
+    )
 
     @field_validator("required_tags", mode="before")
     @classmethod
@@ -88,6 +94,14 @@ class Settings(BaseSettings):
     @property
     def resolved_clusters_file(self) -> Path:
         return self.clusters_file or self.home / "clusters.yaml"
+
+    @property
+    def resolved_rate_cards(self) -> Path:
+        return self.rate_cards or self.home / "rate_cards"
+
+    @property
+    def resolved_budgets_file(self) -> Path:
+        return self.budgets_file or self.home / "budgets.yaml"
 
     @property
     def resolved_database_url(self) -> str:

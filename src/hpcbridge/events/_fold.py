@@ -234,6 +234,7 @@ class EventFold:
             backend=backend if isinstance(backend, str) and backend else labels.backend,
             partition_kind=kind if isinstance(kind, str) and kind in PARTITION_KINDS else REGULAR,
             run_s=run_s,
+            cost=_number(data.get(v.COST)),
             checkpoint_durations_s=tuple(progress.checkpoints.pop(number, ())),
         )
         progress.attempts.append(attempt)

@@ -66,6 +66,8 @@ class FinishedAttempt:
     backend: str = "local"
     partition_kind: str = "regular"
     run_s: float = 0.0
+    cost: float = 0.0
+    """Its charge under the rate card in force (0 without one)."""
     checkpoint_durations_s: tuple[float, ...] = ()
 
 

@@ -61,6 +61,8 @@ DURATION_S: Final = "duration_s"
 BYTES: Final = "bytes"
 RTT_S_P50: Final = "rtt_s_p50"
 UTILIZATION: Final = "utilization"
+COST: Final = "cost"
+"""What the attempt cost under its rate card (in the card's currency); absent: no card."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,7 @@ _ATTEMPT_SUMMARY = (
     LOST_CORE_HOURS,
     "lost_gpu_hours",
     "max_rss_mb",
+    COST,
 )
 _SDK = "checkpoint SDK (hpcbridge.checkpoint)"
 

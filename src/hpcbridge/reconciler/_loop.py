@@ -26,6 +26,7 @@ from hpcbridge.backends import (
     Observation,
     Phase,
 )
+from hpcbridge.cost import CardBook, price
 from hpcbridge.errors import (
     BackendError,
     ConflictError,
@@ -93,12 +94,15 @@ class Reconciler:
         node_refresh_s: float = 60.0,
         node_backends: Collection[str] | None = None,
         may_act: Callable[[], bool] = lambda: True,
+        rate_cards: CardBook | None = None,
     ) -> None:
         """``node_backends``: backends whose nodes are counted from the first cycle (None:
         all of ``backends``); any other is counted once it has had a job to poll, so that a
         laptop running local jobs never asks an installed Slurm about its nodes.
         ``may_act``: whether this process still leads with time to spare for a scheduler
-        call (checked before each submission and kill)."""
+        call (checked before each submission and kill). ``rate_cards``: the cards each
+        finished attempt is charged under."""
+        self._cards = rate_cards or CardBook(())
         self.stats = stats or ReconcilerStats()
         self._node_refresh_s = node_refresh_s
         self._node_backends = None if node_backends is None else set(node_backends)
@@ -464,17 +468,24 @@ class Reconciler:
         ]
 
     def _costed(self, view: JobView, fields: dict[str, Any]) -> dict[str, Any]:
-        """A failed attempt's record gains the work it lost since its last checkpoint."""
+        """A finished attempt's record gains its charge under the rate card in force when
+        it started; a failed one also the work it lost since its last checkpoint."""
         attempt = view.attempt
-        if attempt is None or fields.get("state") is not AttemptState.FAILED:
+        state = fields.get("state")
+        if attempt is None or not isinstance(state, AttemptState) or not state.finished:
             return fields
         finished = dataclasses.replace(
             attempt,
+            state=state,
             started_at=fields.get("started_at") or attempt.started_at,
             ended_at=fields.get("ended_at") or attempt.ended_at,
+            details={**attempt.details, **fields.get("details", {})},
         )
-        lost = lost_work(finished, view.spec, self._checkpoint_dir(view))
-        details = {**attempt.details, **fields.get("details", {}), **lost}
+        details = dict(finished.details)
+        if state is AttemptState.FAILED:
+            details.update(lost_work(finished, view.spec, self._checkpoint_dir(view)))
+        charged = price(view.job, dataclasses.replace(finished, details=details), self._cards)
+        details["cost"] = charged.as_details()
         return {**fields, "details": details}
 
     def _checkpoint_dir(self, view: JobView) -> Path | None:
@@ -611,6 +622,7 @@ _PER_RUN_DETAILS = frozenset(
         "lost_core_hours",
         "lost_gpu_hours",
         "last_checkpoint_at",
+        "cost",
     }
 )
 """Attempt details that describe one run; a requeued attempt starts without them."""
@@ -644,4 +656,7 @@ def _attempt_summary(attempt: Attempt) -> dict[str, Any]:
     for key in ("partition_kind", "lost_core_hours", "lost_gpu_hours", "max_rss_mb"):
         if attempt.details.get(key) is not None:
             summary[key] = attempt.details[key]
+    cost = attempt.details.get("cost")
+    if isinstance(cost, dict) and cost.get("card"):
+        summary["cost"] = cost["amount"]
     return summary

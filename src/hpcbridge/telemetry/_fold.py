@@ -69,6 +69,7 @@ class MetricTotals(FoldListener):
                 n.RUN_SECONDS,
                 n.PREEMPTIONS,
                 n.LOST_CORE_SECONDS,
+                n.COST,
                 n.TRANSITIONS,
             )
         }
@@ -105,6 +106,8 @@ class MetricTotals(FoldListener):
         for kind in n.PARTITION_KINDS:
             c[n.PREEMPTIONS].setdefault((*base, kind), 0.0)
         c[n.RUN_SECONDS].setdefault(base, 0.0)
+        for outcome in (n.OUTCOME_SUCCEEDED, n.OUTCOME_FAILED, n.OUTCOME_CANCELLED):
+            c[n.COST].setdefault((*base, outcome), 0.0)
         self._histogram(n.QUEUE_WAIT, base)
         self._histogram(n.CHECKPOINT_DURATION, base)
         for outcome in (n.OUTCOME_SUCCEEDED, n.OUTCOME_FAILED, n.OUTCOME_CANCELLED):
@@ -151,6 +154,8 @@ class MetricTotals(FoldListener):
         key = (*base, attempt.backend, attempt.partition_kind, attempt.outcome, failure_class)
         self._add(n.ATTEMPTS_FINISHED, key)
         self._add(n.RUN_SECONDS, base, attempt.run_s)
+        if attempt.cost:
+            self._add(n.COST, (*base, attempt.outcome), attempt.cost)
         if attempt.outcome == n.OUTCOME_SUCCEEDED:
             return
         self._add(n.LOST_CORE_SECONDS, (*base, failure_class), lost_core_s)

@@ -35,6 +35,7 @@ __all__ = [
     "BACKEND_UP",
     "BASE_LABELS",
     "CHECKPOINT_DURATION",
+    "COST",
     "CYCLES",
     "CYCLE_DURATION",
     "CYCLE_ERRORS",
@@ -74,6 +75,7 @@ STORAGE_THROUGHPUT = "hpcbridge_storage_throughput_bytes_per_second"
 MAKESPAN = "hpcbridge_job_makespan_seconds"
 TIME_TO_RECOVER = "hpcbridge_time_to_recover_seconds"
 LOST_CORE_SECONDS = "hpcbridge_lost_core_seconds_total"
+COST = "hpcbridge_cost_total"
 JOBS = "hpcbridge_jobs"
 TRANSITIONS = "hpcbridge_job_transitions_total"
 NODE_RUNNING_ATTEMPTS = "hpcbridge_node_running_attempts"
@@ -102,6 +104,7 @@ LABELS: Mapping[str, tuple[str, ...]] = {
     MAKESPAN: (*BASE_LABELS, "outcome"),
     TIME_TO_RECOVER: (*BASE_LABELS, "failure_class"),
     LOST_CORE_SECONDS: (*BASE_LABELS, "failure_class"),
+    COST: (*BASE_LABELS, "outcome"),
     JOBS: (*BASE_LABELS, "state"),
     TRANSITIONS: ("from_state", "to_state"),
     NODE_RUNNING_ATTEMPTS: ("backend", "node"),
@@ -137,6 +140,11 @@ HELP: Mapping[str, str] = {
     LOST_CORE_SECONDS: (
         "Core-seconds of attempts that did not succeed (an upper bound: progress kept in "
         "checkpoints is not subtracted). Divide by 3600 for core-hours."
+    ),
+    COST: (
+        "What attempts cost under the rate card in force when each started (the card's "
+        "currency), counted when each ends; outcome other than succeeded is waste. Cost per "
+        "result: divide by the succeeded jobs of hpcbridge_jobs_finished_total."
     ),
     JOBS: "Jobs in each non-terminal state now (array parents excluded).",
     TRANSITIONS: "Job state transitions written to the store.",

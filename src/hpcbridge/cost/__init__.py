@@ -1,0 +1,25 @@
+"""Cost: rate cards, the charge of every attempt, chargeback reports and budgets.
+
+- ``load_cards`` / ``CardBook``: versioned rate cards per cluster and partition;
+- ``price``: a finished attempt's charge (``AttemptCost``) from what its scheduler
+  accounted, under the card in force when it started; the reconciler keeps it in the
+  attempt's details (``cost``) and on its end event;
+- ``report``: spend, waste, core- and GPU-hours and cost per successful result, grouped;
+- ``load_budgets`` / ``budget_verdicts``: soft and hard limits per project or team.
+"""
+
+from hpcbridge.cost._cards import ANY, CardBook, RateCard, Rates, load_cards
+from hpcbridge.cost._price import LOCAL_CLUSTER, AttemptCost, Usage, price, usage_of
+
+__all__ = [
+    "ANY",
+    "LOCAL_CLUSTER",
+    "AttemptCost",
+    "CardBook",
+    "RateCard",
+    "Rates",
+    "Usage",
+    "load_cards",
+    "price",
+    "usage_of",
+]
