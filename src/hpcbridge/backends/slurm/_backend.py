@@ -1,10 +1,13 @@
 """The Slurm backend: the Backend port over one or more named clusters.
 
-Per poll and cluster it makes one queue call (``squeue --json`` or REST ``/jobs``) for all
-attempts, then one accounting call (``sacct`` or REST ``/slurmdb/jobs``) for those that left
-the queue or finished; never one call per job. While a cluster's controller is unreachable
-the backend backs off (2 s doubling to 60 s) and reports it as a TransientBackendError, so
-the reconciler marks the backend unavailable for the cycle and fails nothing.
+Per cluster it looks at the queue (``squeue --me`` or REST ``/jobs``) at most every
+``queue_interval_s`` for all attempts and answers the polls in between from that look and
+the jobs' status files (``_watch``); one accounting call (``sacct`` or REST
+``/slurmdb/jobs``) settles those that ended, left the queue or finished; never one call per
+job. While a cluster's controller is unreachable the backend backs off (2 s doubling to
+60 s) and reports it as a TransientBackendError, so the reconciler marks the backend
+unavailable for the cycle and fails nothing; while it answers slowly, the looks are spaced
+out (``_watch.SLOW_LOOK_S``).
 """
 
 from __future__ import annotations
@@ -445,7 +448,16 @@ class SlurmBackend:
     def _look(transport: Transport, view: QueueView, now: float) -> None:
         """One filtered look at the queue: the jobs of the user hpcbridge submits as."""
         covered = view.covered_now()
-        view.looked(_index(transport.own_jobs()), now, covered)
+        started = time.monotonic()
+        records = _index(transport.own_jobs())
+        took_s = time.monotonic() - started
+        view.looked(records, now, covered, took_s)
+        if view.stretch > 1:
+            log.warning(
+                "slurmctld answered slowly; looking at the queue less often",
+                took_s=round(took_s, 2),
+                stretch=view.stretch,
+            )
 
     @staticmethod
     def _settle(

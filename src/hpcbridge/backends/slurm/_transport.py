@@ -144,7 +144,8 @@ class CliTransport:
 
     def own_jobs(self) -> list[JobRecord]:
         """``squeue --me``: slurmctld answers it from the user's jobs alone (RPC
-        REQUEST_JOB_USER_INFO), where ``squeue --json`` in 22.05 always loads every job."""
+        REQUEST_JOB_USER_INFO), where ``squeue --json`` in 22.05 always loads every job.
+        For root (uid 0) squeue loads every job all the same (REQUEST_JOB_INFO)."""
         argv = ["squeue", "--me", "--states=all", "--noheader", f"--Format={squeue_format()}"]
         return parse_squeue_text(self._run(argv))
 

@@ -9,6 +9,10 @@ directory is visible from here (the CLI on shared storage), a stat tells that a 
 or ended; an end is settled from accounting (sacct asks slurmdbd, not slurmctld), and only
 what accounting cannot settle (a requeue, a record that does not come) brings the next look
 at the queue forward, no more often than ``EVENT_INTERVAL_S``.
+
+A slow answer is slurmctld saying it is busy: a look that takes ``SLOW_LOOK_S`` or more
+doubles the time to the next one (up to ``MAX_STRETCH`` times the interval), and the first
+quick answer restores it. Errors back off separately (``_backend.Backoff``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ EVENT_INTERVAL_S = 5.0
 """Least time between two looks at the queue that the jobs' status files asked for."""
 SETTLE_S = 2.0
 """How long an ended run may wait for accounting before the queue is asked instead."""
+SLOW_LOOK_S = 2.0
+"""A look at one user's jobs this slow means slurmctld is busy (a quick one takes ~10 ms)."""
+MAX_STRETCH = 8
+"""The most the intervals between looks are stretched while slurmctld answers slowly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,8 @@ class QueueView:
     """When a look was last brought forward by an event."""
     forced: bool = False
     """A kill or requeue asked for a fresh look at the next poll."""
+    stretch: int = 1
+    """How many times the intervals are stretched because slurmctld answered slowly."""
     ended_seen: dict[str, float] = field(default_factory=dict)
     """Native id -> when its run's end was first seen in its status files."""
     _unseen: set[str] = field(default_factory=set)
@@ -103,16 +113,26 @@ class QueueView:
         return native_id in self._unseen
 
     def due(self, now: float, interval_s: float) -> bool:
-        return self.forced or self.looked_at is None or now - self.looked_at >= interval_s
+        if self.forced or self.looked_at is None:
+            return True
+        return now - self.looked_at >= interval_s * self.stretch
 
     def may_bring_forward(self, now: float, interval_s: float) -> bool:
-        return now - self.event_look_at >= min(EVENT_INTERVAL_S, interval_s)
+        return now - self.event_look_at >= min(EVENT_INTERVAL_S, interval_s) * self.stretch
 
-    def looked(self, records: Mapping[str, JobRecord], now: float, covered: set[str]) -> None:
-        """A new look, taken after ``covered`` (the unseen ids then) had been submitted."""
+    def looked(
+        self,
+        records: Mapping[str, JobRecord],
+        now: float,
+        covered: set[str],
+        took_s: float = 0.0,
+    ) -> None:
+        """A new look, taken after ``covered`` (the unseen ids then) had been submitted;
+        ``took_s`` is how long slurmctld took to answer it."""
         self.records = dict(records)
         self.looked_at = now
         self.forced = False
+        self.stretch = min(MAX_STRETCH, self.stretch * 2) if took_s >= SLOW_LOOK_S else 1
         with self._lock:
             self._unseen -= covered
 
