@@ -31,6 +31,7 @@ from hpcbridge.errors import (
 from hpcbridge.policy import QuarantinePolicy
 from hpcbridge.reconciler import CycleReport, Policy, Reconciler, leadership_for
 from hpcbridge.spec import JobSpec, expand, task_count, task_documents
+from hpcbridge.staging import check_data
 from hpcbridge.states import JobState
 from hpcbridge.store import (
     Attempt,
@@ -127,6 +128,7 @@ class Client:
             ),
             node_backends=_configured_backends(self.settings),
             may_act=self._leader.may_act,
+            wake=self._wake.set,
             rate_cards=load_cards(self.settings.resolved_rate_cards),
         )
 
@@ -145,6 +147,13 @@ class Client:
         for task in expand(spec)[:1] if spec.array else [None]:
             problems += backend.check(task.spec if task else spec)
         return problems
+
+    def start_estimate(self, spec: JobSpec) -> str | None:
+        """When the scheduler expects ``spec`` to start, as its backend's last check of it
+        heard (Slurm's ``sbatch --test-only``); None where the backend gives no estimate."""
+        estimate = getattr(self.backends[spec.backend], "start_estimate", None)
+        found = estimate(spec) if callable(estimate) else None
+        return found if isinstance(found, str) else None
 
     def submit(
         self, spec: JobSpec, *, idempotency_key: str | None = None, actor: str = "cli"

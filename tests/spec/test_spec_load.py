@@ -412,7 +412,8 @@ def test_missing_required_tags_name_each_tag() -> None:
     with pytest.raises(SpecError) as caught:
         load_spec_document(doc(tags={"team": "ml"}), required_tags=("team", "cost_centre"))
     assert caught.value.problems == [
-        "tags.cost_centre: required tag is missing; add it, e.g. tags: {cost_centre: <value>}"
+        "tags.cost_centre: required tag is missing (HPCBRIDGE_REQUIRED_TAGS=team,cost_centre); "
+        "add it, e.g. tags: {cost_centre: <value>}"
     ]
 
 

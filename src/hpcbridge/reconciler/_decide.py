@@ -19,6 +19,7 @@ from hpcbridge.reconciler._actions import (
     Transition,
 )
 from hpcbridge.reconciler._retry import decide_retry
+from hpcbridge.reconciler._stage_outcome import StageOutcome
 from hpcbridge.spec import JobSpec, format_duration
 from hpcbridge.states import AttemptState, FailureClass, JobState
 from hpcbridge.store import Attempt, Job
@@ -43,6 +44,8 @@ class JobView:
     observation: Observation | None = None
     unknown_since: float | None = None
     children: Mapping[JobState, int] | None = None
+    staged: StageOutcome | None = None
+    """The finished data stage of a job in ``staging_in``/``staging_out`` (None: running)."""
 
 
 def decide(view: JobView, policy: Policy, now: float) -> list[Action]:
@@ -54,11 +57,17 @@ def decide(view: JobView, policy: Policy, now: float) -> list[Action]:
         return _decide_cancel(view, now)
     state = view.job.state
     if state is _S.ACCEPTED:
+        if view.spec.stage_in:
+            return [Transition(_S.STAGING_IN, "staging inputs")]
         return [Transition(_S.QUEUED, "waiting to start"), Submit()]
     if state is _S.RETRY_WAIT:
         due = view.job.next_attempt_at is None or now >= view.job.next_attempt_at
+        if due and view.spec.stage_in:  # inputs are verified again before every attempt
+            return [Transition(_S.STAGING_IN, "retrying: staging inputs")]
         return [Transition(_S.QUEUED, "retrying"), Submit()] if due else []
-    if state in (_S.HELD, _S.STAGING_IN, _S.STAGING_OUT):
+    if state in (_S.STAGING_IN, _S.STAGING_OUT):
+        return _decide_staged(view, now)
+    if state is _S.HELD:
         return []
     attempt = view.attempt
     if attempt is None or attempt.state.finished or attempt.state is AttemptState.PREPARED:
@@ -191,14 +200,45 @@ def _decide_finished(view: JobView, seen: Observation, now: float) -> list[Actio
         return [
             *actions,
             Transition(
-                _S.SUCCEEDED,
-                "exited with code 0",
+                _S.STAGING_OUT if _stages_out(view.spec, True) else _S.SUCCEEDED,
+                "exited with code 0" + ("; staging outputs" if view.spec.stage_out else ""),
                 {"exit_code": seen.exit_code, "failure_class": None},
             ),
         ]
+    if _stages_out(view.spec, False) and failure is not FailureClass.CANCELLED:
+        fields = {"exit_code": seen.exit_code, "failure_class": failure}
+        what = seen.reason or failure.value
+        return [*actions, Transition(_S.STAGING_OUT, f"{what}; staging outputs", fields)]
     return actions + _after_failure(
         view, failure, seen.exit_code, seen.reason, (*view.history, failure), now
     )
+
+
+def _stages_out(spec: JobSpec, succeeded: bool) -> bool:
+    return any(succeeded or entry.when == "always" for entry in spec.stage_out)
+
+
+def _decide_staged(view: JobView, now: float) -> list[Action]:
+    """A stage finished: queue the job on verified inputs, or end it after its outputs.
+    Transfers retry per file already, so a failed stage-in fails the job."""
+    staged, job = view.staged, view.job
+    if staged is None:
+        return []  # still copying
+    data = dict(staged.data)
+    if job.state is _S.STAGING_IN:
+        if staged.ok:
+            return [Transition(_S.QUEUED, staged.reason, data=data), Submit()]
+        failed: dict[str, Any] = {"failure_class": staged.failure_class}
+        return [Transition(_S.FAILED, f"stage-in failed: {staged.reason}", failed, data)]
+    if job.failure_class is not None:  # outputs of a failed run: its failure decides
+        what = (job.reason or job.failure_class.value).removesuffix("; staging outputs")
+        what += f"; outputs: {staged.reason}"
+        return _after_failure(view, job.failure_class, job.exit_code, what, view.history, now)
+    if staged.ok:
+        done: dict[str, Any] = {"exit_code": job.exit_code, "failure_class": None}
+        return [Transition(_S.SUCCEEDED, f"exited with code 0; {staged.reason}", done, data)]
+    failed = {"failure_class": staged.failure_class}
+    return [Transition(_S.FAILED, f"stage-out failed: {staged.reason}", failed, data)]
 
 
 def _asked_for_requeue(view: JobView, seen: Observation) -> bool:

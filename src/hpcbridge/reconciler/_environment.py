@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from hpcbridge.spec import JobSpec
+from hpcbridge.staging import INPUTS, manifest_dir
 from hpcbridge.store import Job
+
+
+def data_dir(checkpoints: Path, job_id: str) -> Path:
+    """A job's data directory (staged inputs and outputs), beside the checkpoints: on the
+    storage the cluster shares with this host."""
+    return checkpoints.parent / "data" / job_id
 
 
 def attempt_environment(job: Job, spec: JobSpec, attempt: int, checkpoints: Path) -> dict[str, str]:
@@ -20,6 +28,12 @@ def attempt_environment(job: Job, spec: JobSpec, attempt: int, checkpoints: Path
         env["HPCBRIDGE_ARRAY_INDEX"] = str(job.task_index)
     for name, value in job.task_params.items():
         env[f"HPCBRIDGE_PARAM_{name.upper()}"] = value
+    if spec.stage_in or spec.stage_out:
+        where = data_dir(checkpoints, job.job_id)
+        env["HPCBRIDGE_DATA_DIR"] = str(where)
+        if spec.stage_in:
+            env["HPCBRIDGE_INPUT_MANIFEST"] = str(manifest_dir(where) / INPUTS)
+            env["HPCBRIDGE_PYTHON"] = sys.executable  # runs the check on the node
     policy = spec.checkpoint
     if policy is not None:
         env["HPCBRIDGE_CHECKPOINT_DIR"] = policy.dir or str(checkpoints / job.job_id)

@@ -54,6 +54,7 @@ from hpcbridge.reconciler._actions import (
 )
 from hpcbridge.reconciler._decide import JobView, Policy, decide
 from hpcbridge.reconciler._recovery import lost_work, time_to_recover
+from hpcbridge.reconciler._stager import Stager, unverified_inputs
 from hpcbridge.reconciler._submit import Submitter, record_submitted, ref_of
 from hpcbridge.spec import JobSpec, load_spec_document, shared_part
 from hpcbridge.states import AttemptState, FailureClass, JobState
@@ -94,6 +95,7 @@ class Reconciler:
         node_refresh_s: float = 60.0,
         node_backends: Collection[str] | None = None,
         may_act: Callable[[], bool] = lambda: True,
+        wake: Callable[[], None] = lambda: None,
         rate_cards: CardBook | None = None,
     ) -> None:
         """``node_backends``: backends whose nodes are counted from the first cycle (None:
@@ -120,6 +122,7 @@ class Reconciler:
         self._kills_sent: set[str] = set()  # tokens whose recorded kill this process sent
         self._may_act = may_act
         self._submitter = Submitter(store, backends, self.spec_of, checkpoints_dir, may_act)
+        self._stager = Stager(checkpoints_dir, wake)  # data stages, off the cycle's thread
 
     def cycle(self) -> CycleReport:
         started = time.monotonic()
@@ -353,7 +356,11 @@ class Reconciler:
         spec = self.spec_of(job)
         seen = observations.get(attempt.token) if attempt else None
         children = self._store.count_children(job.job_id) if job.is_array_parent else None
-        needs_history = job.state is JobState.LOST or (
+        staging = job.state in (JobState.STAGING_IN, JobState.STAGING_OUT)
+        staged = self._stager.outcome(job, spec) if staging else None
+        if seen is not None and attempt is not None and seen.phase is Phase.FAILED:
+            seen = unverified_inputs(seen, attempt)
+        needs_history = job.state in (JobState.LOST, JobState.STAGING_OUT) or (
             seen is not None and seen.phase in (Phase.FAILED, Phase.UNKNOWN)
         )
         history: tuple[FailureClass | None, ...] = ()
@@ -369,6 +376,7 @@ class Reconciler:
             observation=seen,
             unknown_since=self._unknown_since.get(attempt.token) if attempt else None,
             children=children,
+            staged=staged,
         )
 
     def spec_of(self, job: Job) -> JobSpec:
@@ -401,6 +409,7 @@ class Reconciler:
 
     def _forget_finished(self, active: Mapping[str, Job]) -> None:
         """Specs are cached per active job only: a long-running server must not grow."""
+        self._stager.forget(active)
         if len(self._specs) > len(active):
             self._specs = {k: v for k, v in self._specs.items() if k in active}
         if self._task_templates:

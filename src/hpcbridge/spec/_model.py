@@ -71,14 +71,21 @@ class Placement(_Model):
 
 
 class StageIn(_Model):
-    source: str = Field(min_length=1, description="URL or path to fetch.")
-    dest: str = Field(min_length=1, description="Path inside the job's work directory.")
+    source: str = Field(min_length=1, description="URL or path (file or directory) to fetch.")
+    dest: str = Field(min_length=1, description="Path inside the job's data directory.")
     checksum: str | None = Field(default=None, pattern=r"^(sha256|blake3|md5):[0-9a-fA-F]+$")
+    include: tuple[str, ...] = Field(default=(), description="Globs a directory's files match.")
+    exclude: tuple[str, ...] = Field(default=(), description="Globs of files to leave out.")
 
 
 class StageOut(_Model):
-    source: str = Field(min_length=1, description="Path inside the job's work directory.")
+    source: str = Field(min_length=1, description="Path inside the job's data directory.")
     dest: str = Field(min_length=1, description="URL or path to write to.")
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    when: Literal["success", "always"] = Field(
+        default="success", description="'always' also stages out after a failure (logs)."
+    )
 
 
 class CheckpointPolicy(_Model):
@@ -129,6 +136,15 @@ class ArraySpec(_Model):
         return self
 
 
+SlurmName = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="A Slurm account or QOS name: letters, digits, '_', '.', '-'",
+    ),
+]
+
+
 class Burst(_Model):
     eligible: bool = False
     budget_cap: float | None = Field(default=None, ge=0)
@@ -158,6 +174,8 @@ class JobSpec(_Model):
     burst: Burst = Burst()
     backend: str = Field(default="local", description="local, slurm, ...")
     cluster: str | None = Field(default=None, description="Named cluster of the backend")
+    account: SlurmName | None = Field(default=None, description="Slurm account charged")
+    qos: SlurmName | None = Field(default=None, description="Slurm quality of service")
     submit_dir: str | None = Field(
         default=None,
         description="Where it was submitted from (HPCBRIDGE_SUBMIT_DIR); filled in at submission",
@@ -204,8 +222,11 @@ class JobSpec(_Model):
         }
 
     def check_required_tags(self, required: tuple[str, ...]) -> list[str]:
+        """One problem per missing key: which key, who requires it, how to add it."""
+        missing = [key for key in required if key not in self.tags]
+        example = ", ".join(f"{key}: <value>" for key in missing)
         return [
-            f"tags.{key}: required tag is missing; add it, e.g. tags: {{{key}: <value>}}"
-            for key in required
-            if key not in self.tags
+            f"tags.{key}: required tag is missing (HPCBRIDGE_REQUIRED_TAGS={','.join(required)}); "
+            f"add it, e.g. tags: {{{example}}}"
+            for key in missing
         ]

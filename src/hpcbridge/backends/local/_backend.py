@@ -37,6 +37,7 @@ from hpcbridge.spec import JobSpec
 from hpcbridge.states import FailureClass
 
 _UNSUPPORTED_HINT = "or set backend: slurm"
+VERIFY_MODULE = "hpcbridge.checkpoint.verify_inputs"
 GPU_SAMPLE_INTERVAL_S = 5.0
 
 
@@ -131,6 +132,9 @@ class LocalBackend:
         status_dir = self.status_dir(request.job_id, request.attempt)
         argv = list(spec.command) if spec.command else _write_script(status_dir, spec)
         env = {**spec.env, **request.env, "HPCBRIDGE_STATUS_DIR": str(status_dir)}
+        manifest = request.env.get("HPCBRIDGE_INPUT_MANIFEST")
+        if manifest:  # staged inputs are checked again right before the command runs
+            argv = [sys.executable, "-m", VERIFY_MODULE, manifest, str(status_dir), "--", *argv]
         grace_s = self._grace_s
         if spec.checkpoint is not None:
             # Here the warning before a stop (walltime, cancel) is SIGTERM, then the grace.
@@ -144,6 +148,7 @@ class LocalBackend:
             "grace_s": grace_s,
             "priority": spec.priority,
             "queued_at": time.time(),
+            "cwd": request.env.get("HPCBRIDGE_DATA_DIR") or str(status_dir / "work"),
             **Request.of(spec.resources).as_details(),
         }
         with self._lock:
@@ -199,7 +204,8 @@ class LocalBackend:
             if start.gpu_ids:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, start.gpu_ids))
                 proc.write_gpu_ids(status_dir, start.gpu_ids)
-            child = proc.launch(status_dir, start.launch["argv"], env, cwd=status_dir / "work")
+            cwd = Path(start.launch.get("cwd") or status_dir / "work")
+            child = proc.launch(status_dir, start.launch["argv"], env, cwd=cwd)
             sampler = _start_gpu_sampler(status_dir, env, child.pid) if start.gpu_ids else None
             with self._lock:
                 self._children[start.token] = child
@@ -466,11 +472,6 @@ def _unsupported_fields(spec: JobSpec) -> list[str]:
             bool(spec.licences),
             f"licences: the local backend has no licence pool; remove them {_UNSUPPORTED_HINT}",
         ),
-        (
-            bool(spec.stage_in) or bool(spec.stage_out),
-            "stage_in/stage_out: data staging is not available in this version; copy the data "
-            "beforehand and remove these fields",
-        ),
         (spec.burst.eligible, "burst: burst-to-cloud is not available in this version; remove it"),
         (
             spec.deadline is not None,
@@ -478,6 +479,11 @@ def _unsupported_fields(spec: JobSpec) -> list[str]:
             f"remove it {_UNSUPPORTED_HINT}",
         ),
         (spec.cluster is not None, "cluster: the local backend has no clusters; remove it"),
+        (
+            spec.account is not None or spec.qos is not None,
+            "account, qos: the local backend has no Slurm accounts or QOS; remove them "
+            f"{_UNSUPPORTED_HINT}",
+        ),
     ]
     problems.extend(message for failed, message in checks if failed)
     return problems

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import getpass
 import os
 import threading
 import time
@@ -32,6 +33,8 @@ from hpcbridge.backends._protocol import (
     Submitted,
     split_array_token,
 )
+from hpcbridge.backends.slurm._assoc import assoc_argv, check_assoc, parse_assoc
+from hpcbridge.backends.slurm._call import call
 from hpcbridge.backends.slurm._classify import observe
 from hpcbridge.backends.slurm._config import ClusterConfig, Clusters, load_clusters
 from hpcbridge.backends.slurm._hostlist import compress_indices
@@ -61,6 +64,7 @@ from hpcbridge.errors import (
     ArrayShapeError,
     BackendError,
     HpcbridgeError,
+    PermanentBackendError,
     TransientBackendError,
 )
 from hpcbridge.spec import JobSpec
@@ -182,11 +186,6 @@ class SlurmBackend:
             cluster = self._clusters.get(spec.cluster)
         except HpcbridgeError as exc:
             return [f"cluster: {exc.message}"]
-        if spec.stage_in or spec.stage_out:
-            problems.append(
-                "stage_in/stage_out: data staging is not available in this version; copy the "
-                "data to the cluster beforehand and remove these fields"
-            )
         if spec.burst.eligible:
             problems.append("burst: burst-to-cloud is not available in this version; remove it")
         if spec.placement.spread != "none":
@@ -208,7 +207,25 @@ class SlurmBackend:
         words = [*(spec.command or ()), *spec.env.values()]
         if any("\0" in word for word in words):
             problems.append("command/env: a value contains a NUL byte; remove it")
+        if spec.account is not None or spec.qos is not None:
+            problems += self._check_assoc(spec, cluster)
         return problems
+
+    def _check_assoc(self, spec: JobSpec, cluster: ClusterConfig) -> list[str]:
+        """The account and QOS against the user's associations in slurmdbd. Where that
+        cannot be asked (no sacctmgr here, slurmdbd down), sbatch still refuses them."""
+        rest_user = cluster.rest_user if cluster.transport == "rest" else None
+        user = rest_user or getpass.getuser()
+        try:
+            out = call(
+                assoc_argv(user),
+                env=cluster.env(self._env),
+                timeout_s=cluster.command_timeout_s,
+            )
+        except BackendError as exc:
+            log.info("association_check_skipped", cluster=cluster.name, error=exc.message)
+            return []
+        return check_assoc(spec, parse_assoc(out), user=user, cluster=cluster.name)
 
     def _render(
         self,

@@ -62,6 +62,8 @@ class BatchJob:
     signal: str | None = None
     """``B:USR1@60``: the checkpoint signal, to the batch script, ``grace`` s before the end."""
     array: str | None = None
+    account: str | None = None
+    qos: str | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
     """Variables for the job's environment over REST (the CLI exports the login one)."""
 
@@ -308,6 +310,8 @@ def render_batch(
         requeue=checkpoint is not None,
         signal=signal,
         array=array,
+        account=spec.account,
+        qos=spec.qos,
         environment=dict(environment or {}),
     )
 
@@ -340,6 +344,8 @@ def sbatch_argv(job: BatchJob) -> list[str]:
         ("--deadline", job.deadline),
         ("--signal", job.signal),
         ("--array", job.array),
+        ("--account", job.account),
+        ("--qos", job.qos),
     ]
     argv += [f"{flag}={value}" for flag, value in optional if value is not None]
     return argv
@@ -370,6 +376,8 @@ def rest_job(job: BatchJob) -> dict[str, Any]:
         "licenses": job.licences,
         "signal": job.signal,
         "array": job.array,
+        "account": job.account,
+        "qos": job.qos,
     }
     body.update({key: value for key, value in optional.items() if value is not None})
     return body
