@@ -190,6 +190,8 @@ class Client:
         if spec.submit_dir is None:
             spec = spec.model_copy(update={"submit_dir": os.getcwd()})
         problems = self.check(spec)
+        if spec.stage_in or spec.stage_out:
+            problems += check_data(spec, self.settings.home / "data" / "preflight")
         if problems:
             raise SpecError(
                 f"job {spec.name!r} cannot run: " + "; ".join(problems), problems=problems

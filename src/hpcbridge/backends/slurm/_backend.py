@@ -239,8 +239,14 @@ class SlurmBackend:
         log_dir = self.log_dir(cluster)
         with contextlib.suppress(OSError):  # off the cluster (REST) it must exist there
             log_dir.mkdir(parents=True, exist_ok=True)
-        workdir = cluster.workdir or (
-            request.spec.submit_dir if cluster.transport == "cli" else None
+        # A job with staged data runs where its inputs are and its outputs go.
+        data_dir = request.env.get("HPCBRIDGE_DATA_DIR")
+        if data_dir:
+            Path(data_dir).mkdir(parents=True, exist_ok=True)
+        workdir = (
+            data_dir
+            or cluster.workdir
+            or (request.spec.submit_dir if cluster.transport == "cli" else None)
         )
         return render_batch(
             request,

@@ -1,0 +1,112 @@
+"""Stage a job's inputs in and its outputs out: parallel per file, verified, recorded.
+
+Called from a worker thread, never inside a store transaction. A stage is idempotent: run
+again after a crash it keeps files a previous run recorded and that still match their
+digests, resumes ``.part`` files and copies the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from hpcbridge.spec import JobSpec
+from hpcbridge.staging._digest import default_algorithm
+from hpcbridge.staging._manifest import (
+    INPUTS,
+    OUTPUTS,
+    FileRecord,
+    manifest_dir,
+    read_manifest,
+    write_manifest,
+)
+from hpcbridge.staging._plan import plan_in, plan_out
+from hpcbridge.staging._transfer import FileTask, Progress, Retry, still_valid, transfer
+
+MAX_PARALLEL = 8
+DEFAULT_RETRY = Retry()
+
+
+@dataclass(frozen=True, slots=True)
+class StageReport:
+    files: tuple[FileRecord, ...]
+    bytes_total: int
+    bytes_copied: int
+    duration_s: float
+    manifest: Path
+
+    @property
+    def throughput_bps(self) -> float:
+        return self.bytes_copied / self.duration_s if self.duration_s > 0 else 0.0
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "files": len(self.files),
+            "bytes_total": self.bytes_total,
+            "bytes_copied": self.bytes_copied,
+            "duration_s": round(self.duration_s, 3),
+            "manifest": str(self.manifest),
+        }
+
+
+def stage_in(
+    spec: JobSpec,
+    data_dir: Path,
+    *,
+    retry: Retry = DEFAULT_RETRY,
+    progress: Progress | None = None,
+) -> StageReport:
+    tasks = plan_in(spec.stage_in, data_dir)
+    earlier = {r.path: r for r in read_manifest(manifest_dir(data_dir) / INPUTS)}
+    return _run(tasks, earlier, manifest_dir(data_dir) / INPUTS, "inputs", retry, progress)
+
+
+def stage_out(
+    spec: JobSpec,
+    data_dir: Path,
+    *,
+    succeeded: bool,
+    retry: Retry = DEFAULT_RETRY,
+    progress: Progress | None = None,
+) -> StageReport:
+    tasks = plan_out(spec.stage_out, data_dir, succeeded=succeeded)
+    return _run(tasks, {}, manifest_dir(data_dir) / OUTPUTS, "outputs", retry, progress)
+
+
+def _run(
+    tasks: Sequence[FileTask],
+    earlier: dict[str, FileRecord],
+    manifest: Path,
+    kind: str,
+    retry: Retry,
+    progress: Progress | None,
+) -> StageReport:
+    started = time.monotonic()
+    algorithm = default_algorithm()
+
+    def one(task: FileTask) -> tuple[FileRecord, int]:
+        kept = earlier.get(task.dest.path)
+        if (
+            kept is not None
+            and kept.source == task.source.url
+            and kept.size == task.size
+            and (task.expected is None or kept.digest == task.expected.lower())
+            and still_valid(kept)
+        ):
+            return kept, 0
+        return transfer(task, algorithm, retry, progress)
+
+    with ThreadPoolExecutor(max(1, min(MAX_PARALLEL, len(tasks))), "hb-stage") as pool:
+        done = list(pool.map(one, tasks))  # the first error is raised here
+    files = tuple(record for record, _ in done)
+    write_manifest(manifest, kind, files)
+    return StageReport(
+        files=files,
+        bytes_total=sum(f.size for f in files),
+        bytes_copied=sum(copied for _, copied in done),
+        duration_s=time.monotonic() - started,
+        manifest=manifest,
+    )
