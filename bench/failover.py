@@ -221,6 +221,7 @@ def run_failover(
     runs = {p.name: Counter(int(n) for n in p.read_text().split()) for p in out.iterdir()}
     duplicates = sum(count - 1 for ran in runs.values() for count in ran.values() if count > 1)
     lost = 0
+    why: Counter[str] = Counter()
     for job in client.store.list_jobs(JobFilter()):
         succeeded = [
             a for a in client.store.attempts(job.job_id) if a.state is AttemptState.SUCCEEDED
@@ -228,6 +229,7 @@ def run_failover(
         duplicates += max(0, len(succeeded) - 1)
         if job.state is not JobState.SUCCEEDED or job.job_id not in runs:
             lost += 1
+            why[f"{job.state.value}: {job.reason}"] += 1
     client.close()
     return {
         "backend": backend,
@@ -239,6 +241,7 @@ def run_failover(
         "takeover_limit_s": 2 * ttl_s,
         "duplicates": duplicates,
         "lost": lost,
+        "lost_why": dict(why.most_common(5)),
         "wall_s": round(wall_s, 1),
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,6 +87,26 @@ def test_a_released_lease_is_taken_at_once(store: Store) -> None:
     assert not first.held
     assert second.try_acquire()
     first.release()  # nothing held: nothing to do
+
+
+def test_a_live_holder_keeps_the_lease_through_a_cycle_longer_than_it(store: Store) -> None:
+    """Renewal does not wait for the next cycle: a leader busy for several lease periods
+    keeps leading (two live reconcilers once took the lease from each other in turn, each
+    fenced before it could commit)."""
+    first = StoreLease(store, holder="first", ttl_s=0.3)
+    second = StoreLease(store, holder="second", ttl_s=0.3)
+    try:
+        assert first.try_acquire()
+        deadline = time.monotonic() + 1.2  # four lease periods without a call from the cycle
+        while time.monotonic() < deadline:
+            assert not second.try_acquire()
+            assert first.held
+            time.sleep(0.05)
+        assert first.may_act()
+    finally:
+        first.release()
+    assert second.try_acquire()
+    second.release()
 
 
 def test_holders_are_named_uniquely_per_process_and_object(store: Store) -> None:

@@ -11,14 +11,19 @@ import fcntl
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Protocol
 
+import structlog
+
 from hpcbridge.errors import FencedError
 from hpcbridge.store import Lease, SqlStore, Store
+
+log = structlog.get_logger("hpcbridge.reconciler")
 
 LEASE_NAME = "reconciler"
 DEFAULT_LEASE_TTL_S = 30.0
@@ -95,6 +100,11 @@ class StoreLease:
     its last renewal; the next holder gets a higher epoch, and from then on every write
     the old one makes inside ``fenced()`` is refused. Hosts' clocks must agree to well
     within ``ttl_s`` (NTP), since each holder compares the expiry with its own clock.
+
+    While held, a thread renews the lease every third of ``ttl_s``: a cycle may take longer
+    than the lease (hundreds of jobs, a slow scheduler), and renewing only between cycles
+    let two live reconcilers take the lease from each other in turn, each cycle fenced
+    before it could commit. A process that is paused or cut off stops renewing as a whole.
     """
 
     def __init__(
@@ -112,6 +122,9 @@ class StoreLease:
         self._ttl_s = ttl_s
         self._clock = clock
         self._lease: Lease | None = None
+        self._lock = threading.Lock()  # the renewing thread and the cycle's thread
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
 
     @property
     def lease(self) -> Lease | None:
@@ -119,23 +132,61 @@ class StoreLease:
 
     @property
     def held(self) -> bool:
-        return self._lease is not None and self._clock() < self._lease.expires_at
+        lease = self._lease
+        return lease is not None and self._clock() < lease.expires_at
 
     def try_acquire(self) -> bool:
-        now = self._clock()
-        if self._lease is not None:
-            try:
-                self._lease = self._store.renew_lease(self._lease, now=now, ttl_s=self._ttl_s)
+        with self._lock:
+            if self._lease is not None and self._renew():
                 return True
-            except FencedError:
-                self._lease = None  # taken over: ask like anyone else below
-        self._lease = self._store.acquire_lease(self._name, self.holder, now=now, ttl_s=self._ttl_s)
-        return self._lease is not None
+            now = self._clock()
+            self._lease = self._store.acquire_lease(
+                self._name, self.holder, now=now, ttl_s=self._ttl_s
+            )
+            if self._lease is None:
+                return False
+        self._keep_renewing()
+        return True
+
+    def _renew(self) -> bool:
+        """Extend the lease held (under ``_lock``); False once another process holds it."""
+        assert self._lease is not None
+        try:
+            self._lease = self._store.renew_lease(self._lease, now=self._clock(), ttl_s=self._ttl_s)
+            return True
+        except FencedError:
+            self._lease = None  # taken over: ask like anyone else
+            return False
+
+    def _keep_renewing(self) -> None:
+        if self._renewer is not None and self._renewer.is_alive():
+            return
+        self._stop.clear()
+        self._renewer = threading.Thread(
+            target=self._renew_until_stopped, name="hpcbridge-lease", daemon=True
+        )
+        self._renewer.start()
+
+    def _renew_until_stopped(self) -> None:
+        while not self._stop.wait(self._ttl_s / 3):
+            with self._lock:
+                if self._lease is None:
+                    return
+                try:
+                    if not self._renew():
+                        return
+                except Exception as exc:  # the database may be away for a while
+                    # Unrenewed, the lease runs out on its own; may_act() says so meanwhile.
+                    log.warning("lease_renewal_failed", lease=self._name, error=str(exc))
 
     def release(self) -> None:
-        if self._lease is not None:
-            lease, self._lease = self._lease, None
-            self._store.release_lease(lease)
+        self._stop.set()
+        if self._renewer is not None and self._renewer is not threading.current_thread():
+            self._renewer.join()
+        with self._lock:
+            if self._lease is not None:
+                lease, self._lease = self._lease, None
+                self._store.release_lease(lease)
 
     def may_act(self) -> bool:
         # A third of the lease is left for the call: no successor can hold it before then.
