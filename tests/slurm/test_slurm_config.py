@@ -196,6 +196,12 @@ class _TimesOutAfterSubmitting:
     def update_node(self, node: str, state: str, reason: str | None) -> None:
         self.inner.update_node(node, state, reason)
 
+    def licences(self) -> dict[str, int]:
+        return self.inner.licences()
+
+    def test_submit(self, job: BatchJob) -> str | None:
+        return self.inner.test_submit(job)
+
     def close(self) -> None:
         self.inner.close()
 

@@ -131,14 +131,14 @@ def validate(file: FileArg, cluster: ClusterOpt = None, json_output: JsonOpt = F
     with _client() as client:
         spec = _load(client, file, cluster)
         problems = client.check(spec)
+        estimate = None if problems else client.start_estimate(spec)
         if json_output:
-            out.print_json(
-                render.dumps(
-                    {"valid": not problems, "problems": problems, "spec": spec.to_document()}
-                )
-            )
+            document = {"valid": not problems, "problems": problems, "spec": spec.to_document()}
+            out.print_json(render.dumps(document | {"start_estimate": estimate}))
         elif not problems:
             out.print(f"{file}: valid ({spec.backend} backend)")
+            if estimate is not None:
+                out.print(f"the scheduler expects it to start at {estimate}", highlight=False)
         if problems:
             for problem in problems:
                 err.print(f"error: {problem}")

@@ -37,8 +37,10 @@ from hpcbridge.backends.slurm._assoc import assoc_argv, check_assoc, parse_assoc
 from hpcbridge.backends.slurm._call import call
 from hpcbridge.backends.slurm._classify import observe
 from hpcbridge.backends.slurm._config import ClusterConfig, Clusters, load_clusters
+from hpcbridge.backends.slurm._facts import FactsCache
 from hpcbridge.backends.slurm._hostlist import compress_indices
 from hpcbridge.backends.slurm._parse import TERMINAL_STATES
+from hpcbridge.backends.slurm._preflight import refusals
 from hpcbridge.backends.slurm._records import JobRecord, NodeRecord, PartitionRecord
 from hpcbridge.backends.slurm._render import (
     SECOND_START_EXIT_CODE,
@@ -139,6 +141,8 @@ class SlurmBackend:
         self._backoff: dict[str, Backoff] = {}
         self._kills: dict[str, FailureClass] = {}
         self._views: dict[str, QueueView] = {}
+        self._facts = FactsCache(settings.home / "slurm")
+        self._estimates: dict[str, str | None] = {}
 
     # -- clusters and transports ---------------------------------------------------------------
 
@@ -209,7 +213,37 @@ class SlurmBackend:
             problems.append("command/env: a value contains a NUL byte; remove it")
         if spec.account is not None or spec.qos is not None:
             problems += self._check_assoc(spec, cluster)
-        return problems
+        return problems or self.preflight(spec)
+
+    def preflight(self, spec: JobSpec) -> list[str]:
+        """Ask the cluster whether it can run ``spec`` at all: its partitions, nodes and
+        licences (cached, ``_facts``), then ``sbatch --test-only``. Where the cluster cannot
+        be asked, nothing is refused: sbatch has the last word."""
+        cluster = self._clusters.get(spec.cluster)
+        transport = self.transport(cluster.name)
+        self._estimates.pop(cluster.name, None)
+        try:
+            facts = self._facts.get(cluster.name, transport, time.time())
+        except BackendError as exc:
+            log.info("preflight_skipped", cluster=cluster.name, error=exc.message)
+            return []
+        problems = refusals(spec, cluster.default_partition, facts)
+        if problems:
+            return problems
+        request = LaunchRequest("preflight", 0, "preflight", spec, {})
+        try:
+            self._estimates[cluster.name] = transport.test_submit(self._render(request, cluster))
+        except PermanentBackendError as exc:
+            if exc.argv and "--test-only" in exc.argv:
+                return [f"cluster {cluster.name}: {exc.message}"]
+            log.info("preflight_skipped", cluster=cluster.name, error=exc.message)
+        except BackendError as exc:
+            log.info("preflight_skipped", cluster=cluster.name, error=exc.message)
+        return []
+
+    def start_estimate(self, spec: JobSpec) -> str | None:
+        """The scheduler's start estimate from the last preflight of ``spec``'s cluster."""
+        return self._estimates.get(self._clusters.get(spec.cluster).name)
 
     def _check_assoc(self, spec: JobSpec, cluster: ClusterConfig) -> list[str]:
         """The account and QOS against the user's associations in slurmdbd. Where that

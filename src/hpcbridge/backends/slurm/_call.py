@@ -72,6 +72,24 @@ def call(
     ``transient_by_default`` decides an unrecognised failure: True for read-only commands
     (asking again later cannot hurt), False for ``sbatch`` (a rejection stays a rejection).
     """
+    return call_output(
+        argv,
+        env=env,
+        input=input,
+        timeout_s=timeout_s,
+        transient_by_default=transient_by_default,
+    )[0]
+
+
+def call_output(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    input: str | None = None,
+    timeout_s: float = 60.0,
+    transient_by_default: bool = True,
+) -> tuple[str, str]:
+    """``call``, returning stdout and stderr (``sbatch --test-only`` answers on stderr)."""
     try:
         done = subprocess.run(
             list(argv),
@@ -100,7 +118,7 @@ def call(
             "or use transport: rest",
         ) from exc
     if done.returncode == 0:
-        return done.stdout
+        return done.stdout, done.stderr
     raise classify_failure(argv, done.returncode, done.stdout, done.stderr, transient_by_default)
 
 

@@ -26,6 +26,7 @@ from hpcbridge.backends.slurm._parse import (
     parse_sacct_json,
     parse_squeue_json,
 )
+from hpcbridge.backends.slurm._preflight import parse_rest_licences
 from hpcbridge.backends.slurm._records import JobRecord, NodeRecord, PartitionRecord
 from hpcbridge.backends.slurm._render import BatchJob, rest_job
 from hpcbridge.backends.slurm._transport import array_job_ids
@@ -333,6 +334,13 @@ class RestTransport:
 
     def partitions(self) -> list[PartitionRecord]:
         return parse_rest_partitions(self._request("GET", self._slurm("partitions")))
+
+    def licences(self) -> dict[str, int]:
+        return parse_rest_licences(self._request("GET", self._slurm("licenses")))
+
+    def test_submit(self, job: BatchJob) -> str | None:
+        """v0.0.38 has no test-only submission: the cluster facts alone are checked."""
+        return None
 
     def update_node(self, node: str, state: str, reason: str | None) -> None:
         raise PermanentBackendError(

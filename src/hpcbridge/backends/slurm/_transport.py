@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from hpcbridge.backends.slurm._call import call
+from hpcbridge.backends.slurm._call import call, call_output
 from hpcbridge.backends.slurm._config import ClusterConfig
 from hpcbridge.backends.slurm._parse import (
     SACCT_FIELDS,
@@ -28,6 +28,7 @@ from hpcbridge.backends.slurm._parse import (
     parse_submit_output,
     squeue_format,
 )
+from hpcbridge.backends.slurm._preflight import parse_scontrol_licences, parse_test_only
 from hpcbridge.backends.slurm._records import JobRecord, NodeRecord, PartitionRecord
 from hpcbridge.backends.slurm._render import BatchJob, sbatch_argv
 from hpcbridge.errors import (
@@ -73,6 +74,15 @@ class Transport(Protocol):
     def partitions(self) -> list[PartitionRecord]: ...
 
     def update_node(self, node: str, state: str, reason: str | None) -> None: ...
+
+    def licences(self) -> dict[str, int]:
+        """Each cluster licence and its total count."""
+        ...
+
+    def test_submit(self, job: BatchJob) -> str | None:
+        """The scheduler's verdict without submitting: its start estimate (None where the
+        transport cannot ask), or a PermanentBackendError saying why it refuses the job."""
+        ...
 
     def close(self) -> None: ...
 
@@ -193,6 +203,30 @@ class CliTransport:
 
     def partitions(self) -> list[PartitionRecord]:
         return parse_scontrol_partitions(self._run(["scontrol", "show", "partition", "-o"]))
+
+    def licences(self) -> dict[str, int]:
+        return parse_scontrol_licences(self._run(["scontrol", "show", "licenses", "-o"]))
+
+    def test_submit(self, job: BatchJob) -> str | None:
+        argv = ["sbatch", "--test-only", *sbatch_argv(job)[2:]]  # not --parsable
+        self.commands += 1
+        try:
+            _, stderr = call_output(
+                argv,
+                env=self._env,
+                input=job.script,
+                timeout_s=self.cluster.command_timeout_s,
+                transient_by_default=False,
+            )
+        except PermanentBackendError as exc:
+            said = _slurm_said(exc.stderr) or exc.stderr.strip() or exc.message
+            raise PermanentBackendError(
+                f"sbatch --test-only refused the job: {said.removeprefix('allocation failure: ')}",
+                argv=exc.argv,
+                returncode=exc.returncode,
+                stderr=exc.stderr,
+            ) from exc
+        return parse_test_only(stderr)
 
     def update_node(self, node: str, state: str, reason: str | None) -> None:
         argv = ["scontrol", "update", f"NodeName={node}", f"State={state}"]
