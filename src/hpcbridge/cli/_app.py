@@ -541,3 +541,6 @@ app.add_typer(dashboards_app, name="dashboards")
 from hpcbridge.cli._nodes import nodes_app  # noqa: E402
 
 app.add_typer(nodes_app, name="nodes")
+from hpcbridge.cli._cost import cost_app  # noqa: E402
+
+app.add_typer(cost_app, name="cost")

@@ -10,16 +10,34 @@
 
 from hpcbridge.cost._cards import ANY, CardBook, RateCard, Rates, load_cards
 from hpcbridge.cost._price import LOCAL_CLUSTER, AttemptCost, Usage, price, usage_of
+from hpcbridge.cost._report import (
+    GROUPINGS,
+    Report,
+    Totals,
+    check_grouping,
+    cost_of,
+    group_of,
+    report,
+    summarize,
+)
 
 __all__ = [
     "ANY",
+    "GROUPINGS",
     "LOCAL_CLUSTER",
     "AttemptCost",
     "CardBook",
     "RateCard",
     "Rates",
+    "Report",
+    "Totals",
     "Usage",
+    "check_grouping",
+    "cost_of",
+    "group_of",
     "load_cards",
     "price",
+    "report",
+    "summarize",
     "usage_of",
 ]

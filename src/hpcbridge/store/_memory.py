@@ -253,6 +253,16 @@ class MemoryStore:
                 if a.state in ACTIVE_ATTEMPT_STATES
             ]
 
+    def attempts_ended(self, since: float, until: float) -> list[tuple[Job, Attempt]]:
+        with self._lock:
+            ended = [
+                (self._jobs[a.job_id], a)
+                for attempts in self._attempts.values()
+                for a in attempts
+                if a.state.finished and a.ended_at is not None and since <= a.ended_at < until
+            ]
+        return sorted(ended, key=lambda pair: (pair[1].ended_at, pair[1].job_id, pair[1].number))
+
     def failed_attempts_since(self, since: float) -> list[Attempt]:
         with self._lock:
             return [

@@ -87,6 +87,11 @@ class Store(Protocol):
         """Attempts that failed at or after ``since`` (for node quarantine and MTBF)."""
         ...
 
+    def attempts_ended(self, since: float, until: float) -> list[tuple[Job, Attempt]]:
+        """Finished attempts that ended in ``[since, until)``, each with its job, in the
+        order they ended (chargeback and budgets read their charges)."""
+        ...
+
     def add_event(
         self,
         job_id: JobId,

@@ -460,6 +460,26 @@ class SqlStore:
             attempts.append(self._remember_attempt(attempt))
         return attempts
 
+    def attempts_ended(self, since: float, until: float) -> list[tuple[Job, Attempt]]:
+        finished = [AttemptState.SUCCEEDED.value, AttemptState.FAILED.value]
+        stmt = (
+            select(attempts_t)
+            .where(
+                attempts_t.c.state.in_(finished),
+                attempts_t.c.ended_at >= since,
+                attempts_t.c.ended_at < until,
+            )
+            .order_by(attempts_t.c.ended_at, attempts_t.c.job_id, attempts_t.c.number)
+        )
+        jobs: dict[str, Job] = {}
+        with self._read() as conn:
+            attempts = [_attempt(row) for row in conn.execute(stmt).mappings()]
+            ids = sorted({a.job_id for a in attempts})
+            for chunk in iterate_chunks(ids, 500):
+                rows = conn.execute(_JOBS_BY_ID, {"_ids": list(chunk)}).mappings()
+                jobs.update((job.job_id, job) for job in map(_job, rows))
+        return [(jobs[a.job_id], a) for a in attempts if a.job_id in jobs]
+
     def failed_attempts_since(self, since: float) -> list[Attempt]:
         with self._read() as conn:
             rows = conn.execute(
