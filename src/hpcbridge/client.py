@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -29,6 +30,7 @@ from hpcbridge.errors import (
     StoreError,
 )
 from hpcbridge.policy import QuarantinePolicy
+from hpcbridge.provenance import ORIGIN_EVENT, build, origin
 from hpcbridge.reconciler import CycleReport, Policy, Reconciler, leadership_for
 from hpcbridge.spec import JobSpec, expand, task_count, task_documents
 from hpcbridge.staging import check_data
@@ -146,6 +148,8 @@ class Client:
         backend = self.backends[spec.backend]
         for task in expand(spec)[:1] if spec.array else [None]:
             problems += backend.check(task.spec if task else spec)
+        if spec.stage_in or spec.stage_out:  # inputs readable, sizes, room to stage them
+            problems += check_data(spec, self.settings.home / "data" / "preflight")
         return problems
 
     def start_estimate(self, spec: JobSpec) -> str | None:
@@ -182,16 +186,28 @@ class Client:
         rows: list[NewJob] = []
         for spec in specs:
             rows += self._rows_for(self._accept(spec), idempotency_key)
-        created = self.store.create_jobs(rows, now=self._clock(), actor=actor)
+        now = self._clock()
+        origins = {r.spec.get("submit_dir") for r in rows if r.parent_id is None}
+        found = {where: origin(where) for where in origins}  # before the write: git runs
+        created = self.store.create_jobs(rows, now=now, actor=actor)
+        top = [job for job in created if job.parent_id is None]
+        with self.store.batch():
+            for job in top:
+                data = found[job.spec.get("submit_dir")]
+                self.store.add_event(job.job_id, ORIGIN_EVENT, now=now, data=data, actor=actor)
         self._wake.set()
-        return [job for job in created if job.parent_id is None]
+        return top
+
+    def provenance(self, job_id: str) -> dict[str, Any]:
+        """Inputs and outputs with digests, command, resolved spec, environment without
+        secrets, where it was submitted from, attempts and nodes."""
+        job = self.get(job_id)
+        return build(job, self.store.attempts(job.job_id), self.store.events(job.job_id))
 
     def _accept(self, spec: JobSpec) -> JobSpec:
         if spec.submit_dir is None:
             spec = spec.model_copy(update={"submit_dir": os.getcwd()})
         problems = self.check(spec)
-        if spec.stage_in or spec.stage_out:
-            problems += check_data(spec, self.settings.home / "data" / "preflight")
         if problems:
             raise SpecError(
                 f"job {spec.name!r} cannot run: " + "; ".join(problems), problems=problems

@@ -9,7 +9,6 @@
 """
 
 from hpcbridge.cost._cards import ANY, CardBook, RateCard, Rates, load_cards
-from hpcbridge.cost._job import describe_job_cost, format_amount, job_totals
 from hpcbridge.cost._price import LOCAL_CLUSTER, AttemptCost, Usage, price, usage_of
 from hpcbridge.cost._report import (
     GROUPINGS,
@@ -35,10 +34,7 @@ __all__ = [
     "Usage",
     "check_grouping",
     "cost_of",
-    "describe_job_cost",
-    "format_amount",
     "group_of",
-    "job_totals",
     "load_cards",
     "price",
     "report",
