@@ -79,9 +79,13 @@ def test_every_query_names_existing_series() -> None:
 
 def test_three_audiences_with_the_panels_they_need() -> None:
     titles = {n: {p["title"] for p in doc["panels"]} for n, doc in _documents().items()}
-    assert {"Job success rate (7d)", "Error budget remaining", "Spend and top jobs by cost"} <= (
-        titles["executive"]
-    )
+    assert {
+        "Job success rate (7d)",
+        "Error budget remaining",
+        "Cost per successful result (7d)",
+        "Spend (7d)",
+        "Waste (7d)",
+    } <= titles["executive"]
     assert {"Failed jobs (1h)", "Pending queue", "Recent preemptions", "Nodes down or drained"} <= (
         titles["oncall"]
     )

@@ -160,7 +160,10 @@ def test_parse_test_only() -> None:
         "sbatch: Job 1537 to start at 2026-12-06T01:55:51 using 1 processors on nodes n1 in "
         "partition batch\n"
     )
-    assert parse_test_only(said) == "2026-12-06T01:55:51 on n1 (1 CPU)"
-    epoch = "sbatch: Job 9 to start at 1796522333 using 4 processors on nodes n[1-2] in x"
-    assert str(parse_test_only(epoch)).endswith(" on n[1-2] (4 CPUs)")
+    assert parse_test_only(said) == "2026-12-06 01:55:51 on n1 (1 CPU)"
+    many = "sbatch: Job 9 to start at 2026-12-06T02:00:00 using 4 processors on nodes n[1-2] in x"
+    assert parse_test_only(many) == "2026-12-06 02:00:00 on n[1-2] (4 CPUs)"
+    # 22.05 with SLURM_TIME_FORMAT=%s: not a time at all
+    nonsense = "sbatch: Job 1984 to start at 4210864471040 using 1 processors on nodes n1 in x"
+    assert parse_test_only(nonsense) is None
     assert parse_test_only("allocation failure: Invalid partition name specified") is None

@@ -25,6 +25,7 @@ from hpcbridge.cli._reasons import (
 )
 from hpcbridge.cli._setup import check_output_file
 from hpcbridge.cli._setup import open_client as _client
+from hpcbridge.cli._why import job_cost_text
 from hpcbridge.client import Client
 from hpcbridge.errors import NotFoundError
 from hpcbridge.retention import AttemptFiles, attempt_files
@@ -289,6 +290,7 @@ def _full(client: Client, job: Job) -> dict[str, object]:
         "job": job,
         "attempts": attempts,
         "tasks": _tasks(client, job),
+        "cost": job_cost_text(client, job, attempts),
         "outputs": None
         if files is None
         else {
@@ -322,6 +324,9 @@ def status(job_id: JobArg, json_output: JsonOpt = False) -> None:
             missing_command=_missing_command(job, attempts, files),
         )
         out.print(panel)
+        cost = job_cost_text(client, job, attempts)
+        if cost:
+            out.print(f"Cost: {cost}")
 
 
 @app.command("list")

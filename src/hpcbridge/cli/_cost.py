@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hpcbridge.cli._setup import usable_settings
-from hpcbridge.cost import Report, load_cards, report
+from hpcbridge.cost import Report, format_amount, load_cards, report
 from hpcbridge.errors import ConfigError, SpecError
 from hpcbridge.logs import configure_logging
 from hpcbridge.spec import parse_duration_s
@@ -122,13 +122,13 @@ def _table(result: Report) -> Table:
         per = row.cost_per_result
         table.add_row(
             row.group,
-            _amount(row.spend),
-            _amount(row.waste),
-            _amount(row.core_hours),
-            _amount(row.gpu_hours),
+            format_amount(row.spend),
+            format_amount(row.waste),
+            format_amount(row.core_hours),
+            format_amount(row.gpu_hours),
             str(row.attempts),
             str(row.results),
-            "-" if per is None else _amount(per),
+            "-" if per is None else format_amount(per),
             end_section=row is result.rows[-1] if result.rows else False,
         )
     if result.total.unpriced:
@@ -137,11 +137,6 @@ def _table(result: Report) -> Table:
             "hpcbridge cost cards"
         )
     return table
-
-
-def _amount(value: float) -> str:
-    """Two decimals, or four significant digits for amounts under one cent."""
-    return f"{value:,.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.4g}"
 
 
 def _csv(result: Report) -> str:

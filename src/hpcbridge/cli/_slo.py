@@ -15,10 +15,12 @@ from hpcbridge.logs import configure_logging
 from hpcbridge.slo import (
     SloDefinition,
     build_samples_by_slo,
+    cost_per_result,
     default_slos,
     finished_jobs,
     generate_rules,
     load_slo_file,
+    render_cost_table,
     render_report_table,
     report_to_dict,
     rules_to_yaml,
@@ -62,10 +64,15 @@ def report(
     finally:
         store.close()
     statuses = slo_report(slos, build_samples_by_slo(slos, jobs), now, eval_interval_s=interval)
+    costs = cost_per_result(jobs)
     if json_output:
-        _out.print_json(json.dumps(report_to_dict(statuses, now)))
+        document = report_to_dict(statuses, now)
+        document["cost_per_result"] = [cost.to_dict() for cost in costs]
+        _out.print_json(json.dumps(document))
     else:
         _out.print(render_report_table(statuses))
+        if costs:
+            _out.print(render_cost_table(costs))
 
 
 @slo_app.command("rules")

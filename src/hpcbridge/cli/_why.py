@@ -33,6 +33,7 @@ from hpcbridge.cli._reasons import (
 )
 from hpcbridge.cli._setup import usable_settings
 from hpcbridge.client import Client
+from hpcbridge.cost import describe_job_cost, load_cards
 from hpcbridge.errors import HpcbridgeError
 from hpcbridge.logs import configure_logging
 from hpcbridge.slo import runbook_for
@@ -106,6 +107,8 @@ class Explanation:
     next_step: str
     runbook: str | None
     tasks: dict[str, int] = field(default_factory=dict)
+    cost: str | None = None
+    """What its attempts (an array's tasks') cost, waste and cost per result included."""
 
 
 def _signal_text(signum: int) -> str:
@@ -343,7 +346,16 @@ def explain(client: Client, job_id: str) -> Explanation:
         next_step=next_step,
         runbook=runbook,
         tasks=tasks,
+        cost=job_cost_text(client, job, attempts),
     )
+
+
+def job_cost_text(client: Client, job: Job, attempts: list[Attempt]) -> str | None:
+    """What the job cost, in words (status and why show it)."""
+    pairs = [(job, a) for a in attempts]
+    for task in client.tasks(job.job_id) if job.is_array_parent else ():
+        pairs += [(task, a) for a in client.attempts(task.job_id)]
+    return describe_job_cost(pairs, load_cards(client.settings.resolved_rate_cards))
 
 
 def render(why: Explanation) -> RenderableType:
@@ -362,6 +374,7 @@ def render(why: Explanation) -> RenderableType:
         ("Nodes", ", ".join(why.nodes) or None),
         ("Exit", why.exit),
         ("Lost work", why.lost_work),
+        ("Cost", why.cost),
         ("Checkpoint", why.checkpoint),
         ("Tasks", ", ".join(f"{n} {s}" for s, n in sorted(why.tasks.items())) or None),
     ]

@@ -9,6 +9,7 @@
 """
 
 from hpcbridge.cost._cards import ANY, CardBook, RateCard, Rates, load_cards
+from hpcbridge.cost._job import describe_job_cost, format_amount, job_totals
 from hpcbridge.cost._price import LOCAL_CLUSTER, AttemptCost, Usage, price, usage_of
 from hpcbridge.cost._report import (
     GROUPINGS,
@@ -34,7 +35,10 @@ __all__ = [
     "Usage",
     "check_grouping",
     "cost_of",
+    "describe_job_cost",
+    "format_amount",
     "group_of",
+    "job_totals",
     "load_cards",
     "price",
     "report",

@@ -16,6 +16,7 @@ from hpcbridge.slo._alerts import (
     evaluate_alerts,
     evaluate_window,
 )
+from hpcbridge.slo._cost import ResultCost, cost_per_result, render_cost_table
 from hpcbridge.slo._defaults import PLATFORM_BAD_CLASSES, default_slos
 from hpcbridge.slo._load import SloConfigError, load_slo_document, load_slo_file, load_slo_text
 from hpcbridge.slo._math import (
@@ -73,6 +74,7 @@ __all__ = [
     "NotifyError",
     "NotifyReport",
     "RatioSli",
+    "ResultCost",
     "SampleSeries",
     "Selector",
     "Severity",
@@ -91,6 +93,7 @@ __all__ = [
     "build_samples",
     "build_samples_by_slo",
     "burn_rate",
+    "cost_per_result",
     "default_slos",
     "error_budget",
     "error_ratio",
@@ -102,6 +105,7 @@ __all__ = [
     "load_slo_file",
     "load_slo_text",
     "parse_matchers",
+    "render_cost_table",
     "render_report_table",
     "report_to_dict",
     "rules_to_yaml",

@@ -36,6 +36,7 @@ SLO_RULE_SERIES = frozenset(
 """Recording rules of ``hpcbridge slo rules`` that the dashboards read."""
 
 _JOBS = "hpcbridge_jobs_finished_total"
+_COST = "hpcbridge_cost_total"
 _NOT_CANCELLED = f'{_JOBS}{{outcome!="cancelled"}}'
 
 
@@ -189,12 +190,33 @@ def executive() -> Dashboard:
             )
         )
         .with_panel(
-            _text(
-                "Spend and top jobs by cost",
-                "Spend, cost per result and the most expensive jobs appear here once "
-                "hpcbridge computes cost (rate cards per backend and partition). Until "
-                "then, *lost core-hours* is the waste signal.",
-                span=18,
+            _stat(
+                "Cost per successful result (7d)",
+                "M9: all spend, failed attempts included, over the jobs and array tasks that "
+                "succeeded (rate card currency).",
+                f'sum(increase({_COST}[7d])) / sum(increase({_JOBS}{{outcome="succeeded"}}[7d]))',
+            )
+        )
+        .with_panel(
+            _stat(
+                "Spend (7d)",
+                "What attempts cost under the rate card in force when each started.",
+                f"sum(increase({_COST}[7d]))",
+            )
+        )
+        .with_panel(
+            _stat(
+                "Waste (7d)",
+                "Spend on attempts that did not succeed (failed, preempted, lost, cancelled).",
+                f'sum(increase({_COST}{{outcome!="succeeded"}}[7d]))',
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Spend by project",
+                "Spend per day and project; the chargeback report (hpcbridge cost report) "
+                "breaks it down by team, user or any tag.",
+                _query(f"sum by (project) (increase({_COST}[1d]))", "{{project}}"),
             )
         )
     )

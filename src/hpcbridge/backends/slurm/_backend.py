@@ -37,7 +37,7 @@ from hpcbridge.backends.slurm._assoc import assoc_argv, check_assoc, parse_assoc
 from hpcbridge.backends.slurm._call import call
 from hpcbridge.backends.slurm._classify import observe
 from hpcbridge.backends.slurm._config import ClusterConfig, Clusters, load_clusters
-from hpcbridge.backends.slurm._facts import FactsCache
+from hpcbridge.backends.slurm._facts import FACTS_TTL_S, FactsCache
 from hpcbridge.backends.slurm._hostlist import compress_indices
 from hpcbridge.backends.slurm._parse import TERMINAL_STATES
 from hpcbridge.backends.slurm._preflight import refusals
@@ -143,6 +143,7 @@ class SlurmBackend:
         self._views: dict[str, QueueView] = {}
         self._facts = FactsCache(settings.home / "slurm")
         self._estimates: dict[str, str | None] = {}
+        self._verdicts: dict[tuple[Any, ...], tuple[float, str | None, str | None]] = {}
 
     # -- clusters and transports ---------------------------------------------------------------
 
@@ -230,16 +231,26 @@ class SlurmBackend:
         problems = refusals(spec, cluster.default_partition, facts)
         if problems:
             return problems
-        request = LaunchRequest("preflight", 0, "preflight", spec, {})
-        try:
-            self._estimates[cluster.name] = transport.test_submit(self._render(request, cluster))
-        except PermanentBackendError as exc:
-            if exc.argv and "--test-only" in exc.argv:
-                return [f"cluster {cluster.name}: {exc.message}"]
-            log.info("preflight_skipped", cluster=cluster.name, error=exc.message)
-        except BackendError as exc:
-            log.info("preflight_skipped", cluster=cluster.name, error=exc.message)
-        return []
+        job = self._render(LaunchRequest("preflight", 0, "preflight", spec, {}), cluster)
+        # One --test-only per shape of request and minute: a burst of like jobs asks once.
+        shape = (cluster.name, *(getattr(job, name) for name in _SHAPE))
+        now = time.time()
+        taken_at, refused, estimate = self._verdicts.get(shape, (-FACTS_TTL_S, None, None))
+        if now - taken_at >= FACTS_TTL_S:
+            refused = None
+            try:
+                estimate = transport.test_submit(job)
+            except PermanentBackendError as exc:
+                if not (exc.argv and "--test-only" in exc.argv):
+                    log.info("preflight_skipped", cluster=cluster.name, error=exc.message)
+                    return []
+                refused = f"cluster {cluster.name}: {exc.message}"
+            except BackendError as exc:
+                log.info("preflight_skipped", cluster=cluster.name, error=exc.message)
+                return []
+            self._verdicts[shape] = (now, refused, estimate)
+        self._estimates[cluster.name] = estimate
+        return [refused] if refused else []
 
     def start_estimate(self, spec: JobSpec) -> str | None:
         """The scheduler's start estimate from the last preflight of ``spec``'s cluster."""
@@ -724,6 +735,24 @@ class SlurmBackend:
 
     def resume(self, node: str, cluster: str | None = None) -> None:
         self.transport(cluster).update_node(node, "RESUME", None)
+
+
+_SHAPE = (
+    "partition",
+    "nodes",
+    "tasks_per_node",
+    "cpus_per_task",
+    "mem_mb",
+    "gres",
+    "time_min",
+    "constraint",
+    "licences",
+    "switches",
+    "deadline",
+    "account",
+    "qos",
+)
+"""What sbatch --test-only judges of a batch job (not its name, script or files)."""
 
 
 def _index(records: Sequence[JobRecord]) -> dict[str, JobRecord]:

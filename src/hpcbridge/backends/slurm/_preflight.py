@@ -10,7 +10,6 @@ then gives the scheduler's own verdict and start estimate (``parse_test_only``).
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -145,8 +144,9 @@ def parse_test_only(stderr: str) -> str | None:
     if match is None:
         return None
     when, cpus, nodes = match.groups()
-    if when.isdigit():  # SLURM_TIME_FORMAT=%s
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(when)))
+    if not re.match(r"^\d{4}-\d\d-\d\dT[\d:]+$", when):
+        return None  # not Slurm's standard time format: no estimate rather than a wrong one
+    when = when.replace("T", " ")
     return f"{when} on {nodes} ({cpus} CPU{'s' if cpus != '1' else ''})"
 
 

@@ -213,7 +213,8 @@ class CliTransport:
         try:
             _, stderr = call_output(
                 argv,
-                env=self._env,
+                # 22.05 prints a nonsense start time with SLURM_TIME_FORMAT=%s
+                env={**self._env, "SLURM_TIME_FORMAT": "standard"},
                 input=job.script,
                 timeout_s=self.cluster.command_timeout_s,
                 transient_by_default=False,
