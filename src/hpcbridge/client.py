@@ -185,7 +185,7 @@ class Client:
         """Accept several jobs in one transaction: all of them, or none if one is invalid."""
         rows: list[NewJob] = []
         for spec in specs:
-            rows += self._rows_for(self._accept(spec), idempotency_key)
+            rows += self._rows_for(self._accept(spec), idempotency_key, owner=actor)
         now = self._clock()
         origins = {r.spec.get("submit_dir") for r in rows if r.parent_id is None}
         found = {where: origin(where) for where in origins}  # before the write: git runs
@@ -215,7 +215,9 @@ class Client:
         return spec
 
     @staticmethod
-    def _rows_for(spec: JobSpec, idempotency_key: str | None) -> list[NewJob]:
+    def _rows_for(
+        spec: JobSpec, idempotency_key: str | None, *, owner: str = ""
+    ) -> list[NewJob]:
         job_id = new_job_id()
         parent = NewJob(
             job_id=job_id,
@@ -229,6 +231,7 @@ class Client:
             spec=spec.to_document(),
             idempotency_key=idempotency_key,
             task_count=task_count(spec.array) if spec.array else 0,
+            owner=owner,
         )
         if spec.array is None:
             return [parent]

@@ -60,6 +60,22 @@ class Settings(BaseSettings):
         description="Export OpenTelemetry traces over OTLP (OTEL_EXPORTER_OTLP_* say where); "
         "default: on when OTEL_EXPORTER_OTLP_ENDPOINT is set.",
     )
+    oidc_issuer: str | None = Field(
+        default=None, description="OIDC: the issuer (iss) of accepted JWTs; unset: OIDC off."
+    )
+    oidc_audience: str | None = Field(
+        default=None, description="OIDC: the audience (aud) JWTs must name."
+    )
+    oidc_jwks: str | None = Field(
+        default=None, description="OIDC: the issuer's keys, a JWKS file path or https URL."
+    )
+    oidc_roles_claim: str = Field(
+        default="hpcbridge_roles", description="OIDC: the claim mapping projects to roles."
+    )
+    oidc_subject_claim: str = Field(default="sub", description="OIDC: the claim naming who.")
+    oidc_jwks_cache_s: float = Field(
+        default=300.0, gt=0, description="OIDC: re-read the JWKS at most this often."
+    )
     rate_cards: Path | None = Field(
         default=None, description="Directory of rate card files; default <home>/rate_cards"
     )

@@ -8,7 +8,13 @@ the CLI, and problem+json in the API.
     ├── SpecError                  invalid job spec (exit code 2)
     │   └── UnsupportedFieldError  a valid field that the chosen backend cannot honour
     ├── ConfigError                invalid settings (exit code 2)
-    ├── NotFoundError              unknown job, attempt or cluster (exit code 3)
+    ├── InvalidRequestError        a malformed argument: a cursor, a limit (exit code 2, HTTP 400)
+    ├── NotFoundError              unknown job, attempt or cluster, or one of another
+    │                              project (answered as if absent; exit code 3, HTTP 404)
+    ├── AuthenticationError        no valid credentials (one message for every cause; HTTP 401)
+    ├── ForbiddenError             the principal's role does not allow it (exit code 4, HTTP 403)
+    ├── QuotaExceededError         a project quota or rate limit; retry after ``retry_after_s``
+    │                              (exit code 5, HTTP 429 with Retry-After)
     ├── IdempotencyConflictError   a key reused with another request (exit code 2, HTTP 409)
     ├── ArrayShapeError            tasks differ and cannot share one native array (nothing sent)
     ├── StoreError
@@ -55,8 +61,41 @@ class ConfigError(HpcbridgeError):
     exit_code = 2
 
 
+class InvalidRequestError(HpcbridgeError):
+    """An argument of a request is malformed (not a job spec: those are SpecError)."""
+
+    exit_code = 2
+
+
 class NotFoundError(HpcbridgeError):
     exit_code = 3
+
+
+class AuthenticationError(HpcbridgeError):
+    """The credentials are missing, unknown, expired, revoked or do not verify. The message
+    is the same whatever the cause, so that a caller learns nothing about which it was."""
+
+    exit_code = 4
+    MESSAGE = "authentication failed: the token is missing, invalid, expired or revoked"
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE, hint="create a new token ('hpcbridge token create')")
+
+
+class ForbiddenError(HpcbridgeError):
+    """The principal is known but its role does not allow the action."""
+
+    exit_code = 4
+
+
+class QuotaExceededError(HpcbridgeError):
+    """A project's quota or rate limit refuses the request for now."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, *, retry_after_s: float, hint: str | None = None) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message, hint=hint or f"retry in {retry_after_s:.0f} s")
 
 
 class IdempotencyConflictError(HpcbridgeError):

@@ -10,6 +10,14 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from hpcbridge.errors import NotFoundError, StoreError
+from hpcbridge.security import (
+    GENESIS_HASH,
+    AuditEntry,
+    AuditFilter,
+    AuditRecord,
+    TokenRecord,
+    chain,
+)
 from hpcbridge.states import AttemptState, JobState
 from hpcbridge.store._protocol import ACTIVE_ATTEMPT_STATES, transition_event_data
 from hpcbridge.store._records import Attempt, Event, Job, JobFilter, JobId, Lease, NewJob
@@ -35,6 +43,8 @@ class MemoryStore:
         self._attempts: dict[JobId, list[Attempt]] = {}
         self._events: list[Event] = []
         self._leases: dict[str, Lease] = {}
+        self._tokens: dict[str, TokenRecord] = {}
+        self._audit: list[AuditRecord] = []
         self._local = threading.local()  # the lease that fences this thread's writes
 
     @contextmanager
@@ -45,11 +55,20 @@ class MemoryStore:
                 {k: list(v) for k, v in self._attempts.items()},
                 list(self._events),
                 dict(self._leases),
+                dict(self._tokens),
+                list(self._audit),
             )
             try:
                 yield
             except BaseException:
-                self._jobs, self._attempts, self._events, self._leases = saved
+                (
+                    self._jobs,
+                    self._attempts,
+                    self._events,
+                    self._leases,
+                    self._tokens,
+                    self._audit,
+                ) = saved
                 raise
 
     def savepoint(self) -> AbstractContextManager[None]:
@@ -337,6 +356,52 @@ class MemoryStore:
             found = [e for e in self._events if e.seq > after_seq]
         return found[:limit] if limit is not None else found
 
+    # -- tokens and the audit log ---------------------------------------------------------
+
+    def insert_token(self, record: TokenRecord) -> None:
+        with self._lock:
+            if record.token_id in self._tokens or any(
+                t.token_hash == record.token_hash for t in self._tokens.values()
+            ):
+                raise StoreError(f"token {record.token_id} already exists")
+            self._tokens[record.token_id] = record
+
+    def token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        with self._lock:
+            return next((t for t in self._tokens.values() if t.token_hash == token_hash), None)
+
+    def list_tokens(self, project: str | None = None) -> list[TokenRecord]:
+        with self._lock:
+            found = [t for t in self._tokens.values() if project in (None, t.project)]
+        return sorted(found, key=lambda t: (t.created_at, t.token_id))
+
+    def revoke_token(self, token_id: str, *, now: float) -> TokenRecord:
+        with self._lock:
+            record = self._tokens.get(token_id)
+            if record is None:
+                raise NotFoundError(f"no token {token_id!r}", hint="see 'hpcbridge token list'")
+            if record.revoked_at is None:
+                record = dataclasses.replace(record, revoked_at=now)
+                self._tokens[token_id] = record
+            return record
+
+    def append_audit(self, entry: AuditEntry) -> AuditRecord:
+        with self._lock:
+            newest = self._audit[-1] if self._audit else None
+            record = chain(
+                entry,
+                1 if newest is None else newest.seq + 1,
+                GENESIS_HASH if newest is None else newest.hash,
+            )
+            self._audit.append(record)
+            return record
+
+    def audit_records(self, query: AuditFilter | None = None) -> list[AuditRecord]:
+        query = query or AuditFilter()
+        with self._lock:
+            found = [r for r in self._audit if _audit_matches(r, query)]
+        return found[: query.limit] if query.limit is not None else found
+
     def close(self) -> None:
         return None
 
@@ -347,9 +412,23 @@ class MemoryStore:
         self._events.append(Event(seq=seq, job_id=job_id, time=now, kind=kind, **fields))
 
 
+def _audit_matches(record: AuditRecord, query: AuditFilter) -> bool:
+    return (
+        record.seq > query.after_seq
+        and query.actor in (None, record.actor)
+        and query.action in (None, record.action)
+        and query.project in (None, record.project)
+        and (query.projects is None or record.project in query.projects)
+        and (query.since is None or record.at >= query.since)
+    )
+
+
 def _matches(job: Job, query: JobFilter) -> bool:
     return (
         (query.states is None or job.state in query.states)
+        and (query.projects is None or job.project in query.projects)
+        and (query.owner is None or job.owner == query.owner)
+        and (query.before is None or (job.created_at, job.job_id) < query.before)
         and (query.project is None or job.project == query.project)
         and (query.name is None or job.name == query.name)
         and (query.parent_id is None or job.parent_id == query.parent_id)

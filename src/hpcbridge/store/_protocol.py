@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from hpcbridge.security import AuditEntry, AuditFilter, AuditRecord, TokenRecord
 from hpcbridge.states import AttemptState, FailureClass, JobState
 from hpcbridge.store._records import Attempt, Event, Job, JobFilter, JobId, Lease, NewJob
 
@@ -157,6 +158,30 @@ class Store(Protocol):
         still the newest, and raises FencedError if not. On PostgreSQL the check locks the
         lease row until the write's transaction ends, so a takeover waits for it: a write
         either commits before the new leader's epoch exists or is refused."""
+        ...
+
+    # -- tokens and the audit log ---------------------------------------------------------
+
+    def insert_token(self, record: TokenRecord) -> None: ...
+
+    def token_by_hash(self, token_hash: str) -> TokenRecord | None: ...
+
+    def list_tokens(self, project: str | None = None) -> list[TokenRecord]:
+        """Tokens (of ``project``), the oldest first."""
+        ...
+
+    def revoke_token(self, token_id: str, *, now: float) -> TokenRecord:
+        """Mark a token revoked (the first time counts); raises NotFoundError."""
+        ...
+
+    def append_audit(self, entry: AuditEntry) -> AuditRecord:
+        """Number ``entry`` after the newest record and chain it to that one's hash, in the
+        current transaction (``batch()``), so that it commits with the change it records.
+        Writers append one at a time: the chain never forks."""
+        ...
+
+    def audit_records(self, query: AuditFilter | None = None) -> list[AuditRecord]:
+        """Audit records in sequence order."""
         ...
 
     def close(self) -> None: ...

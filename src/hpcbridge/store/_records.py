@@ -43,6 +43,8 @@ class NewJob:
     task_params: dict[str, str] = field(default_factory=dict)
     task_count: int = 0
     idempotency_key: str | None = None
+    owner: str = ""
+    """The subject of the principal that submitted it (empty for jobs from before owners)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     idempotency_key: str | None = None
+    owner: str = ""
 
     @property
     def is_array_parent(self) -> bool:
@@ -155,6 +158,12 @@ class JobFilter:
     parent_id: JobId | None = None
     top_level_only: bool = False
     limit: int | None = None
+    projects: frozenset[str] | None = None
+    """Only jobs of these projects (None: any); what a principal may see."""
+    owner: str | None = None
+    before: tuple[float, str] | None = None
+    """Only jobs older than this ``(created_at, job_id)``: the cursor of the next page
+    of ``newest_jobs``, which inserts since the first page do not shift."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,9 +49,12 @@ jobs = Table(
     Column("started_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
     Column("idempotency_key", String(256), nullable=True, unique=True),
+    Column("owner", String(128), nullable=False, server_default=""),
     Index("ix_jobs_state", "state"),
     Index("ix_jobs_parent", "parent_id"),
     Index("ix_jobs_project_name", "project", "name"),
+    Index("ix_jobs_created", "created_at", "job_id"),
+    Index("ix_jobs_project_created", "project", "created_at", "job_id"),
 )
 
 attempts = Table(
@@ -100,4 +103,37 @@ leases = Table(
     Column("holder", String(256), nullable=False),
     Column("epoch", BigInteger, nullable=False),
     Column("expires_at", Float, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("project", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("subject", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    # Numbered by the writer (under a lock), since the hash covers the number.
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", Float, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("via", String(16), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("target", String(128), nullable=True),
+    Column("project", String(128), nullable=True),
+    Column("source", String(128), nullable=False),
+    Column("details", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_project", "project", "seq"),
 )

@@ -29,6 +29,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     type_coerce,
     update,
@@ -40,7 +41,9 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Update
 
 from hpcbridge.errors import ConfigError, NotFoundError, StoreError
+from hpcbridge.security import AuditEntry, AuditFilter, AuditRecord, TokenRecord
 from hpcbridge.states import AttemptState, FailureClass, JobState
+from hpcbridge.store import _sql_security as sql_security
 from hpcbridge.store._engine import make_engine, migrate, update_row
 from hpcbridge.store._protocol import (
     ACTIVE_ATTEMPT_STATES,
@@ -611,6 +614,32 @@ class SqlStore:
         row = found.mappings().first()
         check_fence(lease, None if row is None else _lease(row))
 
+    # -- tokens and audit (hpcbridge.security's records) ----------------------------------
+
+    def insert_token(self, record: TokenRecord) -> None:
+        with self._write(fenced=False) as conn:
+            sql_security.insert_token(conn, record)
+
+    def token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        with self._read() as conn:
+            return sql_security.token_by_hash(conn, token_hash)
+
+    def list_tokens(self, project: str | None = None) -> list[TokenRecord]:
+        with self._read() as conn:
+            return sql_security.list_tokens(conn, project)
+
+    def revoke_token(self, token_id: str, *, now: float) -> TokenRecord:
+        with self._write(fenced=False) as conn:
+            return sql_security.revoke_token(conn, token_id, now)
+
+    def append_audit(self, entry: AuditEntry) -> AuditRecord:
+        with self._write(fenced=False) as conn:
+            return sql_security.append_audit(conn, entry)
+
+    def audit_records(self, query: AuditFilter | None = None) -> list[AuditRecord]:
+        with self._read() as conn:
+            return sql_security.audit_records(conn, query or AuditFilter())
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -714,6 +743,18 @@ def _filtered(stmt: Select[Any], query: JobFilter) -> Select[Any]:
         stmt = stmt.where(jobs_t.c.parent_id == query.parent_id)
     if query.top_level_only:
         stmt = stmt.where(jobs_t.c.parent_id.is_(None))
+    if query.projects is not None:
+        stmt = stmt.where(jobs_t.c.project.in_(sorted(query.projects)))
+    if query.owner is not None:
+        stmt = stmt.where(jobs_t.c.owner == query.owner)
+    if query.before is not None:
+        created_at, job_id = query.before
+        stmt = stmt.where(
+            or_(
+                jobs_t.c.created_at < created_at,
+                and_(jobs_t.c.created_at == created_at, jobs_t.c.job_id < job_id),
+            )
+        )
     return stmt
 
 
