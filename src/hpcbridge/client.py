@@ -424,4 +424,7 @@ def start_agent(settings: Settings) -> None:
         )
 
 
-__all__ = ["Client", "JobState", "start_agent"]
+# The REST API's client, with this one's methods (hpcbridge.remote).
+from hpcbridge.remote import RemoteClient  # noqa: E402
+
+__all__ = ["Client", "JobState", "RemoteClient", "start_agent"]

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 import annotated_types
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -59,6 +59,13 @@ class Settings(BaseSettings):
         default=None,
         description="Export OpenTelemetry traces over OTLP (OTEL_EXPORTER_OTLP_* say where); "
         "default: on when OTEL_EXPORTER_OTLP_ENDPOINT is set.",
+    )
+    server: str | None = Field(
+        default=None,
+        description="Client mode: the URL of an 'hpcbridge serve' to send commands to.",
+    )
+    token: SecretStr | None = Field(
+        default=None, description="Client mode: the bearer token for the server."
     )
     oidc_issuer: str | None = Field(
         default=None, description="OIDC: the issuer (iss) of accepted JWTs; unset: OIDC off."

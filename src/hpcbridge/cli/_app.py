@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
+from hpcbridge.cli import _remote as remote
 from hpcbridge.cli import _render as render
 from hpcbridge.cli._errors import EXIT_INVALID
 from hpcbridge.cli._junit import write_junit
@@ -71,8 +72,17 @@ def _root(
             "--version", callback=_print_version, is_eager=True, help="Print the version."
         ),
     ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Client mode: send submit, run, wait, list, status, logs, cancel and why to "
+            "this 'hpcbridge serve' (or set HPCBRIDGE_SERVER; the token: HPCBRIDGE_TOKEN).",
+        ),
+    ] = None,
 ) -> None:
     """Options that come before the command."""
+    remote.set_server(server)
 
 
 def _timeout(text: str) -> float:
@@ -118,6 +128,8 @@ def _load(client: Client, path: Path, cluster: str | None = None) -> JobSpec:
 
 
 EXIT_NOT_CANCELLED = 1
+_CANCEL_WAIT_S = 90.0
+"""Client mode: how long ``cancel`` waits for the server to stop the jobs."""
 """``cancel``: a job had already finished; it keeps the state it ended in."""
 
 
@@ -154,6 +166,11 @@ def submit(
     json_output: JsonOpt = False,
 ) -> None:
     """Submit a job and print its id; it runs in the background."""
+    if remote.server_url():
+        with remote.open_remote() as server:
+            job = server.submit(remote.load(file, cluster), idempotency_key=key)
+        out.print_json(render.dumps(job)) if json_output else print(job.job_id)
+        return
     with _client() as client:
         job = client.submit(_load(client, file, cluster), idempotency_key=key)
         client.reconcile_once()  # starts it now when this process may lead
@@ -172,6 +189,21 @@ def run(
     """Submit a job and wait for it with a live display; exit 0 only if it succeeded."""
     if junit is not None:
         check_output_file(junit, "--junit")
+    if remote.server_url():
+        with remote.open_remote() as server:
+            job = server.submit(remote.load(file, cluster))
+            if not json_output:
+                out.print(f"{job.job_id} {job.name}: submitted")
+            try:
+                job = server.wait([job.job_id], timeout_s=timeout)[0]
+            finally:
+                remote.report(server, [job.job_id], junit)
+            if json_output:
+                out.print_json(render.dumps(job))
+            else:
+                remote.show_result(out, err, server, job)
+        _exit_for([job])
+        return
     with _client() as client:
         job = client.submit(_load(client, file, cluster))
         try:
@@ -196,6 +228,15 @@ def run(
         else:
             _print_result(client, job)
         _exit_for([job])
+
+
+def _not_stopped(job_ids: list[str], waited_s: float) -> typer.Exit:
+    typer.echo(
+        f"error: not all of {' '.join(job_ids)} stopped within {waited_s:g}s; "
+        "'hpcbridge list' shows where they are, 'hpcbridge cancel' asks again",
+        err=True,
+    )
+    return typer.Exit(EXIT_INVALID)
 
 
 def _timed_out(job_ids: list[str], timeout_s: float | None) -> typer.Exit:
@@ -309,6 +350,10 @@ def _path_or_none(path: Path | None) -> str | None:
 @app.command()
 def status(job_id: JobArg, json_output: JsonOpt = False) -> None:
     """Show a job: state, reason, where its outputs are, attempts, and an array's tasks."""
+    if remote.server_url():
+        with remote.open_remote() as server:
+            remote.status(out, server, job_id, json_output)
+        return
     with _client() as client:
         job = client.get(job_id)
         if json_output:
@@ -341,14 +386,18 @@ def list_jobs(
     json_output: JsonOpt = False,
 ) -> None:
     """List jobs, oldest first (the newest at the bottom)."""
+    query = JobFilter(
+        states=frozenset(state) if state else None,
+        project=project,
+        name=name,
+        top_level_only=not tasks,
+        limit=limit,
+    )
+    if remote.server_url():
+        with remote.open_remote() as server:
+            remote.list_jobs(out, server, query, json_output)
+        return
     with _client() as client:
-        query = JobFilter(
-            states=frozenset(state) if state else None,
-            project=project,
-            name=name,
-            top_level_only=not tasks,
-            limit=limit,
-        )
         jobs = client.list_jobs(query) if limit is None else client.newest_jobs(query)
         jobs = render.listing_order(jobs)
         if json_output:
@@ -376,6 +425,13 @@ def logs(
         raise typer.BadParameter(
             "--json prints what is there now; leave out --follow", param_hint="'--json'"
         )
+    if remote.server_url():
+        with remote.open_remote() as server:
+            if json_output:
+                remote.logs_json(out, server, job_id, tail)
+            else:
+                remote.logs(server, job_id, stderr=stderr, follow=follow, tail=tail)
+        return
     with _client() as client:
         job = client.get(job_id)
         if job.is_array_parent:
@@ -460,6 +516,15 @@ def cancel(
     """Cancel jobs (SIGTERM, then SIGKILL after the grace period) and wait until they stop.
     Exit 1 if one had already finished (or finished before the cancel took effect): it
     stays as it ended, which stderr says."""
+    if remote.server_url():
+        with remote.open_remote() as server:
+            finished_before = {j for j in job_ids if server.cancel(j).state.terminal}
+            try:
+                jobs = server.wait(job_ids, timeout_s=_CANCEL_WAIT_S)
+            except TimeoutError:
+                raise _not_stopped(job_ids, _CANCEL_WAIT_S) from None
+        _report_cancelled(jobs, finished_before, json_output)
+        return
     with _client() as client:
         finished_before = set()
         for job_id in job_ids:
@@ -470,30 +535,30 @@ def cancel(
             jobs = client.wait(job_ids, timeout_s=grace)
         except TimeoutError:
             client.hand_over()
+            raise _not_stopped(job_ids, grace) from None
+        client.hand_over()
+        _report_cancelled(jobs, finished_before, json_output)
+
+
+def _report_cancelled(jobs: list[Job], finished_before: set[str], json_output: bool) -> None:
+    """Say how each cancelled job ended; exit 1 if one was not cancelled."""
+    if json_output:
+        out.print_json(render.dumps(jobs))
+    not_cancelled = [job.job_id for job in jobs if job.state is not JobState.CANCELLED]
+    for job in jobs:
+        if job.job_id in not_cancelled:
+            ended = f"finished ({job.state.value})"
             typer.echo(
-                f"error: not all of {' '.join(job_ids)} stopped within {grace:g}s; "
-                "'hpcbridge list' shows where they are, 'hpcbridge cancel' asks again",
+                f"error: {job.job_id} was not cancelled: it had already {ended}"
+                if job.job_id in finished_before
+                else f"error: {job.job_id} was not cancelled: it {ended} before the "
+                "cancel took effect",
                 err=True,
             )
-            raise typer.Exit(EXIT_INVALID) from None
-        client.hand_over()
-        if json_output:
-            out.print_json(render.dumps(jobs))
-        not_cancelled = [job.job_id for job in jobs if job.state is not JobState.CANCELLED]
-        for job in jobs:
-            if job.job_id in not_cancelled:
-                ended = f"finished ({job.state.value})"
-                typer.echo(
-                    f"error: {job.job_id} was not cancelled: it had already {ended}"
-                    if job.job_id in finished_before
-                    else f"error: {job.job_id} was not cancelled: it {ended} before the "
-                    "cancel took effect",
-                    err=True,
-                )
-            elif not json_output:
-                out.print(f"{job.job_id}: {job.state.value}")
-        if not_cancelled:
-            raise typer.Exit(EXIT_NOT_CANCELLED)
+        elif not json_output:
+            out.print(f"{job.job_id}: {job.state.value}")
+    if not_cancelled:
+        raise typer.Exit(EXIT_NOT_CANCELLED)
 
 
 @app.command()
@@ -506,6 +571,17 @@ def wait(
     """Wait until jobs finish (driving the reconciler); exit 0 only if all succeeded."""
     if junit is not None:
         check_output_file(junit, "--junit")
+    if remote.server_url():
+        with remote.open_remote() as server:
+            try:
+                jobs = server.wait(job_ids, timeout_s=timeout)
+            except TimeoutError:
+                remote.report(server, job_ids, junit)
+                raise _timed_out(job_ids, timeout) from None
+            remote.report(server, job_ids, junit)
+        out.print_json(render.dumps(jobs)) if json_output else out.print(render.jobs_table(jobs))
+        _exit_for(jobs)
+        return
     with _client() as client:
         try:
             jobs = client.wait(job_ids, timeout_s=timeout)

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from hpcbridge.cli._reasons import job_reason
 from hpcbridge.cli._render import listing_order
@@ -149,14 +150,25 @@ def _output_of(client: Client) -> OutputOf:
     return output
 
 
-def write_junit(client: Client, job_ids: Sequence[str], path: Path) -> None:
-    """Write the JUnit report of ``job_ids`` (as they are now) to ``path``."""
+class JobReader(Protocol):
+    """What the report reads: the embedded ``Client`` and ``RemoteClient`` both have it."""
+
+    def get(self, job_id: str) -> Job: ...
+
+    def tasks(self, job_id: str) -> list[Job]: ...
+
+
+def write_junit(
+    client: JobReader, job_ids: Sequence[str], path: Path, output_of: OutputOf | None = None
+) -> None:
+    """Write the JUnit report of ``job_ids`` (as they are now) to ``path``; output tails
+    come from ``output_of`` (default: the embedded client's log files)."""
+    if output_of is None:
+        assert isinstance(client, Client)
+        output_of = _output_of(client)
     jobs = [client.get(job_id) for job_id in job_ids]
-    report = junit_report(
-        [
-            (job, listing_order(client.tasks(job.job_id)) if job.is_array_parent else [])
-            for job in jobs
-        ],
-        _output_of(client),
-    )
-    write_output(path, report, "--junit")
+    cases = [
+        (job, listing_order(client.tasks(job.job_id)) if job.is_array_parent else [])
+        for job in jobs
+    ]
+    write_output(path, junit_report(cases, output_of), "--junit")

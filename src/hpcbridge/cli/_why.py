@@ -31,6 +31,7 @@ from hpcbridge.cli._reasons import (
     round_durations,
     stderr_tail,
 )
+from hpcbridge.cli._remote import open_remote, server_url
 from hpcbridge.cli._setup import usable_settings
 from hpcbridge.client import Client
 from hpcbridge.cost import describe_job_cost, load_cards
@@ -413,13 +414,23 @@ def why(
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Why a job is where it is: what happened, in words, and what to do next."""
-    configure_logging()
-    client = Client(usable_settings())
-    try:
-        explanation = explain(client, job_id)
-    finally:
-        client.close()
+    if server_url():
+        with open_remote() as server:
+            found = server.why(job_id)
+        names = Explanation.__dataclass_fields__
+        explanation = Explanation(**{k: v for k, v in found.items() if k in names})
+    else:
+        explanation = _explain_here(job_id)
     if json_output:
         _out.print_json(json.dumps(asdict(explanation)))
     else:
         _out.print(render(explanation))
+
+
+def _explain_here(job_id: str) -> Explanation:
+    configure_logging()
+    client = Client(usable_settings())
+    try:
+        return explain(client, job_id)
+    finally:
+        client.close()
