@@ -8,6 +8,7 @@ else, and every accepted change writes an event.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -110,3 +111,62 @@ class AttemptState(StrEnum):
     @property
     def finished(self) -> bool:
         return self in (AttemptState.SUCCEEDED, AttemptState.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class StateFilter:
+    """What one ``--state`` value selects: these states (None: any), and where Slurm's
+    code names a way to fail (TO, OOM, NF...), only jobs that failed that way."""
+
+    states: frozenset[JobState] | None
+    failure_class: FailureClass | None = None
+
+    def matches(self, state: JobState, failure_class: FailureClass | None) -> bool:
+        if self.states is not None and state not in self.states:
+            return False
+        return self.failure_class is None or failure_class is self.failure_class
+
+
+_WAITING = frozenset(
+    {JobState.ACCEPTED, JobState.STAGING_IN, JobState.QUEUED, JobState.HELD, JobState.RETRY_WAIT}
+)
+_GOING = frozenset({JobState.RUNNING, JobState.STAGING_OUT})
+_FAILED = frozenset({JobState.FAILED})
+SLURM_STATE_CODES: Mapping[str, StateFilter] = {
+    "PD": StateFilter(_WAITING),
+    "CF": StateFilter(frozenset({JobState.QUEUED})),
+    "RQ": StateFilter(frozenset({JobState.QUEUED, JobState.RETRY_WAIT})),
+    "RH": StateFilter(frozenset({JobState.QUEUED, JobState.RETRY_WAIT})),
+    "R": StateFilter(_GOING),
+    "CG": StateFilter(_GOING),
+    "S": StateFilter(frozenset({JobState.RUNNING})),
+    "ST": StateFilter(frozenset({JobState.RUNNING})),
+    "CD": StateFilter(frozenset({JobState.SUCCEEDED})),
+    "F": StateFilter(_FAILED),
+    "CA": StateFilter(frozenset({JobState.CANCELLED})),
+    "DL": StateFilter(_FAILED),
+    "TO": StateFilter(_FAILED, FailureClass.TIMEOUT),
+    "OOM": StateFilter(_FAILED, FailureClass.OOM),
+    "NF": StateFilter(_FAILED, FailureClass.NODE_FAILURE),
+    "BF": StateFilter(_FAILED, FailureClass.NODE_FAILURE),
+    "PR": StateFilter(None, FailureClass.PREEMPTED),
+}
+"""Slurm's compact state codes (``squeue -t``), as hpcbridge states: a preempted job may be
+waiting for its next attempt, so PR selects by failure class in any state."""
+_SLURM_STATE_NAMES = {
+    "PENDING": "PD", "CONFIGURING": "CF", "REQUEUED": "RQ", "REQUEUE_HOLD": "RH",
+    "RUNNING": "R", "COMPLETING": "CG", "SUSPENDED": "S", "STOPPED": "ST",
+    "COMPLETED": "CD", "FAILED": "F", "CANCELLED": "CA", "DEADLINE": "DL", "TIMEOUT": "TO",
+    "OUT_OF_MEMORY": "OOM", "NODE_FAIL": "NF", "BOOT_FAIL": "BF", "PREEMPTED": "PR",
+}  # fmt: skip
+
+
+def parse_state_filter(text: str) -> StateFilter | None:
+    """An hpcbridge state (``running``), or Slurm's code or name for one (``R``,
+    ``pd``, ``TIMEOUT``), case-insensitively; None when it is neither."""
+    word = text.strip()
+    own = {state.value: state for state in JobState}.get(word.lower())
+    if own is not None:
+        return StateFilter(frozenset({own}))
+    upper = word.upper()
+    return SLURM_STATE_CODES.get(_SLURM_STATE_NAMES.get(upper, upper))

@@ -263,6 +263,16 @@ class MemoryStore:
         with self._lock:
             return list(self._attempts.get(job_id, []))
 
+    def attempt_by_native_id(self, native_id: str) -> Attempt | None:
+        with self._lock:
+            found = [
+                a
+                for attempts in self._attempts.values()
+                for a in attempts
+                if a.native_id == native_id
+            ]
+        return max(found, key=lambda a: (a.created_at, a.job_id), default=None)
+
     def active_attempts(self) -> list[Attempt]:
         with self._lock:
             return [

@@ -84,6 +84,11 @@ class Store(Protocol):
 
     def active_attempts(self) -> list[Attempt]: ...
 
+    def attempt_by_native_id(self, native_id: str) -> Attempt | None:
+        """The newest attempt the scheduler knows as ``native_id`` (a rebuilt cluster may
+        reuse ids), for lookups by the scheduler's own id."""
+        ...
+
     def failed_attempts_since(self, since: float) -> list[Attempt]:
         """Attempts that failed at or after ``since`` (for node quarantine and MTBF)."""
         ...

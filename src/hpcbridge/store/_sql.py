@@ -445,6 +445,20 @@ class SqlStore:
             ).mappings()
             return [_attempt(row) for row in rows]
 
+    def attempt_by_native_id(self, native_id: str) -> Attempt | None:
+        with self._read() as conn:
+            row = (
+                conn.execute(
+                    select(attempts_t)
+                    .where(attempts_t.c.native_id == native_id)
+                    .order_by(attempts_t.c.created_at.desc(), attempts_t.c.job_id.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else _attempt(row)
+
     def active_attempts(self) -> list[Attempt]:
         """Attempts not finished yet. Rows read as stored (JSON undecoded): a row equal to
         the one read last time gives back the record decoded then."""
