@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -40,7 +41,6 @@ from hpcbridge.store import (
     Event,
     Job,
     JobFilter,
-    JobId,
     NewJob,
     Store,
     new_job_id,
@@ -51,6 +51,8 @@ from hpcbridge.store import (
 log = structlog.get_logger("hpcbridge.client")
 
 _MAX_CANCEL_TRIES = 20
+_NATIVE_ID = re.compile(r"^\d+(_\d+)?$")
+"""A scheduler's job id (``1234``, ``1234_7``); hpcbridge's own ids start with a letter."""
 _MAX_FAILED_CYCLES = 20
 """Consecutive failed cycles after which waiting gives up and says why."""
 _BUSY_CYCLE_S = 0.005
@@ -252,10 +254,20 @@ class Client:
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job:
+        """A job by its id, or by the scheduler's id of one of its attempts (Slurm's
+        ``1234``, or ``1234_7`` for task 7 of an array)."""
+        if _NATIVE_ID.match(job_id):
+            attempt = self.store.attempt_by_native_id(job_id)
+            if attempt is None:
+                raise NotFoundError(
+                    f"no job has an attempt the scheduler knows as {job_id}",
+                    hint="'hpcbridge list' shows the jobs and their ids",
+                )
+            job_id = attempt.job_id
         return self.store.get_job(job_id)
 
     def tasks(self, job_id: str) -> list[Job]:
-        return self.store.list_jobs(JobFilter(parent_id=JobId(job_id)))
+        return self.store.list_jobs(JobFilter(parent_id=self.get(job_id).job_id))
 
     def list_jobs(self, query: JobFilter | None = None) -> list[Job]:
         return self.store.list_jobs(query or JobFilter(top_level_only=True))
@@ -265,12 +277,10 @@ class Client:
         return self.store.newest_jobs(query)
 
     def attempts(self, job_id: str) -> list[Attempt]:
-        self.get(job_id)
-        return self.store.attempts(JobId(job_id))
+        return self.store.attempts(self.get(job_id).job_id)
 
     def events(self, job_id: str, *, after_seq: int = 0) -> list[Event]:
-        self.get(job_id)
-        return self.store.events(JobId(job_id), after_seq=after_seq)
+        return self.store.events(self.get(job_id).job_id, after_seq=after_seq)
 
     def log_paths(self, job_id: str, attempt: int | None = None) -> tuple[Path | None, Path | None]:
         attempts = self.attempts(job_id)

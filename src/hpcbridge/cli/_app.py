@@ -31,7 +31,7 @@ from hpcbridge.client import Client
 from hpcbridge.errors import NotFoundError
 from hpcbridge.retention import AttemptFiles, attempt_files
 from hpcbridge.spec import JobSpec, load_spec_document, load_spec_file, parse_duration_s
-from hpcbridge.states import JobState
+from hpcbridge.states import SLURM_STATE_CODES, JobState, StateFilter, parse_state_filter
 from hpcbridge.store import Attempt, Job, JobFilter
 
 app = typer.Typer(
@@ -374,9 +374,27 @@ def status(job_id: JobArg, json_output: JsonOpt = False) -> None:
             out.print(f"Cost: {cost}")
 
 
+def _state_filter(text: str) -> StateFilter:
+    found = parse_state_filter(text)
+    if found is None:
+        raise typer.BadParameter(
+            f"{text!r} is not a job state; use one of {', '.join(s.value for s in JobState)}, "
+            f"or Slurm's codes {', '.join(SLURM_STATE_CODES)} (any case)"
+        )
+    return found
+
+
 @app.command("list")
 def list_jobs(
-    state: Annotated[list[JobState] | None, typer.Option(help="Only these states.")] = None,
+    state: Annotated[
+        list[StateFilter] | None,
+        typer.Option(
+            parser=_state_filter,
+            metavar="STATE",
+            help="Only these states: hpcbridge's (running, failed...) or Slurm's codes "
+            "(PD, R, CD, F, CA, TO, OOM, NF, PR...), any case.",
+        ),
+    ] = None,
     project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
     name: Annotated[str | None, typer.Option(help="Only jobs with this name.")] = None,
     tasks: Annotated[bool, typer.Option("--tasks", help="Include array tasks.")] = False,
@@ -386,8 +404,12 @@ def list_jobs(
     json_output: JsonOpt = False,
 ) -> None:
     """List jobs, oldest first (the newest at the bottom)."""
+    wanted = state or []
+    states: frozenset[JobState] | None = None
+    if wanted and all(f.states is not None for f in wanted):
+        states = frozenset().union(*(f.states or () for f in wanted))
     query = JobFilter(
-        states=frozenset(state) if state else None,
+        states=states,
         project=project,
         name=name,
         top_level_only=not tasks,
@@ -399,6 +421,8 @@ def list_jobs(
         return
     with _client() as client:
         jobs = client.list_jobs(query) if limit is None else client.newest_jobs(query)
+        if wanted:  # Slurm's TO, OOM, NF, PR: one way of failing
+            jobs = [j for j in jobs if any(f.matches(j.state, j.failure_class) for f in wanted)]
         jobs = render.listing_order(jobs)
         if json_output:
             out.print_json(render.dumps(jobs))
