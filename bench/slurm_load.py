@@ -19,9 +19,9 @@ Prints one JSON object: per scenario the job-information RPCs (``REQUEST_JOB_INF
 ``--as-user``, hpcbridge's own (``job_info_rpc_per_min_hpcbridge``) and all RPCs of its user
 (submissions and node queries included), per minute; hpcbridge's own Slurm calls by kind
 (counted in the process), the delay from each job's end (its exit status file) to hpcbridge
-recording it, and the ratios baseline / default of the rates per minute. With ``--plain-loop-s`` it also times a
-plain ``squeue --json`` loop every 0.5 s, the polling hpcbridge did before
-``queue_interval_s`` existed.
+recording it, and the ratios baseline / default of the rates per minute. With
+``--plain-loop-s`` it also times a plain ``squeue --json`` loop every 0.5 s, the polling
+hpcbridge did before ``queue_interval_s`` existed.
 """
 
 from __future__ import annotations
