@@ -177,8 +177,6 @@ def test_a_job_without_gpus_sees_none(two_gpus: LocalHarness) -> None:
         ({"placement": {"max_switches": 1}}, "placement"),
         ({"placement": {"spread": "fault_domain"}}, "placement"),
         ({"licences": {"matlab": 1}}, "licences"),
-        ({"stage_in": [{"source": "s3://b/k", "dest": "k"}]}, "stage_in/stage_out"),
-        ({"stage_out": [{"source": "out", "dest": "s3://b/out"}]}, "stage_in/stage_out"),
         ({"burst": {"eligible": True}}, "burst"),
         ({"deadline": "2030-01-01T00:00:00Z"}, "deadline"),
         ({"cluster": "hpc1"}, "cluster"),
