@@ -22,7 +22,7 @@ import structlog
 
 from hpcbridge.backends import AttemptRef, Backend, available_backends, load_backend
 from hpcbridge.config import Settings
-from hpcbridge.cost import load_cards
+from hpcbridge.cost import BudgetUse, budget_use, load_budgets, load_cards, uses_for
 from hpcbridge.errors import (
     ConflictError,
     IdempotencyConflictError,
@@ -147,6 +147,7 @@ class Client:
                 f"backend: {spec.backend!r} is not installed; available: "
                 f"{', '.join(available_backends())}",
             ]
+        problems += [use.refusal() for use in self._budgets(spec) if use.over_hard]
         backend = self.backends[spec.backend]
         for task in expand(spec)[:1] if spec.array else [None]:
             problems += backend.check(task.spec if task else spec)
@@ -185,6 +186,7 @@ class Client:
         self, specs: Sequence[JobSpec], *, idempotency_key: str | None = None, actor: str = "cli"
     ) -> list[Job]:
         """Accept several jobs in one transaction: all of them, or none if one is invalid."""
+        warnings = {id(spec): self.budget_warnings(spec) for spec in specs}
         rows: list[NewJob] = []
         for spec in specs:
             rows += self._rows_for(self._accept(spec), idempotency_key, owner=actor)
@@ -197,6 +199,7 @@ class Client:
             for job in top:
                 data = found[job.spec.get("submit_dir")]
                 self.store.add_event(job.job_id, ORIGIN_EVENT, now=now, data=data, actor=actor)
+        self._note_budget_warnings(created, specs, warnings)
         self._wake.set()
         return top
 
@@ -215,6 +218,42 @@ class Client:
                 f"job {spec.name!r} cannot run: " + "; ".join(problems), problems=problems
             )
         return spec
+
+    def _budgets(self, spec: JobSpec) -> list[BudgetUse]:
+        """The budgets ``spec`` would count against, with their use this period."""
+        budgets = load_budgets(self.settings.resolved_budgets_file)
+        scoped = [
+            b
+            for b in budgets
+            if b.project == spec.project or (b.team and spec.tags.get("team") == b.team)
+        ]
+        if not scoped:
+            return []
+        cards = load_cards(self.settings.resolved_rate_cards)
+        uses = budget_use(self.store, cards, scoped, self._clock())
+        return uses_for(uses, spec.project, spec.tags)
+
+    def budget_warnings(self, spec: JobSpec) -> list[str]:
+        """Budgets past their soft limit that ``spec`` counts against, in words."""
+        return [use.warning() for use in self._budgets(spec) if use.over_soft and not use.over_hard]
+
+    def _note_budget_warnings(
+        self, created: Sequence[Job], specs: Sequence[JobSpec], warnings: dict[int, list[str]]
+    ) -> None:
+        """Each new job past a soft limit says so: an event, and its reason until it moves."""
+        by_name = {(s.project, s.name): warnings[id(s)] for s in specs if warnings[id(s)]}
+        if not by_name:
+            return
+        now = self._clock()
+        with self.store.batch():
+            for job in created:
+                said = by_name.get((job.project, job.name)) if job.parent_id is None else None
+                if said:
+                    reason = "; ".join(said)
+                    self.store.add_event(job.job_id, "budget_warning", now=now, reason=reason)
+                    self.store.update_job(
+                        job.job_id, expected_version=job.version, now=now, reason=reason
+                    )
 
     @staticmethod
     def _rows_for(

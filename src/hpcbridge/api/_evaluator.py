@@ -7,7 +7,7 @@ those inside the longest SLO window, evaluates the burn-rate alerts and sends wh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -34,7 +34,10 @@ class SloEvaluator:
         notifier: Notifier,
         *,
         evaluation_interval_s: float = 60.0,
+        extra_alerts: Callable[[float], list[Alert]] | None = None,
     ) -> None:
+        """``extra_alerts(now)``: more alerts to send with the SLOs' (budgets)."""
+        self._extra_alerts = extra_alerts
         self.slos = list(slos)
         self.notifier = notifier
         self.evaluation_interval_s = evaluation_interval_s
@@ -57,7 +60,8 @@ class SloEvaluator:
             previous=self.alerts,
             eval_interval_s=self.evaluation_interval_s,
         )
-        sent = self.notifier.notify(self.alerts, now)
+        extra = self._extra_alerts(now) if self._extra_alerts else []
+        sent = self.notifier.notify([*self.alerts, *extra], now)
         failures = self.notifier.notify_failures(new, now)
         self.last_errors = sent.errors + failures.errors
         for error in self.last_errors:

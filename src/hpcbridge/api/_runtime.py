@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
+from hpcbridge.api._budget_alerts import BudgetAlerts
 from hpcbridge.api._evaluator import SloEvaluator
 from hpcbridge.api._options import ServeOptions
 from hpcbridge.client import Client
@@ -67,7 +68,18 @@ class Runtime:
             AlertmanagerSink(self.options.alertmanager_url),
             repeat_interval_s=self.options.repeat_interval_s,
         )
-        return SloEvaluator(self.client.store, slos, notifier, evaluation_interval_s=interval)
+        budgets = BudgetAlerts(
+            self.client.store,
+            self.settings.resolved_budgets_file,
+            self.settings.resolved_rate_cards,
+        )
+        return SloEvaluator(
+            self.client.store,
+            slos,
+            notifier,
+            evaluation_interval_s=interval,
+            extra_alerts=budgets,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -14,7 +14,14 @@ from rich.console import Console
 from rich.table import Table
 
 from hpcbridge.cli._setup import usable_settings
-from hpcbridge.cost import Report, format_amount, load_cards, report
+from hpcbridge.cost import (
+    Report,
+    budget_use,
+    format_amount,
+    load_budgets,
+    load_cards,
+    report,
+)
 from hpcbridge.errors import ConfigError, SpecError
 from hpcbridge.logs import configure_logging
 from hpcbridge.spec import parse_duration_s
@@ -103,6 +110,43 @@ def cost_report(
         typer.echo(_csv(result), nl=False)
     else:
         _out.print(_table(result))
+
+
+@cost_app.command("budgets")
+def budgets(
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Each budget's use in its current period against its soft and hard limits."""
+    settings = usable_settings()
+    configure_logging()
+    found = load_budgets(settings.resolved_budgets_file)
+    book = load_cards(settings.resolved_rate_cards)
+    store = open_store(settings)
+    try:
+        uses = budget_use(store, book, found, time.time())
+    finally:
+        store.close()
+    if json_output:
+        _out.print_json(json.dumps([use.as_dict() for use in uses]))
+        return
+    if not uses:
+        _out.print(f"No budgets in {settings.resolved_budgets_file}.")
+        return
+    table = Table("budget", "scope", "period from", "used", "soft", "hard", "state", "owner")
+    for use in uses:
+        kind, name = use.budget.scope
+        state = "over hard" if use.over_hard else "over soft" if use.over_soft else "ok"
+        table.add_row(
+            use.budget.name,
+            f"{kind} {name}",
+            _iso(use.period_start),
+            f"{use.currency} {format_amount(use.used)}".strip(),
+            "-" if use.budget.soft is None else format_amount(use.budget.soft),
+            "-" if use.budget.hard is None else format_amount(use.budget.hard),
+            state,
+            use.budget.owner,
+        )
+    _out.print(table)
 
 
 def _table(result: Report) -> Table:

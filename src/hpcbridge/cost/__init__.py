@@ -8,6 +8,14 @@
 - ``load_budgets`` / ``budget_verdicts``: soft and hard limits per project or team.
 """
 
+from hpcbridge.cost._budgets import (
+    Budget,
+    BudgetUse,
+    budget_use,
+    load_budgets,
+    period_bounds,
+    uses_for,
+)
 from hpcbridge.cost._cards import ANY, CardBook, RateCard, Rates, load_cards
 from hpcbridge.cost._job import describe_job_cost, format_amount, job_totals
 from hpcbridge.cost._price import LOCAL_CLUSTER, AttemptCost, Usage, price, usage_of
@@ -27,21 +35,27 @@ __all__ = [
     "GROUPINGS",
     "LOCAL_CLUSTER",
     "AttemptCost",
+    "Budget",
+    "BudgetUse",
     "CardBook",
     "RateCard",
     "Rates",
     "Report",
     "Totals",
     "Usage",
+    "budget_use",
     "check_grouping",
     "cost_of",
     "describe_job_cost",
     "format_amount",
     "group_of",
     "job_totals",
+    "load_budgets",
     "load_cards",
+    "period_bounds",
     "price",
     "report",
     "summarize",
     "usage_of",
+    "uses_for",
 ]

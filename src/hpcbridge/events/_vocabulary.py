@@ -27,6 +27,7 @@ class EventKind(StrEnum):
     TRANSITION = "transition"
     # The client.
     CANCEL_REQUESTED = "cancel_requested"
+    BUDGET_WARNING = "budget_warning"
     # The reconciler: ``attempt_<AttemptState>`` whenever an attempt changes state.
     ATTEMPT_SUBMITTED = "attempt_submitted"
     ATTEMPT_RUNNING = "attempt_running"
@@ -94,6 +95,7 @@ VOCABULARY: Mapping[EventKind, KindInfo] = {
     EventKind.ACCEPTED: KindInfo("store", ()),
     EventKind.TRANSITION: KindInfo("store", (FAILURE_CLASS, TIME_TO_RECOVER_S, "recovered_from")),
     EventKind.CANCEL_REQUESTED: KindInfo("client", ()),
+    EventKind.BUDGET_WARNING: KindInfo("client (a budget past its soft limit at submission)", ()),
     EventKind.ATTEMPT_SUBMITTED: KindInfo("reconciler", ("native_id", BACKEND, "requeued")),
     EventKind.ATTEMPT_RUNNING: KindInfo("reconciler", _ATTEMPT_SUMMARY),
     EventKind.ATTEMPT_SUCCEEDED: KindInfo("reconciler", _ATTEMPT_SUMMARY),
