@@ -70,7 +70,6 @@ def test_clusters_file(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("clusters:\n  c: {transport: rest}\n", r"clusters\.c\..*rest_url and rest_user"),
-        ("clusters:\n  c: {transport: rest, rest_url: u, rest_user: v}\n", "token_command"),
         ("clusters:\n  c: {transprt: cli}\n", r"clusters\.c\.transprt"),
         ("clusters: []\n", "expected a mapping"),
         ("clusters:\n  a: {default: true}\n  b: {default: true}\n", "more than one"),

@@ -127,3 +127,50 @@ def test_validate_prints_the_start_estimate(hpcbridge: Run, tmp_path: Path) -> N
     as_json = hpcbridge("validate", "--json", str(spec))
     assert json.loads(as_json.stdout)["start_estimate"].startswith("20")
     assert _jobs(hpcbridge) == []
+
+
+HABITS_REFUSED = [
+    (
+        "reservation: nosuch",
+        "cluster test-cli: sbatch --test-only refused the job: Requested reservation is invalid",
+    ),
+    (
+        "sbatch_args: ['--partition=spot']",
+        "sbatch_args: --partition is set by hpcbridge; instead use placement.partition",
+    ),
+    ("priority: 5", "priority: 5 means sbatch --nice=-5"),
+]
+
+
+@pytest.mark.parametrize(("extra", "said"), HABITS_REFUSED, ids=[e for e, _ in HABITS_REFUSED])
+def test_slurm_fields_refused_before_storing(
+    hpcbridge: Run, tmp_path: Path, extra: str, said: str
+) -> None:
+    spec = tmp_path / "job.yaml"
+    spec.write_text(SPEC + extra + "\n")
+    done = hpcbridge("submit", str(spec))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert said in done.stderr
+    assert _jobs(hpcbridge) == []
+
+
+def test_priority_and_sbatch_args_reach_slurm(
+    hpcbridge: Run, tmp_path: Path, slurm_cluster: SlurmCluster
+) -> None:
+    spec = tmp_path / "job.yaml"
+    spec.write_text(SPEC + "priority: -5\nsbatch_args: ['--begin=now+600']\n")
+    job_id = hpcbridge("submit", str(spec)).stdout.strip()
+    try:
+        shown = json.loads(hpcbridge("status", job_id, "--json").stdout)
+        native = shown["attempts"][-1]["native_id"]
+        assert native
+        seen = subprocess.run(
+            ["scontrol", "show", "job", native],
+            env=slurm_cluster.env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "Nice=5" in seen and "Reason=BeginTime" in seen
+    finally:
+        hpcbridge("cancel", job_id)

@@ -176,6 +176,12 @@ class JobSpec(_Model):
     cluster: str | None = Field(default=None, description="Named cluster of the backend")
     account: SlurmName | None = Field(default=None, description="Slurm account charged")
     qos: SlurmName | None = Field(default=None, description="Slurm quality of service")
+    reservation: SlurmName | None = Field(default=None, description="Slurm reservation")
+    sbatch_args: tuple[str, ...] = Field(
+        default=(),
+        description="sbatch options hpcbridge does not model, each one long option "
+        "('--mail-type=END', '--exclusive'); not those it sets itself",
+    )
     submit_dir: str | None = Field(
         default=None,
         description="Where it was submitted from (HPCBRIDGE_SUBMIT_DIR); filled in at submission",
@@ -196,6 +202,17 @@ class JobSpec(_Model):
                 raise ValueError(f"environment variable name {key!r} is not valid")
             if key.startswith("HPCBRIDGE_"):
                 raise ValueError(f"{key!r}: names starting with HPCBRIDGE_ are reserved")
+        return value
+
+    @field_validator("sbatch_args")
+    @classmethod
+    def _long_options(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arg in value:
+            if not re.match(r"^--[A-Za-z][A-Za-z0-9-]*(=.*)?$", arg) or "\0" in arg:
+                raise ValueError(
+                    f"{arg[:60]!r} is not one long option; write each as '--name' or "
+                    "'--name=value' (e.g. '--mail-type=END'), short forms as their long name"
+                )
         return value
 
     @field_validator("licences")

@@ -484,6 +484,11 @@ def _unsupported_fields(spec: JobSpec) -> list[str]:
             "account, qos: the local backend has no Slurm accounts or QOS; remove them "
             f"{_UNSUPPORTED_HINT}",
         ),
+        (
+            spec.reservation is not None or bool(spec.sbatch_args),
+            "reservation, sbatch_args: the local backend has no Slurm reservations or sbatch; "
+            f"remove them {_UNSUPPORTED_HINT}",
+        ),
     ]
     problems.extend(message for failed, message in checks if failed)
     return problems

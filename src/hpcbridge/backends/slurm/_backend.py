@@ -40,6 +40,7 @@ from hpcbridge.backends.slurm._config import ClusterConfig, Clusters, load_clust
 from hpcbridge.backends.slurm._facts import FACTS_TTL_S, FactsCache
 from hpcbridge.backends.slurm._hostlist import compress_indices
 from hpcbridge.backends.slurm._parse import TERMINAL_STATES
+from hpcbridge.backends.slurm._passthrough import check_passthrough
 from hpcbridge.backends.slurm._preflight import refusals
 from hpcbridge.backends.slurm._records import JobRecord, NodeRecord, PartitionRecord
 from hpcbridge.backends.slurm._render import (
@@ -214,6 +215,7 @@ class SlurmBackend:
             problems.append("command/env: a value contains a NUL byte; remove it")
         if spec.account is not None or spec.qos is not None:
             problems += self._check_assoc(spec, cluster)
+        problems += check_passthrough(spec, cluster.name, cluster.transport, cluster.negative_nice)
         return problems or self.preflight(spec)
 
     def preflight(self, spec: JobSpec) -> list[str]:
@@ -751,6 +753,9 @@ _SHAPE = (
     "deadline",
     "account",
     "qos",
+    "reservation",
+    "nice",
+    "extra_args",
 )
 """What sbatch --test-only judges of a batch job (not its name, script or files)."""
 

@@ -50,7 +50,11 @@ class ClusterConfig(BaseModel):
     )
     rest_url: str | None = Field(default=None, description="slurmrestd base URL")
     rest_user: str | None = Field(default=None, description="X-SLURM-USER-NAME")
-    token: str | None = Field(default=None, description="A fixed JWT (prefer token_command)")
+    token: str | None = Field(
+        default=None,
+        description="A fixed JWT (prefer token_command); without either, SLURM_JWT from "
+        "hpcbridge's environment",
+    )
     token_command: tuple[str, ...] | None = Field(
         default=None, description="argv printing a JWT (or SLURM_JWT=...) on stdout"
     )
@@ -89,6 +93,11 @@ class ClusterConfig(BaseModel):
         description="How long any finished job waits for its sacct usage record (MaxRSS, TRES)",
     )
     find_window_days: int = Field(default=14, ge=1)
+    negative_nice: bool = Field(
+        default=False,
+        description="hpcbridge submits as a Slurm operator or administrator, who may set a "
+        "negative --nice: a spec's positive priority is then passed on, not refused",
+    )
     queue_interval_s: float = Field(
         default=30.0,
         ge=0,
@@ -117,11 +126,6 @@ class ClusterConfig(BaseModel):
                 raise ValueError(
                     f"transport rest needs {' and '.join(missing)}, e.g. "
                     "rest_url: http://slurm-head:6820, rest_user: svc-hpcbridge"
-                )
-            if self.token is None and not self.token_command:
-                raise ValueError(
-                    "transport rest needs token_command (e.g. [scontrol, token, "
-                    "lifespan=3600]) or token"
                 )
         return self
 

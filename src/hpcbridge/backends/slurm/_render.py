@@ -64,6 +64,10 @@ class BatchJob:
     array: str | None = None
     account: str | None = None
     qos: str | None = None
+    reservation: str | None = None
+    nice: int | None = None
+    extra_args: tuple[str, ...] = ()
+    """The spec's ``sbatch_args`` (CLI only), checked against what hpcbridge sets."""
     environment: Mapping[str, str] = field(default_factory=dict)
     """Variables for the job's environment over REST (the CLI exports the login one)."""
 
@@ -312,6 +316,9 @@ def render_batch(
         array=array,
         account=spec.account,
         qos=spec.qos,
+        reservation=spec.reservation,
+        nice=-spec.priority if spec.priority else None,
+        extra_args=spec.sbatch_args,
         environment=dict(environment or {}),
     )
 
@@ -346,9 +353,11 @@ def sbatch_argv(job: BatchJob) -> list[str]:
         ("--array", job.array),
         ("--account", job.account),
         ("--qos", job.qos),
+        ("--reservation", job.reservation),
+        ("--nice", job.nice),
     ]
     argv += [f"{flag}={value}" for flag, value in optional if value is not None]
-    return argv
+    return [*argv, *job.extra_args]
 
 
 def rest_job(job: BatchJob) -> dict[str, Any]:
@@ -378,6 +387,8 @@ def rest_job(job: BatchJob) -> dict[str, Any]:
         "array": job.array,
         "account": job.account,
         "qos": job.qos,
+        "reservation": job.reservation,
+        "nice": job.nice,
     }
     body.update({key: value for key, value in optional.items() if value is not None})
     return body

@@ -118,6 +118,8 @@ class RestTransport:
         self.cluster = cluster
         self.commands = 0
         self._env = cluster.env(dict(env))
+        # Slurm's own clients read SLURM_JWT; cluster.env() keeps SLURM_* from commands.
+        self._env_token = env.get("SLURM_JWT") or None
         self._http = client or httpx.Client(
             base_url=cluster.rest_url.rstrip("/"), timeout=cluster.command_timeout_s
         )
@@ -129,7 +131,15 @@ class RestTransport:
 
     def _fresh_token(self, force: bool = False) -> str:
         if self.cluster.token and not self.cluster.token_command:
-            return self._checked(self.cluster.token, fixed=True)
+            return self._checked(self.cluster.token, where="the token in the clusters file")
+        if not self.cluster.token_command:
+            if self._env_token is None:
+                raise PermanentBackendError(
+                    f"cluster {self.cluster.name}: transport rest has no token",
+                    hint="set token_command (e.g. [scontrol, token, lifespan=3600]) or token "
+                    "in the clusters file, or SLURM_JWT in hpcbridge's environment",
+                )
+            return self._checked(self._env_token, where="the token in SLURM_JWT")
         age = time.monotonic() - self._token_at
         expiry = token_expiry(self._token) if self._token else None
         if (
@@ -140,7 +150,6 @@ class RestTransport:
             and expiry - time.time() > TOKEN_MARGIN_S
         ):
             return self._token
-        assert self.cluster.token_command  # the config validator guarantees one of them
         out = call(
             self.cluster.token_command,
             env=self._env,
@@ -154,11 +163,11 @@ class RestTransport:
                 stdout=out,
                 hint="it must print the JWT, e.g. scontrol token lifespan=3600",
             )
-        self._token, self._token_at = self._checked(token, fixed=False), time.monotonic()
+        checked = self._checked(token, where="the token from token_command")
+        self._token, self._token_at = checked, time.monotonic()
         return token
 
-    def _checked(self, token: str, *, fixed: bool) -> str:
-        where = "the token in the clusters file" if fixed else "the token from token_command"
+    def _checked(self, token: str, *, where: str) -> str:
         expiry = token_expiry(token)
         if expiry is None:
             raise PermanentBackendError(
