@@ -1,6 +1,6 @@
 """Budgets per project or team and period: a soft limit warns, a hard limit refuses.
 
-A YAML file (``HPCBRIDGE_BUDGETS``, default ``<home>/budgets.yaml``)::
+A YAML file (``HPCBRIDGE_BUDGETS_FILE``, default ``<home>/budgets.yaml``)::
 
     budgets:
       - name: physics-monthly
