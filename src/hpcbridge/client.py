@@ -34,7 +34,7 @@ from hpcbridge.policy import QuarantinePolicy
 from hpcbridge.provenance import ORIGIN_EVENT, build, origin
 from hpcbridge.reconciler import CycleReport, Policy, Reconciler, leadership_for
 from hpcbridge.spec import JobSpec, expand, task_count, task_documents
-from hpcbridge.staging import check_data
+from hpcbridge.staging import DataPreflight, check_data, preflight
 from hpcbridge.states import JobState
 from hpcbridge.store import (
     Attempt,
@@ -202,6 +202,10 @@ class Client:
         self._note_budget_warnings(created, specs, warnings)
         self._wake.set()
         return top
+
+    def data_preflight(self, spec: JobSpec) -> DataPreflight:
+        """What staging ``spec``'s inputs involves: files, bytes, free space, time."""
+        return preflight(spec, self.settings.home / "data" / "preflight")
 
     def provenance(self, job_id: str) -> dict[str, Any]:
         """Inputs and outputs with digests, command, resolved spec, environment without

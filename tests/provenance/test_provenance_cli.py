@@ -45,6 +45,7 @@ def test_provenance_exports_and_rerun(hpcbridge: RunHpcbridge, tmp_path: Path) -
     source.write_text("hello\n")
     results = tmp_path / "results"
     job_file = _job_file(tmp_path, source, results)
+    assert "inputs: 1 files, 0.0 MiB" in _ok(hpcbridge("validate", str(job_file)))
     _ok(hpcbridge("run", str(job_file), "--json"))
     job_id = json.loads(_ok(hpcbridge("list", "--json")))[0]["job_id"]
     assert (results / "upper.txt").read_text() == "HELLO\n"

@@ -145,11 +145,15 @@ def validate(file: FileArg, cluster: ClusterOpt = None, json_output: JsonOpt = F
         spec = _load(client, file, cluster)
         problems = client.check(spec)
         estimate = None if problems else client.start_estimate(spec)
+        data = client.data_preflight(spec) if spec.stage_in and not problems else None
         if json_output:
             document = {"valid": not problems, "problems": problems, "spec": spec.to_document()}
+            document["data"] = data.summary() if data else None
             out.print_json(render.dumps(document | {"start_estimate": estimate}))
         elif not problems:
             out.print(f"{file}: valid ({spec.backend} backend)")
+            if data is not None:
+                out.print(data.describe(), highlight=False)
             if estimate is not None:
                 out.print(f"the scheduler expects it to start at {estimate}", highlight=False)
         if problems:

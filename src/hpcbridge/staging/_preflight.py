@@ -27,9 +27,21 @@ class DataPreflight:
     estimated_s: float = 0.0
     problems: tuple[str, ...] = field(default_factory=tuple)
 
+    def summary(self) -> dict[str, object]:
+        return {
+            "files": self.files,
+            "bytes_total": self.bytes_total,
+            "bytes_free": self.bytes_free,
+            "estimated_s": round(self.estimated_s, 1),
+        }
+
     def describe(self) -> str:
         mib = self.bytes_total / (1 << 20)
-        return f"{self.files} input files, {mib:.1f} MiB, about {self.estimated_s:.0f}s to stage"
+        free = "" if self.bytes_free is None else f", {self.bytes_free / (1 << 30):.1f} GiB free"
+        return (
+            f"inputs: {self.files} files, {mib:.1f} MiB{free}, about "
+            f"{max(1, round(self.estimated_s))}s to stage"
+        )
 
 
 def preflight(spec: JobSpec, data_dir: Path) -> DataPreflight:
