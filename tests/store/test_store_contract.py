@@ -629,6 +629,20 @@ def test_a_savepoint_undoes_its_writes_and_the_batch_commits_the_rest(store: Sto
     assert seqs == sorted(set(seqs))
 
 
+def test_a_nested_savepoint_undoes_only_its_own_writes(store: Store) -> None:
+    with store.batch():
+        with store.savepoint():
+            create(store, new_job("j1"))
+            with pytest.raises(BoomError), store.savepoint():
+                create(store, new_job("j2"))
+                raise BoomError
+            create(store, new_job("j3"))
+        with pytest.raises(BoomError), store.savepoint():
+            create(store, new_job("j4"))
+            raise BoomError
+    assert [j.job_id for j in store.list_jobs()] == ["j1", "j3"]
+
+
 def test_after_an_undone_savepoint_the_records_are_what_is_stored(store: Store) -> None:
     """Nothing the undone writes returned may be served again (SqlStore keeps caches)."""
     create(store, new_job("j1"))
