@@ -156,7 +156,7 @@ def _queue_records(job: Mapping[str, Any]) -> list[JobRecord]:
     task_id = _num(job.get("array_task_id"))
     started = _time(job.get("start_time")) if state not in PENDING_STATES else None
     ended = _time(job.get("end_time")) if state in TERMINAL_STATES else None
-    exit_code, signal = wait_status(_int(job.get("exit_code"), 0))
+    exit_code, signal = _queue_exit(job.get("exit_code"))
     alloc = parse_tres(job.get("tres_alloc_str"))
     requested = parse_tres(job.get("tres_req_str"))
     limit = _num(job.get("time_limit"))
@@ -191,6 +191,17 @@ def _queue_records(job: Mapping[str, Any]) -> list[JobRecord]:
         return [_task(base, array_job_id, index)]
     indices = expand_indices(str(job.get("array_task_string") or ""))
     return [_task(base, array_job_id, index) for index in indices]
+
+
+def _queue_exit(value: Any) -> tuple[int | None, int | None]:
+    """22.05's raw wait status, or v0.0.40+'s ``{status, return_code, signal: {id}}``."""
+    if not isinstance(value, Mapping):
+        return wait_status(_int(value, 0))
+    signal = _num((value.get("signal") or {}).get("id"))
+    if signal:
+        return None, int(signal)
+    code = _num(value.get("return_code"))
+    return (int(code) if code is not None else None), None
 
 
 def _task(base: JobRecord, array_job_id: int, index: int) -> JobRecord:
@@ -421,8 +432,11 @@ def parse_sacct_json(text: str | bytes | Mapping[str, Any]) -> list[JobRecord]:
 
 def _slurmdb_exit(job: Mapping[str, Any], state: str) -> tuple[int | None, int | None]:
     exit_code = job.get("exit_code") or {}
-    status = str(exit_code.get("status") or "")
-    signal = (exit_code.get("signal") or {}).get("signal_id")
+    status = exit_code.get("status") or ""
+    if isinstance(status, list):  # v0.0.40+: ["SIGNALED"]
+        status = status[0] if status else ""
+    signal_block = exit_code.get("signal") or {}
+    signal = _num(signal_block.get("signal_id", signal_block.get("id")))
     if status == "SIGNALED" and signal:
         return None, int(signal)
     code = _num(exit_code.get("return_code"))
@@ -519,7 +533,7 @@ def parse_nodes_json(text: str | bytes | Mapping[str, Any]) -> list[NodeRecord]:
                 name=str(node.get("name")),
                 state=str(state or "").lower(),
                 state_flags=tuple(str(f).upper() for f in flags),
-                features=tuple(f for f in str(node.get("features") or "").split(",") if f),
+                features=_words(node.get("features")),
                 gres=str(node.get("gres") or ""),
                 gres_used=str(node.get("gres_used") or ""),
                 cpus_alloc=_int(node.get("alloc_cpus")),
@@ -531,6 +545,12 @@ def parse_nodes_json(text: str | bytes | Mapping[str, Any]) -> list[NodeRecord]:
             )
         )
     return sorted(nodes, key=lambda n: n.name)
+
+
+def _words(value: Any) -> tuple[str, ...]:
+    """``"a,b"`` (22.05) or ``["a", "b"]`` (v0.0.40+)."""
+    items = value if isinstance(value, list) else str(value or "").split(",")
+    return tuple(str(item) for item in items if item)
 
 
 def _key_values(line: str) -> dict[str, str]:
@@ -566,14 +586,23 @@ def parse_rest_partitions(text: str | bytes | Mapping[str, Any]) -> list[Partiti
     document = load_json(text)
     partitions = []
     for part in document.get("partitions") or []:
-        limit = _num(part.get("max_time_limit"))
+        nodes, cpus = part.get("nodes"), part.get("cpus")
+        maximums = part.get("maximums") or {}
+        limit = _num(part.get("max_time_limit", maximums.get("time")))
+        state = part.get("state") or (part.get("partition") or {}).get("state") or ""
+        flags = [*(part.get("flags") or ()), *((part.get("partition") or {}).get("state") or ())]
         partitions.append(
             PartitionRecord(
                 name=str(part.get("name")),
-                state=str(part.get("state") or "").upper(),
-                nodes=expand_hostlist(part.get("nodes")),
-                total_cpus=_int(part.get("total_cpus")),
-                default="default" in [str(f).lower() for f in part.get("flags") or []],
+                state=_state(state),
+                # v0.0.40+: nodes {configured: "n[1-3]", total}, cpus {total}
+                nodes=expand_hostlist(
+                    nodes.get("configured") if isinstance(nodes, Mapping) else nodes
+                ),
+                total_cpus=_int(
+                    cpus.get("total") if isinstance(cpus, Mapping) else part.get("total_cpus")
+                ),
+                default="default" in [str(f).lower() for f in flags],
                 max_time_s=limit * 60 if limit and limit > 0 else None,
             )
         )

@@ -1,7 +1,8 @@
 """slurmrestd over HTTP with a JWT: the Transport for a control plane off the cluster.
 
-The server's API versions are read once from ``/openapi/v3``; hpcbridge speaks
-``v0.0.38`` (Slurm 22.05; later servers still offer it up to 23.11). Tokens come from
+The server's API versions are read once from ``/openapi/v3``; hpcbridge speaks the newest
+it shares with the server (``_rest_versions``: v0.0.38 for Slurm 22.05-23.11, v0.0.40 and
+v0.0.41 for 23.11-25.05). Tokens come from
 ``token_command`` (e.g. ``scontrol token lifespan=3600`` run where Slurm is) or a fixed
 ``token``, and are renewed at half their lifespan or when the server refuses them.
 """
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 
 from hpcbridge.backends.slurm._call import call, is_transient
-from hpcbridge.backends.slurm._config import REST_API_VERSION, ClusterConfig
+from hpcbridge.backends.slurm._config import ClusterConfig
 from hpcbridge.backends.slurm._parse import (
     json_errors,
     parse_nodes_json,
@@ -28,7 +29,12 @@ from hpcbridge.backends.slurm._parse import (
 )
 from hpcbridge.backends.slurm._preflight import parse_rest_licences
 from hpcbridge.backends.slurm._records import JobRecord, NodeRecord, PartitionRecord
-from hpcbridge.backends.slurm._render import BatchJob, rest_job
+from hpcbridge.backends.slurm._render import BatchJob
+from hpcbridge.backends.slurm._rest_versions import (
+    SUPPORTED_VERSIONS,
+    choose_version,
+    submit_body,
+)
 from hpcbridge.backends.slurm._transport import array_job_ids
 from hpcbridge.errors import (
     BackendError,
@@ -249,17 +255,26 @@ class RestTransport:
 
     @property
     def version(self) -> str:
-        """The API version to use, checked once against what the server offers."""
+        """The newest API version the server and hpcbridge both speak, read once from the
+        server's OpenAPI document (``/openapi/v3``; ``/openapi`` on servers without it)."""
         if self._version is None:
-            offered = offered_versions(self._request("GET", "/openapi/v3", counted=False))
-            if REST_API_VERSION not in offered:
+            try:
+                document = self._request("GET", "/openapi/v3", counted=False)
+            except PermanentBackendError as exc:
+                if exc.returncode != 404:
+                    raise
+                document = self._request("GET", "/openapi", counted=False)
+            offered = offered_versions(document)
+            chosen = choose_version(offered)
+            if chosen is None:
                 raise PermanentBackendError(
                     f"slurmrestd at {self.cluster.rest_url} offers API "
-                    f"{', '.join(offered) or '(none)'}; hpcbridge speaks {REST_API_VERSION}",
-                    hint="run slurmrestd with openapi/v0.0.38 (Slurm 22.05-23.11) or use "
-                    "transport: cli",
+                    f"{', '.join(offered) or '(none)'}; hpcbridge speaks "
+                    f"{', '.join(SUPPORTED_VERSIONS)}",
+                    hint="load one of those data parsers in slurmrestd (-d, or -s with the "
+                    "openapi plugins) or use transport: cli",
                 )
-            self._version = REST_API_VERSION
+            self._version = chosen
         return self._version
 
     def _slurm(self, tail: str) -> str:
@@ -275,7 +290,7 @@ class RestTransport:
             answer = self._request(
                 "POST",
                 self._slurm("job/submit"),
-                json_body={"script": job.script, "job": rest_job(job)},
+                json_body=submit_body(job, self.version),
             )
         except PermanentBackendError as exc:
             raise PermanentBackendError(
