@@ -40,6 +40,13 @@ def test_inputs_in_run_outputs_out(
     assert (results / "sum.txt").read_text().split()[0] == hashlib.sha256(payload).hexdigest()
     staged = next(e for e in client.events(job.job_id) if e.to_state is JobState.QUEUED)
     assert staged.data["files_list"][0]["digest"].partition(":")[2]
+    assert staged.data["bytes_copied"] == 1 << 20
+    # The same inputs again: linked from the cache, nothing copied.
+    again = client.submit(spec)
+    (second,) = client.wait([again.job_id], timeout_s=60)
+    assert second.state is JobState.SUCCEEDED, second.reason
+    cached = next(e for e in client.events(again.job_id) if e.to_state is JobState.QUEUED)
+    assert cached.data["bytes_copied"] == 0 and cached.data["bytes_total"] == 1 << 20
 
 
 def test_an_input_changed_after_staging_is_caught_before_the_command_runs(

@@ -23,7 +23,7 @@ from hpcbridge.errors import HpcbridgeError
 from hpcbridge.reconciler._environment import data_dir
 from hpcbridge.reconciler._stage_outcome import StageOutcome
 from hpcbridge.spec import JobSpec
-from hpcbridge.staging import StageReport, StagingError, stage_in, stage_out
+from hpcbridge.staging import Cache, StageReport, StagingError, stage_in, stage_out
 from hpcbridge.states import FailureClass, JobState
 from hpcbridge.store import Attempt, Job
 
@@ -41,6 +41,7 @@ class Stager:
         self._wake = wake
         self._pool: ThreadPoolExecutor | None = None
         self._running: dict[_Key, Future[StageOutcome]] = {}
+        self._cache = Cache(checkpoints.parent / "cache")  # beside the data directories
 
     def outcome(self, job: Job, spec: JobSpec) -> StageOutcome | None:
         """The stage's outcome once it has finished; starts it when none runs."""
@@ -71,7 +72,7 @@ class Stager:
         where = data_dir(self._checkpoints, job.job_id)
         try:
             if job.state is JobState.STAGING_IN:
-                report = stage_in(spec, where)
+                report = stage_in(spec, where, cache=self._cache)
                 verb = "staged in and verified"
             else:
                 report = stage_out(spec, where, succeeded=job.failure_class is None)

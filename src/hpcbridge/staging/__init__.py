@@ -5,6 +5,7 @@ with s3fs, ``http(s)://`` read-only). Each stage writes a manifest of what it st
 (path, size, ``<algorithm>:<digest>``), which the job wrapper verifies again on the node.
 """
 
+from hpcbridge.staging._cache import Cache
 from hpcbridge.staging._digest import default_algorithm, digest_file, split
 from hpcbridge.staging._errors import ChecksumMismatchError, StagingError
 from hpcbridge.staging._manifest import (
@@ -21,6 +22,7 @@ from hpcbridge.staging._transfer import Retry
 __all__ = [
     "INPUTS",
     "OUTPUTS",
+    "Cache",
     "ChecksumMismatchError",
     "DataPreflight",
     "FileRecord",

@@ -56,7 +56,7 @@ def _tasks(
                 f"{field}: include/exclude apply to directories and {source.url} is a file",
                 hint="remove include/exclude or give a directory",
             )
-        return [FileTask(source, dest, _size(info), checksum)]
+        return [FileTask(source, dest, _size(info), checksum, _identity(info))]
     if checksum is not None:
         raise StagingError(
             f"{field}: a checksum names one file and {source.url} is a directory",
@@ -68,8 +68,24 @@ def _tasks(
     for path in sorted(found):
         relative = path[len(root) :] if path.startswith(root) else posixpath.basename(path)
         if selected(relative, include, exclude):
-            tasks.append(FileTask(source.child(relative), dest.child(relative), _size(found[path])))
+            child = found[path]
+            tasks.append(
+                FileTask(
+                    source.child(relative),
+                    dest.child(relative),
+                    _size(child),
+                    identity=_identity(child),
+                )
+            )
     return tasks
+
+
+def _identity(info: dict[str, Any]) -> str | None:
+    """A version of the source that changes when its content does (None: unknown)."""
+    for key in ("ETag", "etag", "mtime", "LastModified", "last_modified"):
+        if info.get(key) is not None:
+            return f"{key}={info[key]}"
+    return None
 
 
 def _size(info: dict[str, Any]) -> int | None:

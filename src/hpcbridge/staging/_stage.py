@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpcbridge.spec import JobSpec
+from hpcbridge.staging._cache import Cache
 from hpcbridge.staging._digest import default_algorithm
 from hpcbridge.staging._manifest import (
     INPUTS,
@@ -58,10 +59,13 @@ def stage_in(
     *,
     retry: Retry = DEFAULT_RETRY,
     progress: Progress | None = None,
+    cache: Cache | None = None,
 ) -> StageReport:
+    """Inputs into ``data_dir``; with a ``cache``, inputs it holds are linked, not copied."""
     tasks = plan_in(spec.stage_in, data_dir)
     earlier = {r.path: r for r in read_manifest(manifest_dir(data_dir) / INPUTS)}
-    return _run(tasks, earlier, manifest_dir(data_dir) / INPUTS, "inputs", retry, progress)
+    manifest = manifest_dir(data_dir) / INPUTS
+    return _run(tasks, earlier, manifest, "inputs", retry, progress, cache)
 
 
 def stage_out(
@@ -83,6 +87,7 @@ def _run(
     kind: str,
     retry: Retry,
     progress: Progress | None,
+    cache: Cache | None = None,
 ) -> StageReport:
     started = time.monotonic()
     algorithm = default_algorithm()
@@ -97,7 +102,13 @@ def _run(
             and still_valid(kept)
         ):
             return kept, 0
-        return transfer(task, algorithm, retry, progress)
+        cached = cache.fetch(task) if cache is not None else None
+        if cached is not None:
+            return cached, 0
+        record, copied = transfer(task, algorithm, retry, progress)
+        if cache is not None:
+            cache.keep(task, record)
+        return record, copied
 
     with ThreadPoolExecutor(max(1, min(MAX_PARALLEL, len(tasks))), "hb-stage") as pool:
         done = list(pool.map(one, tasks))  # the first error is raised here

@@ -41,6 +41,8 @@ class FileTask:
     size: int | None
     expected: str | None = None
     """``<algorithm>:<hex>`` from the spec, enforced."""
+    identity: str | None = None
+    """The source's version as its storage reports it (mtime, ETag), for the cache."""
 
 
 def transfer(
