@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import getpass
 import io
 import json
 from pathlib import Path
@@ -58,6 +59,9 @@ def test_report_groups_spend_waste_and_cost_per_result(
     assert red["spend"] == pytest.approx(red["core_hours"] * 3600, rel=1e-2)
     assert red["cost_per_result"] == red["spend"]
     assert document["total"]["attempts"] == 3
+
+    users = json.loads(hpcbridge("cost", "report", "--by", "user", "--json").stdout)
+    assert [row["group"] for row in users["rows"]] == [getpass.getuser()]  # the submitter
 
     table = hpcbridge("cost", "report", "--by", "project")
     assert table.returncode == 0 and "p-red" in table.stdout and "total" in table.stdout

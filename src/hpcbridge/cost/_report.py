@@ -40,9 +40,8 @@ def group_of(job: Job, by: str) -> str:
     if by == "team":
         return job.tags.get("team") or NONE
     if by == "user":
-        # The submitter once jobs record one (the security layer's owner); else a tag.
-        owner = getattr(job, "owner", "")
-        return str(owner) if owner else job.tags.get("user") or NONE
+        # Who submitted it; jobs from before owners were recorded fall back to a tag.
+        return job.owner or job.tags.get("user") or NONE
     return job.tags.get(by.removeprefix("tag:")) or NONE
 
 
