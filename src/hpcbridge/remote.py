@@ -32,7 +32,7 @@ from hpcbridge.states import AttemptState, FailureClass, JobState
 from hpcbridge.store import Attempt, Event, Job, JobFilter, JobId
 
 API_PREFIX = "/api/v1"
-_POLL_S = 1.0
+_POLL_S = 0.5
 _PAGE = 500
 
 
@@ -82,8 +82,8 @@ class RemoteClient:
 
     def tasks(self, job_id: str) -> list[Job]:
         """An array job's tasks (none for other jobs), by index."""
-        parent = self.get(job_id)
-        return [self.get(f"{job_id}.{index}") for index in range(parent.task_count)]
+        tasks = [job_of(t) for t in self._call("GET", f"/jobs/{job_id}/tasks")]
+        return sorted(tasks, key=lambda t: -1 if t.task_index is None else t.task_index)
 
     def attempts(self, job_id: str) -> list[Attempt]:
         return [attempt_of(a) for a in self._call("GET", f"/jobs/{job_id}/attempts")]

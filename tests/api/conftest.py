@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from hpcbridge.api import Runtime, ServeOptions, create_app
 from hpcbridge.config import Settings
@@ -29,12 +30,12 @@ class Served:
     http: httpx.Client
 
 
-def serve(runtime: Runtime, *, start: bool = True) -> Iterator[Served]:
-    """Run ``create_app(runtime)`` under uvicorn until the generator is closed."""
+def serve(runtime: Runtime, *, start: bool = True, app: FastAPI | None = None) -> Iterator[Served]:
+    """Run ``app`` (default ``create_app(runtime)``) under uvicorn until the generator is
+    closed."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(runtime, start=start), host="127.0.0.1", port=port, log_level="warning"
-    )
+    app = app or create_app(runtime, start=start)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

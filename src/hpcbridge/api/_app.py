@@ -1,4 +1,4 @@
-"""The HTTP surface: ``/metrics`` and ``/healthz`` today; the REST API grows here.
+"""The HTTP surface: ``/metrics``, ``/healthz`` and the REST API under ``/api/v1``.
 
 Routes live in small routers mounted by ``create_app``; the ``Runtime`` (client, loops,
 metrics registry) is created once and reached through ``app.state.runtime``.
@@ -9,17 +9,26 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hpcbridge.api import _problems as problems
+from hpcbridge.api._admin import router as admin_router
+from hpcbridge.api._bootstrap import BOOTSTRAP_TTL_S, write_bootstrap_token
+from hpcbridge.api._jobs import router as jobs_router
+from hpcbridge.api._jobs import spec_schemas
 from hpcbridge.api._options import ServeOptions
 from hpcbridge.api._runtime import Runtime
 from hpcbridge.config import Settings
 from hpcbridge.logs import configure_logging
-from hpcbridge.telemetry import configure_tracing, tracing_wanted
+from hpcbridge.security import SITE, Principal, Role
+from hpcbridge.service import Service
+from hpcbridge.telemetry import annotate, configure_tracing, span, tracing_enabled, tracing_wanted
 
+API_PREFIX = "/api/v1"
 ops = APIRouter(tags=["operations"])
 
 
@@ -41,8 +50,11 @@ def healthz(request: Request) -> JSONResponse:
     return JSONResponse(health.detail, status_code=200 if health.ok else 503)
 
 
-def create_app(runtime: Runtime, *, start: bool = True) -> FastAPI:
-    """The ASGI app around ``runtime``; its loops start and stop with the app's lifespan."""
+def create_app(runtime: Runtime, *, start: bool = True, service: Service | None = None) -> FastAPI:
+    """The ASGI app around ``runtime``; its loops start and stop with the app's lifespan.
+    ``service`` (default: one over the runtime's client) answers ``/api/v1``."""
+    if service is None:
+        service = Service(runtime.client.store, runtime.settings, client=runtime.client)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,10 +66,47 @@ def create_app(runtime: Runtime, *, start: bool = True) -> FastAPI:
             if start:
                 runtime.stop()
 
-    app = FastAPI(title="hpcbridge", version="0.1.0", lifespan=lifespan, docs_url=None)
+    app = FastAPI(
+        title="hpcbridge",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
     app.state.runtime = runtime
+    app.state.service = service
     app.include_router(ops)
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(jobs_router)
+    api.include_router(admin_router)
+    app.include_router(api)
+    problems.install(app)
+    _with_spec_schemas(app)
+
+    @app.middleware("http")
+    async def traced(request: Request, call_next: Any) -> Any:
+        if not tracing_enabled():
+            return await call_next(request)
+        with span("hpcbridge.api_request", method=request.method, route=request.url.path) as s:
+            response = await call_next(request)
+            annotate(s, status=response.status_code)
+            return response
+
     return app
+
+
+def _with_spec_schemas(app: FastAPI) -> None:
+    """Put JobSpec's schema (the body of POST /jobs) into the document's components."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            document.setdefault("components", {}).setdefault("schemas", {}).update(spec_schemas())
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def app_from_environment() -> FastAPI:
@@ -68,4 +117,19 @@ def app_from_environment() -> FastAPI:
     configure_logging("INFO")
     settings = Settings()
     configure_tracing(tracing_wanted(settings.tracing, os.environ))
-    return create_app(Runtime(settings, ServeOptions.from_env(os.environ)))
+    runtime = Runtime(settings, ServeOptions.from_env(os.environ))
+    service = Service(runtime.client.store, settings, client=runtime.client)
+    bootstrap(service)
+    return create_app(runtime, service=service)
+
+
+def bootstrap(service: Service) -> None:
+    """On first start, an admin token in a file only this user can read (the log says where)."""
+    admin = Principal.local_user()
+    write_bootstrap_token(
+        service.settings.home,
+        has_tokens=lambda: bool(service.list_tokens(admin)),
+        create=lambda: service.create_token(
+            admin, SITE, Role.ADMIN, BOOTSTRAP_TTL_S, subject="bootstrap-admin"
+        )[0],
+    )

@@ -64,10 +64,19 @@ def serve(
         float, typer.Option(min=1, help="Seconds before a firing alert is sent again.")
     ] = 60.0,
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", metavar="PEM", help="Serve HTTPS with this certificate..."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", metavar="PEM", help="...and this private key.")
+    ] = None,
 ) -> None:
-    """Serve /metrics and /healthz, and run the reconciler (and SLO evaluator) in-process."""
+    """Serve the REST API (/api/v1), /metrics and /healthz, and run the reconciler (and SLO
+    evaluator) in-process. Listens on loopback unless --host says otherwise."""
     import uvicorn  # noqa: PLC0415 (0.1 s to import; only this command needs it)
 
+    _check_tls(tls_cert, tls_key)
     if slo_file is not None:
         load_slo_file(slo_file)  # a bad file stops here with a clear error, exit code 2
     os.environ.update(
@@ -85,4 +94,18 @@ def serve(
         port=port,
         access_log=access_log,
         log_level="info",
+        ssl_certfile=None if tls_cert is None else str(tls_cert),
+        ssl_keyfile=None if tls_key is None else str(tls_key),
     )
+
+
+def _check_tls(cert: Path | None, key: Path | None) -> None:
+    """Both or neither, and readable files: else one usage error before anything starts."""
+    if (cert is None) != (key is None):
+        given, missing = ("--tls-cert", "--tls-key") if key is None else ("--tls-key", "--tls-cert")
+        raise typer.BadParameter(f"{given} needs {missing} too", param_hint=f"'{missing}'")
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if path is not None and not path.is_file():
+            raise typer.BadParameter(
+                f"{path} is not a file; give a PEM file", param_hint=f"'{option}'"
+            )
