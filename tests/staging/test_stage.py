@@ -189,3 +189,20 @@ def test_the_node_side_check_runs_the_command_only_on_unchanged_inputs(
     assert ran.returncode == verify_inputs.EXIT_CODE and ran.stdout == ""
     mark = (status / verify_inputs.MARK).read_text()
     assert "b.txt: checksum mismatch" in mark and "staged" in mark
+
+
+def test_one_writer_per_destination(tmp_path: Path) -> None:
+    import fcntl  # noqa: PLC0415
+
+    source = tmp_path / "s.bin"
+    source.write_bytes(b"x" * 100)
+    data = tmp_path / "data"
+    data.mkdir()
+    task = _transfer.FileTask(locate(str(source), data), locate("s.bin", data), 100)
+    with open(data / "s.bin.part", "ab") as held:  # another process's stage, mid-copy
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(StagingError, match="another process is writing it"):
+            _transfer.transfer(task, "sha256", Retry(attempts=1), sleep=lambda _: None)
+    record, copied = _transfer.transfer(task, "sha256", Retry(attempts=1))
+    assert (copied, (data / "s.bin").read_bytes()) == (100, b"x" * 100)
+    assert record.size == 100

@@ -9,12 +9,14 @@ the source can seek.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hpcbridge.checkpoint._hashing import Hasher
 from hpcbridge.staging._digest import digest_file, new_hasher, split
 from hpcbridge.staging._errors import ChecksumMismatchError, StagingError
 from hpcbridge.staging._manifest import FileRecord
@@ -77,25 +79,33 @@ def transfer(
 
 def _copy_once(task: FileTask, algorithm: str, progress: Progress | None) -> tuple[FileRecord, int]:
     hasher = new_hasher(algorithm)
-    copied = 0
-    if task.dest.local:
-        part = Path(task.dest.path + ".part")
-        part.parent.mkdir(parents=True, exist_ok=True)
-        offset = _resumable(part, task.size, hasher)
-        with task.source.fs.open(task.source.path, "rb") as src, open(part, "ab") as out:
-            if offset:
-                src.seek(offset)
-            copied = _pump(src, out, hasher, progress)
-            out.flush()
-            os.fsync(out.fileno())
-        size = part.stat().st_size
-    else:
+    if not task.dest.local:
         with (
             task.source.fs.open(task.source.path, "rb") as src,
             task.dest.fs.open(task.dest.path, "wb") as out,
         ):
             copied = _pump(src, out, hasher, progress)
-        size = copied
+        record = _checked(task, algorithm, hasher, copied)
+        if task.dest.fs.size(task.dest.path) != copied:
+            raise StagingError(f"{task.dest.url}: the stored object is not {copied} bytes long")
+        return record, copied
+    part = Path(task.dest.path + ".part")
+    part.parent.mkdir(parents=True, exist_ok=True)
+    with open(part, "a+b") as out:
+        _lock(out.fileno(), task)
+        offset = _resumable(out.fileno(), task.size, hasher)
+        with task.source.fs.open(task.source.path, "rb") as src:
+            if offset:
+                src.seek(offset)
+            copied = _pump(src, out, hasher, progress)
+        out.flush()
+        os.fsync(out.fileno())
+        record = _checked(task, algorithm, hasher, os.fstat(out.fileno()).st_size)
+        os.replace(part, task.dest.path)  # still the only writer: the lock is held
+    return record, copied
+
+
+def _checked(task: FileTask, algorithm: str, hasher: Hasher, size: int) -> FileRecord:
     digest = f"{algorithm}:{hasher.hexdigest()}"
     if task.size is not None and size != task.size:
         raise StagingError(
@@ -103,26 +113,34 @@ def _copy_once(task: FileTask, algorithm: str, progress: Progress | None) -> tup
         )
     if task.expected is not None and digest != _normal(task.expected):
         raise ChecksumMismatchError(task.source.url, _normal(task.expected), digest)
-    if task.dest.local:
-        os.replace(part, task.dest.path)
-    elif task.dest.fs.size(task.dest.path) != size:
-        raise StagingError(f"{task.dest.url}: the stored object is not {size} bytes long")
-    return FileRecord(task.dest.path, task.source.url, size, digest), copied
+    return FileRecord(task.dest.path, task.source.url, size, digest)
 
 
-def _resumable(part: Path, size: int | None, hasher: object) -> int:
-    """Bytes of an earlier ``.part`` to keep (hashed into ``hasher``); 0 starts afresh."""
+def _lock(fd: int, task: FileTask) -> None:
+    """One writer per destination, even across processes (a control plane handing over
+    leadership while its stage still runs)."""
     try:
-        have = part.stat().st_size
-    except FileNotFoundError:
-        return 0
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        raise StagingError(
+            f"{task.dest.url}: another process is writing it", hint="it is tried again"
+        ) from exc
+
+
+def _resumable(fd: int, size: int | None, hasher: Hasher) -> int:
+    """Bytes of an earlier ``.part`` to keep (hashed into ``hasher``); 0 starts afresh."""
+    have = os.fstat(fd).st_size
     if size is None or have > size or have == 0:
-        part.unlink()
+        os.ftruncate(fd, 0)
         return 0
-    with open(part, "rb", buffering=0) as f:
-        while block := f.read(BLOCK):
-            hasher.update(block)  # type: ignore[attr-defined]
-    return have
+    offset = 0
+    while offset < have:
+        block = os.pread(fd, min(BLOCK, have - offset), offset)
+        if not block:
+            break
+        hasher.update(block)
+        offset += len(block)
+    return offset
 
 
 def _pump(src: object, out: object, hasher: object, progress: Progress | None) -> int:
