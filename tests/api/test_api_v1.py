@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from hpcbridge.api import Runtime, ServeOptions, create_app
 from hpcbridge.api._app import bootstrap
@@ -18,6 +19,7 @@ from hpcbridge.api._bootstrap import BOOTSTRAP_FILE
 from hpcbridge.config import Settings
 from hpcbridge.security import Principal, Role
 from hpcbridge.service import Service
+from hpcbridge.telemetry import configure_tracing, shutdown_tracing
 from tests.api.conftest import Served, serve, wait_for
 
 PROBLEM = "application/problem+json"
@@ -238,3 +240,17 @@ def test_bootstrap_token_is_written_once_for_its_owner_only(settings: Settings) 
         assert not path.exists()
     finally:
         runtime.client.close()
+
+
+def test_requests_are_traced_with_the_job_id_in_the_route(api: Api) -> None:
+    memory = InMemorySpanExporter()
+    configure_tracing(True, exporter=memory, batch=False)
+    try:
+        api.call("viewer_a", "GET", "/jobs/jmissing")
+    finally:
+        shutdown_tracing()
+    requests = [s for s in memory.get_finished_spans() if s.name == "hpcbridge.api_request"]
+    (traced,) = requests
+    attributes = dict(traced.attributes or {})
+    assert attributes["hpcbridge.route"] == "/api/v1/jobs/jmissing"
+    assert (attributes["hpcbridge.method"], attributes["hpcbridge.status"]) == ("GET", 404)
