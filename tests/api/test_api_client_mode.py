@@ -93,6 +93,14 @@ def test_client_mode_through_the_real_server(tmp_path: Path, server: tuple[str, 
     cancel = run("cancel", f"{job_id}.0")
     assert cancel.returncode == 1 and "already finished (succeeded)" in cancel.stderr
 
+    sleeper = tmp_path / "sleeper.yaml"
+    sleeper.write_text("apiVersion: hpcbridge/v1\nkind: Job\nname: nap\ncommand: [sleep, '60']\n")
+    timed_out = run("run", str(sleeper), "--timeout", "1s", "--junit", str(report))
+    assert timed_out.returncode == 2, (timed_out.stdout, timed_out.stderr)
+    assert timed_out.stderr.startswith("error: --timeout 1s ran out")
+    assert "Traceback" not in timed_out.stderr
+    assert ET.parse(report).getroot().find("testsuite/testcase/error") is not None
+
     missing = run("status", "jnosuchjob")
     assert missing.returncode == 3 and missing.stderr.startswith("error: no job")
     assert "Traceback" not in missing.stderr

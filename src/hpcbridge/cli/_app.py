@@ -200,8 +200,10 @@ def run(
                 out.print(f"{job.job_id} {job.name}: submitted")
             try:
                 job = server.wait([job.job_id], timeout_s=timeout)[0]
-            finally:
+            except TimeoutError:
                 remote.report(server, [job.job_id], junit)
+                raise _timed_out([job.job_id], timeout) from None
+            remote.report(server, [job.job_id], junit)
             if json_output:
                 out.print_json(render.dumps(job))
             else:
