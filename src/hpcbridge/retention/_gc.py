@@ -6,7 +6,8 @@ it is in a terminal state and finished before ``now - older_than_s``; an array t
 with its array, which finishes after the last of them. Removed:
 
 - the job's directory under the local executor's ``runs`` directory (its attempts' logs,
-  status files and work directories);
+  status files and work directories), and its data directory (``<home>/data/JOB``: staged
+  inputs and outputs, already copied out);
 - each attempt's log files and status directory elsewhere (Slurm's log directory);
 - its events older than the cut-off, except the kinds that SLOs, metrics and cost read
   (``KEPT_EVENT_KINDS``). Job and attempt rows stay.
@@ -114,7 +115,7 @@ def plan_gc(
             continue
         job_ids.append(job.job_id)
         tokens = {a.token for a in attempts}
-        for path in _paths_of(job, attempts, backends, runs_dir):
+        for path in _paths_of(job, attempts, backends, runs_dir, home):
             reason = _refusal(job, path, roots, tokens)
             if reason is None:
                 candidates.append((job, path))
@@ -151,9 +152,15 @@ def apply_gc(store: Store, plan: GcPlan) -> GcResult:
 
 
 def _paths_of(
-    job: Job, attempts: Iterable[Attempt], backends: Mapping[str, Backend], runs_dir: Path
+    job: Job,
+    attempts: Iterable[Attempt],
+    backends: Mapping[str, Backend],
+    runs_dir: Path,
+    home: Path,
 ) -> list[Path]:
-    paths = [runs_dir / job.job_id]  # the local executor's directory of the job
+    # The local executor's directory of the job, and its staged data (inputs linked from the
+    # input cache, which can evict them once no job links them).
+    paths = [runs_dir / job.job_id, home / "data" / job.job_id]
     for attempt in attempts:
         files = attempt_files(attempt, backends.get(attempt.backend))
         paths += [p for p in (files.status_dir, files.stdout, files.stderr) if p is not None]
