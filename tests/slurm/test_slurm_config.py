@@ -263,9 +263,9 @@ def test_rest_detects_the_api_versions(rest: Callable[..., RestTransport]) -> No
     assert transport.queue() is not None
 
 
-def test_rest_refuses_a_server_without_v0_0_38() -> None:
+def test_rest_refuses_a_server_without_a_common_version() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"paths": {"/slurm/v0.0.40/jobs": {}}})
+        return httpx.Response(200, json={"paths": {"/slurm/v0.0.42/jobs": {}}})
 
     config = ClusterConfig(
         transport="rest", rest_url="http://x", rest_user="u", token=jwt(time.time() + 3600)
@@ -273,7 +273,8 @@ def test_rest_refuses_a_server_without_v0_0_38() -> None:
     client = httpx.Client(base_url="http://x", transport=httpx.MockTransport(answer))
     transport = RestTransport(config, env={}, client=client)
     with pytest.raises(
-        PermanentBackendError, match=r"offers API v0\.0\.40; hpcbridge speaks v0\.0\.38"
+        PermanentBackendError,
+        match=r"offers API v0\.0\.42; hpcbridge speaks v0\.0\.38, v0\.0\.40, v0\.0\.41",
     ):
         transport.queue()
     transport.close()

@@ -4,8 +4,6 @@ Pure: slurmrestd is an httpx mock."""
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 
 import httpx
@@ -15,14 +13,9 @@ from hpcbridge.backends.slurm import ClusterConfig
 from hpcbridge.backends.slurm._rest import RestTransport
 from hpcbridge.errors import PermanentBackendError
 
+from .test_slurm_config import jwt
+
 OPENAPI: dict[str, object] = {"paths": {"/slurm/v0.0.38/licenses": {}, "/slurmdb/v0.0.38/jobs": {}}}
-
-
-def jwt(exp: float) -> str:
-    def part(value: dict[str, object]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-
-    return f"{part({'alg': 'HS256'})}.{part({'exp': int(exp), 'sun': 'svc'})}.sig"
 
 
 def transport(env: dict[str, str], seen: list[str], **config: object) -> RestTransport:

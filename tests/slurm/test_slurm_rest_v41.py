@@ -24,8 +24,8 @@ from hpcbridge.backends.slurm._rest import RestTransport, offered_versions
 from hpcbridge.backends.slurm._rest_versions import choose_version, job_v41, submit_body
 from hpcbridge.errors import PermanentBackendError
 
+from .test_slurm_config import jwt
 from .test_slurm_render import batch, make_spec
-from .test_slurm_rest_token import jwt
 
 GOLDEN = Path(__file__).parent / "golden"
 V41 = GOLDEN / "rest_v0.0.41"
@@ -86,7 +86,8 @@ def test_slurmdb_jobs_v41() -> None:
 
 def test_cluster_facts_v41() -> None:
     partitions = {p.name: p for p in parse_rest_partitions(document("partitions.json"))}
-    assert partitions["batch"].nodes == ("n1", "n2", "n3") and partitions["batch"].default
+    assert partitions["batch"].nodes == ("n1", "n2", "n3")
+    assert not any(p.default for p in partitions.values())  # v0.0.41 marks no default
     assert partitions["batch"].max_time_s is None and partitions["batch"].total_cpus == 6
     assert partitions["spot"].max_time_s == 7200 and not partitions["spot"].default
     nodes = {n.name: n for n in parse_nodes_json(document("nodes.json"))}
@@ -160,3 +161,38 @@ def test_openapi_without_v3_and_no_common_version() -> None:
     newer: dict[str, Any] = {"paths": {"/slurm/v0.0.44/jobs/": {}}}
     with pytest.raises(PermanentBackendError, match=r"offers API v0\.0\.44; hpcbridge speaks"):
         _ = _served(newer, []).version
+
+
+LIVE = GOLDEN / "rest_v0.0.41_live"
+
+
+def test_live_24_11_documents() -> None:
+    """Answers of a live slurmrestd 24.11.5 (golden/rest_v0.0.41_live/README.md)."""
+    assert choose_version(offered_versions(paths(LIVE / "openapi_v3_paths.txt"))) == "v0.0.41"
+    jobs = {r.key: r for r in parse_squeue_json(json.loads((LIVE / "jobs.json").read_text()))}
+    assert set(jobs) == {"1", "2", "3", "5", "4_0", "4_1", "4_2", "4_3", "4_4", "4_5"}
+    assert (jobs["1"].state, jobs["1"].nodes, jobs["1"].time_limit_s) == ("RUNNING", ("m1",), None)
+    assert (jobs["2"].state, jobs["2"].exit_code, jobs["2"].reason) == (
+        "FAILED",
+        3,
+        "NonZeroExitCode",
+    )
+    assert (jobs["3"].exit_code, jobs["3"].signal) == (None, 9)
+    assert (jobs["5"].state, jobs["5"].exit_code, jobs["5"].time_limit_s) == ("COMPLETED", 0, 60)
+    assert (jobs["4_1"].job_id, jobs["4_1"].state) == (7, "RUNNING")
+    assert (jobs["4_3"].state, jobs["4_3"].reason, jobs["4_3"].licences) == (
+        "PENDING",
+        "Licenses",
+        {"fluent": 2},
+    )
+    nodes = parse_nodes_json(json.loads((LIVE / "nodes.json").read_text()))
+    assert [(n.name, n.features, n.mem_total_mb) for n in nodes] == [
+        ("m1", ("static",), 4000),
+        ("m2", ("static",), 4000),
+    ]
+    partitions = parse_rest_partitions(json.loads((LIVE / "partitions.json").read_text()))
+    assert [(p.name, p.nodes, p.total_cpus, p.max_time_s) for p in partitions] == [
+        ("batch", ("m1", "m2"), 4, None)
+    ]
+    licences = parse_rest_licences(json.loads((LIVE / "licenses.json").read_text()))
+    assert licences == {"fluent": 4}
