@@ -110,3 +110,24 @@ def test_missing_sdk_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(builtins, "__import__", without_sdk)
     with pytest.raises(ConfigError, match=r"hpcbridge\[tracing\]"):
         configure_tracing(True)
+
+
+def test_submissions_from_the_thread_pool_are_children_of_the_cycle(
+    exporter: InMemorySpanExporter, settings: Settings, make_spec: Callable[..., JobSpec]
+) -> None:
+    client = Client(settings)
+    try:
+        # as a batch scheduler's backend does: several submissions at once, in threads
+        client.backends["local"].parallel_submissions = 2  # type: ignore[attr-defined]
+        jobs = [client.submit(make_spec(name=f"j{i}")) for i in range(2)]
+        client.reconcile_once()
+        client.wait([job.job_id for job in jobs], timeout_s=30)
+    finally:
+        client.close()
+    spans = exporter.get_finished_spans()
+    (cycle,) = [s for s in spans if s.name == "hpcbridge.reconcile_cycle"][:1]
+    submits = [s for s in spans if s.name == "hpcbridge.backend.submit"]
+    assert {dict(s.attributes or {})["hpcbridge.job_id"] for s in submits} == {
+        job.job_id for job in jobs
+    }
+    assert all(s.parent is not None and s.parent.span_id == cycle.context.span_id for s in submits)

@@ -7,6 +7,7 @@ of one array go to a backend with native arrays (Slurm) as one submission.
 
 from __future__ import annotations
 
+import contextvars
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -193,9 +194,14 @@ class Submitter:
         if not pairs:
             return []
         workers = max(_parallelism(self._backends[job.backend]) for job, _ in pairs)
+        # Each call runs in a copy of this thread's context: its span is the cycle's child.
+        context = contextvars.copy_context()
         with ThreadPoolExecutor(workers, thread_name_prefix="hpcbridge-submit") as pool:
             outcomes = pool.map(
-                lambda pair: self._submit_one(self._backends[pair[0].backend], *pair), pairs
+                lambda pair: context.copy().run(
+                    self._submit_one, self._backends[pair[0].backend], *pair
+                ),
+                pairs,
             )
             return [
                 _Result(job, attempt, o) for (job, attempt), o in zip(pairs, outcomes, strict=True)
