@@ -78,6 +78,7 @@ attempts = Table(
     Column("details", JSON, nullable=False),
     UniqueConstraint("token", name="uq_attempts_token"),
     Index("ix_attempts_state", "state"),
+    Index("ix_attempts_ended", "ended_at"),
 )
 
 events = Table(
