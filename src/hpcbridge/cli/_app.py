@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.text import Text
 
 from hpcbridge.cli import _remote as remote
 from hpcbridge.cli import _render as render
@@ -272,9 +274,22 @@ def _follow(client: Client, job: Job, *, quiet: bool, timeout_s: float | None) -
             last = time.monotonic()
             current = client.get(job.job_id)
             tasks = _tasks(client, current)
-            live.update(render.progress_view(current, tasks, time.monotonic() - started))
+            view = render.progress_view(current, tasks, time.monotonic() - started)
+            live.update(_with_transfer(client, current, view))
 
         return client.wait([job.job_id], timeout_s=timeout_s, on_cycle=refresh)[0]
+
+
+def _with_transfer(client: Client, job: Job, view: RenderableType) -> RenderableType:
+    """A job staging its data shows how far the copy has got."""
+    if job.state not in (JobState.STAGING_IN, JobState.STAGING_OUT):
+        return view
+    moved = client.reconciler.staging_progress(job.job_id)
+    if moved is None or not moved[1]:
+        return view
+    done, total = moved
+    mib = f"{done / (1 << 20):.1f}/{total / (1 << 20):.1f} MiB"
+    return Group(view, ProgressBar(total=total, completed=done, width=40), Text(mib, style="dim"))
 
 
 def _print_result(client: Client, job: Job) -> None:

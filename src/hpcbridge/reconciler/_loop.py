@@ -379,6 +379,10 @@ class Reconciler:
             staged=staged,
         )
 
+    def staging_progress(self, job_id: str) -> tuple[int, int] | None:
+        """``(bytes done, bytes in all)`` of the data stage this process runs for a job."""
+        return self._stager.progress(job_id)
+
     def spec_of(self, job: Job) -> JobSpec:
         spec = self._specs.get(job.job_id)
         if spec is None:

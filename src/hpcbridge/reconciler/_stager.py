@@ -23,7 +23,7 @@ from hpcbridge.errors import HpcbridgeError
 from hpcbridge.reconciler._environment import data_dir
 from hpcbridge.reconciler._stage_outcome import StageOutcome
 from hpcbridge.spec import JobSpec
-from hpcbridge.staging import Cache, StageReport, StagingError, stage_in, stage_out
+from hpcbridge.staging import Cache, Meter, StageReport, StagingError, stage_in, stage_out
 from hpcbridge.states import FailureClass, JobState
 from hpcbridge.store import Attempt, Job
 
@@ -41,6 +41,7 @@ class Stager:
         self._wake = wake
         self._pool: ThreadPoolExecutor | None = None
         self._running: dict[_Key, Future[StageOutcome]] = {}
+        self._meters: dict[str, Meter] = {}
         self._cache = Cache(checkpoints.parent / "cache")  # beside the data directories
 
     def outcome(self, job: Job, spec: JobSpec) -> StageOutcome | None:
@@ -50,7 +51,8 @@ class Stager:
         if future is None:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(MAX_STAGES, "hb-stager")
-            future = self._pool.submit(self._stage, job, spec)
+            meter = self._meters[job.job_id] = Meter()
+            future = self._pool.submit(self._stage, job, spec, meter)
             future.add_done_callback(lambda _: self._wake())
             self._running[key] = future
             return None
@@ -63,19 +65,25 @@ class Stager:
             for key, future in self._running.items()
             if (job := active.get(key[0])) is not None and job.state is key[1]
         }
+        self._meters = {k: v for k, v in self._meters.items() if k in active}
+
+    def progress(self, job_id: str) -> tuple[int, int] | None:
+        """``(bytes done, bytes in all)`` of a stage this process runs for the job."""
+        meter = self._meters.get(job_id)
+        return None if meter is None else (meter.done, meter.total)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _stage(self, job: Job, spec: JobSpec) -> StageOutcome:
+    def _stage(self, job: Job, spec: JobSpec, meter: Meter) -> StageOutcome:
         where = data_dir(self._checkpoints, job.job_id)
         try:
             if job.state is JobState.STAGING_IN:
-                report = stage_in(spec, where, cache=self._cache)
+                report = stage_in(spec, where, cache=self._cache, progress=meter)
                 verb = "staged in and verified"
             else:
-                report = stage_out(spec, where, succeeded=job.failure_class is None)
+                report = stage_out(spec, where, succeeded=job.failure_class is None, progress=meter)
                 verb = "staged out"
         except StagingError as exc:
             return StageOutcome(exc.failure_class, exc.message, {"error": str(exc)})

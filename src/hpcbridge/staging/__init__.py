@@ -17,7 +17,7 @@ from hpcbridge.staging._manifest import (
 )
 from hpcbridge.staging._preflight import DataPreflight, check_data, preflight
 from hpcbridge.staging._stage import StageReport, stage_in, stage_out
-from hpcbridge.staging._transfer import Retry
+from hpcbridge.staging._transfer import Meter, Retry
 
 __all__ = [
     "INPUTS",
@@ -26,6 +26,7 @@ __all__ = [
     "ChecksumMismatchError",
     "DataPreflight",
     "FileRecord",
+    "Meter",
     "Retry",
     "StageReport",
     "StagingError",

@@ -25,7 +25,7 @@ from hpcbridge.staging._manifest import (
     write_manifest,
 )
 from hpcbridge.staging._plan import plan_in, plan_out
-from hpcbridge.staging._transfer import FileTask, Progress, Retry, still_valid, transfer
+from hpcbridge.staging._transfer import FileTask, Meter, Progress, Retry, still_valid, transfer
 
 MAX_PARALLEL = 8
 DEFAULT_RETRY = Retry()
@@ -91,6 +91,8 @@ def _run(
 ) -> StageReport:
     started = time.monotonic()
     algorithm = default_algorithm()
+    if isinstance(progress, Meter):
+        progress.total = sum(t.size or 0 for t in tasks)
 
     def one(task: FileTask) -> tuple[FileRecord, int]:
         kept = earlier.get(task.dest.path)
@@ -101,9 +103,13 @@ def _run(
             and (task.expected is None or kept.digest == task.expected.lower())
             and still_valid(kept)
         ):
+            if progress is not None:
+                progress(kept.size)
             return kept, 0
         cached = cache.fetch(task) if cache is not None else None
         if cached is not None:
+            if progress is not None:
+                progress(cached.size)
             return cached, 0
         record, copied = transfer(task, algorithm, retry, progress)
         if cache is not None:

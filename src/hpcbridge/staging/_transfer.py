@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,20 @@ from hpcbridge.staging._urls import Location
 
 BLOCK = 8 << 20
 Progress = Callable[[int], None]
+
+
+class Meter:
+    """Bytes of a stage so far and in all, for a progress display; called with each block
+    from the transfer threads."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.total = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, count: int) -> None:
+        with self._lock:
+            self.done += count
 
 
 @dataclass(frozen=True, slots=True)
