@@ -205,6 +205,7 @@ def test_cancel_requeue_tokens_and_audit(api: Api) -> None:
     assert {"job.submit", "job.cancel", "job.requeue", "token.create"} <= set(actions)
     only_cancel = api.call("admin_a", "GET", "/audit", params={"action": "job.cancel"}).json()
     assert [r["target"] for r in only_cancel] == [job_id]
+    assert api.call("admin_a", "GET", "/audit/verify").status_code == 403  # one project's admin
 
 
 def test_openapi_document_and_problem_for_unknown_routes(api: Api) -> None:
@@ -223,6 +224,14 @@ def test_openapi_document_and_problem_for_unknown_routes(api: Api) -> None:
     assert "Idempotency-Key" in str(paths["/api/v1/jobs"]["post"]["parameters"])
     missing = api.served.http.get("/api/v1/nothing")
     assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
+
+
+def test_a_platform_admin_verifies_the_audit_chain(api: Api) -> None:
+    admin = Principal.local_user()
+    api.tokens["platform"] = api.service.create_token(admin, "*", Role.ADMIN, 60)[0]
+    api.call("member_a", "POST", "/jobs", json=job_document())
+    report = api.call("platform", "GET", "/audit/verify").json()
+    assert report["intact"] and report["records"] >= 7 and report["first_bad_seq"] is None
 
 
 def test_bootstrap_token_is_written_once_for_its_owner_only(settings: Settings) -> None:

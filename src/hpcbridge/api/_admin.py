@@ -11,6 +11,7 @@ from hpcbridge.api._auth import Caller, service_of
 from hpcbridge.api._problems import ERROR_RESPONSES
 from hpcbridge.api._schemas import (
     AuditOut,
+    ChainReportOut,
     DrainRequest,
     NodeOut,
     TokenCreated,
@@ -110,3 +111,9 @@ def audit_list(
     )
     found = service_of(request).audit_list(principal, query)
     return [AuditOut.model_validate(jsonable(r)) for r in found]
+
+
+@router.get("/audit/verify", response_model=ChainReportOut, tags=["audit"])
+def audit_verify(request: Request, principal: Caller) -> ChainReportOut:
+    """Check the whole hash chain against the exported head (platform admins)."""
+    return ChainReportOut.model_validate(jsonable(service_of(request).audit_verify(principal)))

@@ -153,6 +153,21 @@ class AuditOut(BaseModel):
     hash: str
 
 
+class AuditHeadOut(BaseModel):
+    seq: int
+    hash: str
+
+
+class ChainReportOut(BaseModel):
+    """Whether the audit chain is intact; if not, the first bad record and what is wrong."""
+
+    intact: bool
+    records: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+    head: AuditHeadOut | None = None
+
+
 def _plain(record: Any, model: type[BaseModel]) -> dict[str, Any]:
     """The fields of a record dataclass that ``model`` declares, as plain JSON values."""
     return {
