@@ -122,7 +122,10 @@ class Client:
         self.reconciler = Reconciler(
             self.store,
             self.backends,
-            policy=Policy(lost_grace_s=self.settings.lost_grace_s),
+            policy=Policy(
+                lost_grace_s=self.settings.lost_grace_s,
+                project_running_quota=self.settings.quota_running_jobs,
+            ),
             checkpoints_dir=self.settings.home / "checkpoints",
             clock=clock,
             quarantine=QuarantinePolicy(
@@ -260,9 +263,7 @@ class Client:
                     )
 
     @staticmethod
-    def _rows_for(
-        spec: JobSpec, idempotency_key: str | None, *, owner: str = ""
-    ) -> list[NewJob]:
+    def _rows_for(spec: JobSpec, idempotency_key: str | None, *, owner: str = "") -> list[NewJob]:
         job_id = new_job_id()
         parent = NewJob(
             job_id=job_id,

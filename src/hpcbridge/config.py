@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     oidc_jwks_cache_s: float = Field(
         default=300.0, gt=0, description="OIDC: re-read the JWKS at most this often."
     )
+    quota_running_jobs: int | None = Field(
+        default=None, ge=1, description="Per project: jobs running at once; more wait queued."
+    )
+    quota_submissions_per_minute: int | None = Field(
+        default=None, ge=1, description="Per project: submissions accepted per minute."
+    )
+    quota_core_hours_per_day: float | None = Field(
+        default=None, gt=0, description="Per project: requested core-hours per rolling day."
+    )
     rate_cards: Path | None = Field(
         default=None, description="Directory of rate card files; default <home>/rate_cards"
     )

@@ -54,12 +54,16 @@ def clock() -> Clock:
     return Clock()
 
 
+def open_test_store(request: pytest.FixtureRequest, settings: Settings) -> SqlStore:
+    """SQLite under the test's home, or a PostgreSQL schema of its own (param)."""
+    if request.param == "postgres":
+        return SqlStore(request.getfixturevalue("postgres_url"))
+    return SqlStore(settings.resolved_database_url)
+
+
 @pytest.fixture(params=["sqlite"])
 def store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Store]:
-    if request.param == "postgres":
-        opened = SqlStore(request.getfixturevalue("postgres_url"))
-    else:
-        opened = SqlStore(settings.resolved_database_url)
+    opened = open_test_store(request, settings)
     yield opened
     opened.close()
 

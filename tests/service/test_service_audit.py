@@ -24,15 +24,12 @@ from hpcbridge.security._audit import as_entry
 from hpcbridge.service import Service
 from hpcbridge.spec import JobSpec
 from hpcbridge.store import SqlStore, Store
-from tests.service.conftest import PLATFORM, Clock, make_service, principal
+from tests.service.conftest import PLATFORM, Clock, make_service, open_test_store, principal
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Store]:
-    if request.param == "postgres":
-        opened = SqlStore(request.getfixturevalue("postgres_url"))
-    else:
-        opened = SqlStore(settings.resolved_database_url)
+    opened = open_test_store(request, settings)
     yield opened
     opened.close()
 

@@ -26,7 +26,7 @@ from hpcbridge.cli._reasons import (
     missing_command,
     stderr_tail,
 )
-from hpcbridge.cli._setup import check_output_file
+from hpcbridge.cli._setup import check_output_file, local_service
 from hpcbridge.cli._setup import open_client as _client
 from hpcbridge.cli._why import job_cost_text
 from hpcbridge.client import Client
@@ -178,7 +178,8 @@ def submit(
         out.print_json(render.dumps(job)) if json_output else print(job.job_id)
         return
     with _client() as client:
-        job = client.submit(_load(client, file, cluster), idempotency_key=key)
+        service, me = local_service(client)
+        job = service.submit(me, _load(client, file, cluster), idempotency_key=key)
         client.reconcile_once()  # starts it now when this process may lead
         client.hand_over()
         out.print_json(render.dumps(job)) if json_output else print(job.job_id)
@@ -213,7 +214,8 @@ def run(
         _exit_for([job])
         return
     with _client() as client:
-        job = client.submit(_load(client, file, cluster))
+        service, me = local_service(client)
+        job = service.submit(me, _load(client, file, cluster))
         try:
             job = _follow(client, job, quiet=json_output, timeout_s=timeout)
         except TimeoutError:
@@ -571,9 +573,10 @@ def cancel(
         _report_cancelled(jobs, finished_before, json_output)
         return
     with _client() as client:
+        service, me = local_service(client)
         finished_before = set()
         for job_id in job_ids:
-            if client.cancel(job_id).state.terminal:
+            if service.cancel(me, job_id).state.terminal:
                 finished_before.add(job_id)
         grace = client.settings.kill_grace_s + 30
         try:
@@ -674,3 +677,7 @@ from hpcbridge.cli._provenance import provenance, rerun  # noqa: E402
 
 app.command()(provenance)
 app.command()(rerun)
+from hpcbridge.cli._security import audit_app, token_app  # noqa: E402
+
+app.add_typer(token_app, name="token")
+app.add_typer(audit_app, name="audit")

@@ -18,6 +18,8 @@ from hpcbridge.client import Client
 from hpcbridge.config import ENV_PREFIX, Settings, default_home
 from hpcbridge.errors import ConfigError
 from hpcbridge.logs import configure_logging
+from hpcbridge.security import Principal
+from hpcbridge.service import Service
 from hpcbridge.telemetry import configure_tracing, shutdown_tracing, tracing_wanted
 
 HOME_VARIABLE = f"{ENV_PREFIX}HOME"
@@ -41,6 +43,12 @@ def open_client() -> Iterator[Client]:
     finally:
         client.close()
         shutdown_tracing()  # sends what is still buffered
+
+
+def local_service(client: Client) -> tuple[Service, Principal]:
+    """Embedded mode: the service over this client's store, and the local user, who has
+    every right in their own home (changes are audited like those made through the API)."""
+    return Service(client.store, client.settings, client=client), Principal.local_user()
 
 
 def check_home(home: Path) -> None:

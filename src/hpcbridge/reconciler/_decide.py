@@ -30,6 +30,8 @@ _S = JobState
 @dataclass(frozen=True, slots=True)
 class Policy:
     lost_grace_s: float = 60.0
+    project_running_quota: int | None = None
+    """Jobs of one project that may hold the scheduler at once (None: no limit)."""
 
 
 @dataclass(frozen=True, slots=True)

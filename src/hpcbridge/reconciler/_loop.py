@@ -121,7 +121,14 @@ class Reconciler:
         self._unknown_since: dict[str, float] = {}
         self._kills_sent: set[str] = set()  # tokens whose recorded kill this process sent
         self._may_act = may_act
-        self._submitter = Submitter(store, backends, self.spec_of, checkpoints_dir, may_act)
+        self._submitter = Submitter(
+            store,
+            backends,
+            self.spec_of,
+            checkpoints_dir,
+            may_act,
+            project_quota=policy.project_running_quota,
+        )
         self._stager = Stager(checkpoints_dir, wake)  # data stages, off the cycle's thread
 
     def cycle(self) -> CycleReport:

@@ -109,8 +109,11 @@ class Submitter:
         spec_of: Callable[[Job], JobSpec],
         checkpoints: Path,
         may_act: Callable[[], bool] = lambda: True,
+        *,
+        project_quota: int | None = None,
     ) -> None:
         self._store = store
+        self._project_quota = project_quota
         self._backends = backends
         self._spec_of = spec_of
         self._checkpoints = checkpoints
@@ -155,6 +158,12 @@ class Submitter:
             and a.job_id in jobs
             and jobs[a.job_id].parent_id
         )
+        # Jobs each project has at the scheduler, against its running quota.
+        held_per_project: Counter[str] = Counter(
+            jobs[a.job_id].project
+            for a in latest.values()
+            if a.state in (AttemptState.SUBMITTED, AttemptState.RUNNING) and a.job_id in jobs
+        )
         full: set[str] = set()
         results: list[_Result] = []
         arrays: dict[str, list[Pair]] = {}
@@ -172,6 +181,9 @@ class Submitter:
                 continue
             if self._throttled(job, held_per_parent):
                 continue
+            if self._over_quota(job, held_per_project, now):
+                continue
+            held_per_project[job.project] += 1
             if _parallelism(backend) > 1:
                 concurrent.append((job, attempt))  # a batch scheduler queues; it never defers
                 if job.parent_id:
@@ -213,6 +225,19 @@ class Submitter:
         array = self._spec_of(job).array
         limit = array.throttle if array else None
         return limit is not None and held_per_parent[job.parent_id] >= limit
+
+    def _over_quota(self, job: Job, held_per_project: Counter[str], now: float) -> bool:
+        """At its project's running quota the job waits queued, and its reason says why."""
+        quota = self._project_quota
+        if quota is None or held_per_project[job.project] < quota:
+            return False
+        self._set_reason(
+            job,
+            f"waiting for the project quota: {job.project} has {quota} of {quota} jobs "
+            "running or queued at the scheduler",
+            now,
+        )
+        return True
 
     def _request(self, job: Job, attempt: Attempt) -> LaunchRequest:
         spec = self._spec_of(job)

@@ -7,8 +7,15 @@ client are thin callers of it.
 
 from hpcbridge.service._audit import Auditor
 from hpcbridge.service._pages import MAX_PAGE, Page
+from hpcbridge.service._quotas import Quotas, requested_core_hours
 from hpcbridge.service._service import AUDIT_HEAD_FILE, Service, oidc_from_settings
-from hpcbridge.service._why import Explanation, describe_exit, explain, job_cost_text
+from hpcbridge.service._why import (
+    Explanation,
+    describe_exit,
+    duration_text,
+    explain,
+    job_cost_text,
+)
 
 __all__ = [
     "AUDIT_HEAD_FILE",
@@ -16,9 +23,12 @@ __all__ = [
     "Auditor",
     "Explanation",
     "Page",
+    "Quotas",
     "Service",
     "describe_exit",
+    "duration_text",
     "explain",
     "job_cost_text",
     "oidc_from_settings",
+    "requested_core_hours",
 ]

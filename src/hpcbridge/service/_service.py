@@ -42,6 +42,7 @@ from hpcbridge.security import (
 from hpcbridge.service import _authz as authz
 from hpcbridge.service._audit import Auditor
 from hpcbridge.service._pages import Page, check_limit, decode_cursor, page_of
+from hpcbridge.service._quotas import Quotas, check_submission
 from hpcbridge.service._why import Explanation, explain
 from hpcbridge.slo import (
     SloDefinition,
@@ -51,7 +52,7 @@ from hpcbridge.slo import (
     finished_jobs,
     slo_report,
 )
-from hpcbridge.spec import JobSpec
+from hpcbridge.spec import JobSpec, task_count
 from hpcbridge.states import JobState
 from hpcbridge.store import Attempt, Event, Job, JobFilter, Store
 
@@ -90,6 +91,11 @@ class Service:
         self._oidc = oidc if oidc is not None else oidc_from_settings(settings)
         self.auditor = Auditor(store, settings.home / AUDIT_HEAD_FILE, clock)
         self._slurm = slurm or (lambda: SlurmBackend(settings))
+        self.quotas = Quotas(
+            running_jobs=settings.quota_running_jobs,
+            submissions_per_minute=settings.quota_submissions_per_minute,
+            core_hours_per_day=settings.quota_core_hours_per_day,
+        )
 
     # -- who is asking -----------------------------------------------------------------------
 
@@ -108,7 +114,8 @@ class Service:
         self, principal: Principal, spec: JobSpec, *, idempotency_key: str | None = None
     ) -> Job:
         """Accept a job in ``spec.project`` owned by the principal. Refused (and audited) if
-        the principal may not submit there or asks for a priority above its role's cap."""
+        the principal may not submit there, asks for a priority above its role's cap, or the
+        project is over a quota (QuotaExceededError says when to retry)."""
         with self.auditor.audited(principal, "job.submit") as note:
             note.project = spec.project
             note.details = {"name": spec.name, "priority": spec.priority}
@@ -117,6 +124,15 @@ class Service:
             if idempotency_key is not None:
                 note.details["idempotency_key"] = idempotency_key
                 self._check_key_owner(principal, idempotency_key)
+                existing = self.store.find_by_idempotency_key(idempotency_key)
+            else:
+                existing = None
+            if existing is None:  # a retried submission is no new work
+                tasks = task_count(spec.array) if spec.array else 0
+                document = spec.to_document()
+                check_submission(
+                    self.store, self.quotas, spec.project, document, tasks, self._clock()
+                )
             job = self.client.submit(spec, idempotency_key=idempotency_key, actor=principal.subject)
             note.target = job.job_id
         return job

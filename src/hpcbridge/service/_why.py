@@ -124,7 +124,7 @@ def describe_exit(
     return f"exit code {exit_code}"
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
     seconds = max(seconds, 0.0)
     if seconds < 60:
         return f"{seconds:.0f}s"
@@ -169,6 +169,8 @@ def _actions(events: list[Event]) -> list[str]:
         elif event.kind == "transition" and target is JobState.QUEUED and event.reason:
             if event.from_state is JobState.RUNNING:
                 done.append(f"the scheduler requeued it{where}: {event.reason}")
+        elif event.kind == "budget_warning":
+            done.append(f"accepted it past a budget's soft limit: {event.reason}")
         elif event.kind == "node_drained":
             done.append(f"drained node {event.data.get('node', '?')}: {event.reason}")
         elif event.kind == "node_quarantine_refused":
@@ -260,7 +262,7 @@ def explain(client: Client, job_id: str) -> Explanation:
     if wasted:
         core_h = lost_s * _cores(job) / 3600
         lost_work = (
-            f"{_duration(lost_s)} of run time in {len(wasted)} failed attempt(s) "
+            f"{duration_text(lost_s)} of run time in {len(wasted)} failed attempt(s) "
             f"({core_h:.2f} core-hours)"
         )
         since_checkpoint = [a.lost_core_hours for a in wasted]
