@@ -263,3 +263,19 @@ def test_requests_are_traced_with_the_job_id_in_the_route(api: Api) -> None:
     attributes = dict(traced.attributes or {})
     assert attributes["hpcbridge.route"] == "/api/v1/jobs/jmissing"
     assert (attributes["hpcbridge.method"], attributes["hpcbridge.status"]) == ("GET", 404)
+
+
+def test_a_quota_is_answered_429_with_retry_after(settings: Settings) -> None:
+    limited = settings.model_copy(update={"quota_submissions_per_minute": 1})
+    runtime = Runtime(limited, ServeOptions(reconcile=False))
+    service = Service(runtime.client.store, limited, client=runtime.client)
+    token = service.create_token(Principal.local_user(), "a", Role.MEMBER, 60)[0]
+    for served in serve(runtime, app=create_app(runtime, service=service, start=False)):
+        headers = {"Authorization": f"Bearer {token}"}
+        first = served.http.post("/api/v1/jobs", json=job_document(), headers=headers)
+        assert first.status_code == 201, first.text
+        second = served.http.post("/api/v1/jobs", json=job_document("b"), headers=headers)
+        assert second.status_code == 429, second.text
+        assert second.headers["content-type"] == PROBLEM
+        assert 1 <= int(second.headers["retry-after"]) <= 60
+        assert second.json()["type"].endswith("quota-exceeded")
