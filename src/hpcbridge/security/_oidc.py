@@ -17,8 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import jwt
-
 from hpcbridge.errors import AuthenticationError, ConfigError
 from hpcbridge.security._roles import SITE, Principal, Role
 
@@ -68,6 +66,8 @@ class OidcVerifier:
 
     def authenticate(self, raw: str, *, source: str = "local") -> Principal:
         """The principal of a valid token; AuthenticationError (one message) otherwise."""
+        import jwt  # noqa: PLC0415  # here: PyJWT loads cryptography, a cost every CLI start would pay
+
         try:
             header = jwt.get_unverified_header(raw)
             if header.get("alg") not in self._algorithms:
@@ -131,6 +131,8 @@ def parse_roles(claim: object) -> dict[str, Role]:
 
 def _load_jwks(source: str) -> dict[str, Any]:
     """Public keys by key id (a key without an id is filed under its position)."""
+    import jwt  # noqa: PLC0415  # see OidcVerifier.authenticate
+
     if source.startswith(("http://", "https://")):
         document = jwt.PyJWKClient(source, cache_jwk_set=False).fetch_data()
     else:
