@@ -15,7 +15,7 @@ from rich.table import Table
 
 from hpcbridge.backends.slurm import NodeRecord, PartitionRecord, SlurmBackend
 from hpcbridge.cli import _render as render
-from hpcbridge.cli._setup import usable_settings
+from hpcbridge.cli._setup import local_service, open_client, usable_settings
 from hpcbridge.logs import configure_logging
 
 nodes_app = typer.Typer(
@@ -119,14 +119,16 @@ def drain(
     """Drain a node: running jobs finish, no new job starts there."""
     if not reason.strip():
         raise typer.BadParameter("give a reason, e.g. --reason 'ECC errors'", param_hint="--reason")
-    with _backend() as backend:
-        backend.drain(node, reason, cluster)
+    with open_client() as client:  # through the service: the drain is audited
+        service, me = local_service(client)
+        service.drain(me, node, reason, cluster)
     out.print(f"{node}: draining ({reason})")
 
 
 @nodes_app.command("resume")
 def resume(node: NodeArg, cluster: ClusterOpt = None) -> None:
     """Return a drained or down node to service."""
-    with _backend() as backend:
-        backend.resume(node, cluster)
+    with open_client() as client:
+        service, me = local_service(client)
+        service.resume(me, node, cluster)
     out.print(f"{node}: resumed")
