@@ -24,7 +24,7 @@ USAGE_ERRORS = {
     "option of a command": (("list", "--bogus"), "no such option: --bogus", "hpcbridge list"),
     "not a number": (("list", "--limit", "x"), "'--limit'", "hpcbridge list"),
     "below the minimum": (("list", "--limit", "0"), "'--limit'", "hpcbridge list"),
-    "not a state": (("list", "--state", "bogus"), "'bogus' is not one of", "hpcbridge list"),
+    "not a state": (("list", "--state", "bogus"), "'bogus' is not a job state", "hpcbridge list"),
     "missing option value": (("list", "--limit"), "'--limit' requires an argument", None),
     "group without command": (("slo",), "missing command; one of: report", "hpcbridge slo"),
     "dashboards alone": (("dashboards",), "missing command; one of: export", None),
