@@ -14,6 +14,7 @@ from hpcbridge.config import Settings
 from hpcbridge.errors import ForbiddenError, NotFoundError
 from hpcbridge.security import (
     GENESIS_HASH,
+    SITE,
     AuditEntry,
     AuditFilter,
     Role,
@@ -24,7 +25,14 @@ from hpcbridge.security._audit import as_entry
 from hpcbridge.service import Service
 from hpcbridge.spec import JobSpec
 from hpcbridge.store import SqlStore, Store
-from tests.service.conftest import PLATFORM, Clock, make_service, open_test_store, principal
+from tests.service.conftest import (
+    PLATFORM,
+    Clock,
+    FakeSlurm,
+    make_service,
+    open_test_store,
+    principal,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -205,3 +213,20 @@ def test_concurrent_writers_never_fork_the_chain(
         t.join()
     assert verify(services[0]) == (True, None)
     assert len(services[0].audit_list(PLATFORM)) == 20
+
+
+def test_node_actions_are_recorded_after_the_scheduler_call(service: Service) -> None:
+    FakeSlurm.calls.clear()
+    operator = principal("ops", {SITE: Role.OPERATOR})
+    service.drain(operator, "n1", "ECC errors")
+    with pytest.raises(ForbiddenError):
+        service.resume(principal("vic", {"a": Role.ADMIN}), "n1")
+    service.resume(operator, "n1")
+    assert FakeSlurm.calls == [("drain", "n1", "ECC errors"), ("resume", "n1")]
+    found = [(r.actor, r.action, r.target, r.outcome) for r in service.audit_list(PLATFORM)]
+    assert found == [
+        ("ops", "node.drain", "n1", "ok"),
+        ("vic", "node.resume", "n1", "denied"),
+        ("ops", "node.resume", "n1", "ok"),
+    ]
+    assert service.audit_list(PLATFORM)[0].details == {"reason": "ECC errors", "cluster": None}

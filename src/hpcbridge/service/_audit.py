@@ -55,6 +55,11 @@ class Auditor:
             raise
         self._exported(record)
 
+    def record(self, principal: Principal, action: str, note: Note, outcome: Outcome) -> None:
+        """A record of its own: for an action whose effect is outside the store (a
+        scheduler call), which no transaction of ours can include."""
+        self._write_alone(self._entry(principal, action, note, outcome))
+
     def _write_alone(self, entry: AuditEntry) -> None:
         with self._store.batch():
             record = self._store.append_audit(entry)

@@ -20,6 +20,7 @@ from hpcbridge.config import Settings
 from hpcbridge.errors import (
     AuthenticationError,
     ForbiddenError,
+    HpcbridgeError,
     InvalidRequestError,
     InvalidTransitionError,
     NotFoundError,
@@ -30,6 +31,7 @@ from hpcbridge.security import (
     AuditRecord,
     ChainReport,
     OidcVerifier,
+    Outcome,
     Permission,
     Principal,
     Role,
@@ -40,7 +42,7 @@ from hpcbridge.security import (
     verify_chain,
 )
 from hpcbridge.service import _authz as authz
-from hpcbridge.service._audit import Auditor
+from hpcbridge.service._audit import Auditor, Note
 from hpcbridge.service._pages import Page, check_limit, decode_cursor, page_of
 from hpcbridge.service._quotas import Quotas, check_submission
 from hpcbridge.service._why import Explanation, explain
@@ -243,23 +245,43 @@ class Service:
     def drain(
         self, principal: Principal, node: str, reason: str, cluster: str | None = None
     ) -> None:
-        with self.auditor.audited(principal, "node.drain", target=node) as note:
-            note.details = {"reason": reason, "cluster": cluster}
-            authz.require_site(principal, Role.OPERATOR, f"drain node {node}")
-            self._node_call(lambda b: b.drain(node, reason, cluster))
+        details = {"reason": reason, "cluster": cluster}
+        self._node_action(
+            principal, "node.drain", node, details, lambda b: b.drain(node, reason, cluster)
+        )
 
     def resume(self, principal: Principal, node: str, cluster: str | None = None) -> None:
-        with self.auditor.audited(principal, "node.resume", target=node) as note:
-            note.details = {"cluster": cluster}
-            authz.require_site(principal, Role.OPERATOR, f"resume node {node}")
-            self._node_call(lambda b: b.resume(node, cluster))
+        details = {"cluster": cluster}
+        self._node_action(
+            principal, "node.resume", node, details, lambda b: b.resume(node, cluster)
+        )
 
-    def _node_call(self, call: Callable[[SlurmBackend], Any]) -> None:
-        backend = self._slurm()
+    def _node_action(
+        self,
+        principal: Principal,
+        action: str,
+        node: str,
+        details: dict[str, Any],
+        call: Callable[[SlurmBackend], Any],
+    ) -> None:
+        """Authorize, call the scheduler (outside any transaction: it may take seconds),
+        then record the outcome, refused and failed calls included."""
+        note = Note(target=node, details=details)
         try:
-            call(backend)
-        finally:
-            backend.close()
+            authz.require_site(principal, Role.OPERATOR, f"{action.split('.')[1]} node {node}")
+            backend = self._slurm()
+            try:
+                call(backend)
+            finally:
+                backend.close()
+        except HpcbridgeError as exc:
+            note.details = {**details, "error": exc.message}
+            denied = isinstance(exc, ForbiddenError)
+            self.auditor.record(
+                principal, action, note, Outcome.DENIED if denied else Outcome.ERROR
+            )
+            raise
+        self.auditor.record(principal, action, note, Outcome.OK)
 
     # -- SLOs --------------------------------------------------------------------------------
 
