@@ -167,3 +167,12 @@ def test_parse_test_only() -> None:
     nonsense = "sbatch: Job 1984 to start at 4210864471040 using 1 processors on nodes n1 in x"
     assert parse_test_only(nonsense) is None
     assert parse_test_only("allocation failure: Invalid partition name specified") is None
+
+
+def test_a_partition_whose_nodes_are_out_of_sight_is_left_to_sbatch(facts: ClusterFacts) -> None:
+    hidden = dataclasses.replace(facts, nodes=())  # PrivateData=nodes: sinfo shows none
+    assert (
+        refusals(spec(placement={"features": ["bigmem"]}, resources={"gpus": 9}), "batch", hidden)
+        == []
+    )
+    assert refusals(spec(licences={"fluent": 9}), "batch", hidden)[0].startswith("licences: 9")

@@ -178,6 +178,14 @@ def refusals(spec: JobSpec, default_partition: str | None, facts: ClusterFacts) 
     problems = _licence_refusals(spec.licences, facts.licences, where)
     nodes = [n for n in facts.nodes if n.name in set(partition.nodes)]
     in_part = f"partition {partition.name!r} {where}"
+    resources = spec.resources
+    if partition.max_time_s is not None and (resources.walltime_s or 0) > partition.max_time_s:
+        problems.append(
+            f"resources.walltime: {_minutes(resources.walltime_s or 0)} asked, {in_part} "
+            f"allows at most {_minutes(partition.max_time_s)}"
+        )
+    if not nodes:
+        return problems  # its nodes are out of sight (PrivateData): sbatch judges them
     features = set(spec.placement.features)
     known = {f for n in nodes for f in n.features}
     unknown = sorted(features - known)
@@ -193,12 +201,6 @@ def refusals(spec: JobSpec, default_partition: str | None, facts: ClusterFacts) 
             *problems,
             f"placement.features: no node of {in_part} has all of {', '.join(sorted(features))}",
         ]
-    resources = spec.resources
-    if partition.max_time_s is not None and (resources.walltime_s or 0) > partition.max_time_s:
-        problems.append(
-            f"resources.walltime: {_minutes(resources.walltime_s or 0)} asked, {in_part} "
-            f"allows at most {_minutes(partition.max_time_s)}"
-        )
     problems += _node_refusals(spec, nodes, in_part)
     return problems
 
