@@ -30,7 +30,13 @@ from hpcbridge.errors import (
     SpecError,
     StoreError,
 )
-from hpcbridge.policy import QuarantinePolicy
+from hpcbridge.policy import (
+    LicenceMonitor,
+    QuarantinePolicy,
+    load_licence_pools,
+    over_total,
+    without_managed,
+)
 from hpcbridge.provenance import ORIGIN_EVENT, build, origin
 from hpcbridge.reconciler import CycleReport, Policy, Reconciler, leadership_for
 from hpcbridge.spec import JobSpec, expand, task_count, task_documents
@@ -100,6 +106,17 @@ def _configured_backends(settings: Settings) -> list[str]:
     return ["local", *(["slurm"] if settings.resolved_clusters_file.exists() else [])]
 
 
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A checked submission, ready to be written (``Client.prepare``)."""
+
+    specs: tuple[JobSpec, ...]
+    rows: tuple[NewJob, ...]
+    origins: dict[Any, Any]
+    warnings: dict[int, list[str]]
+    actor: str
+
+
 class Client:
     def __init__(
         self,
@@ -119,6 +136,7 @@ class Client:
             clock=clock,
             ttl_s=self.settings.lease_ttl_s,
         )
+        self.licence_pools = load_licence_pools(self.settings.resolved_licence_pools_file)
         self.reconciler = Reconciler(
             self.store,
             self.backends,
@@ -137,6 +155,7 @@ class Client:
             may_act=self._leader.may_act,
             wake=self._wake.set,
             rate_cards=load_cards(self.settings.resolved_rate_cards),
+            licences=LicenceMonitor(self.licence_pools),
         )
 
     # -- submission ------------------------------------------------------------------------
@@ -151,9 +170,11 @@ class Client:
                 f"{', '.join(available_backends())}",
             ]
         problems += [use.refusal() for use in self._budgets(spec) if use.over_hard]
+        problems += over_total(spec.licences, self.licence_pools)
         backend = self.backends[spec.backend]
         for task in expand(spec)[:1] if spec.array else [None]:
-            problems += backend.check(task.spec if task else spec)
+            checked = without_managed(task.spec if task else spec, self.licence_pools)
+            problems += backend.check(checked)
         if spec.stage_in or spec.stage_out:  # inputs readable, sizes, room to stage them
             problems += check_data(spec, self.settings.home / "data" / "preflight")
         return problems
@@ -166,16 +187,27 @@ class Client:
         return found if isinstance(found, str) else None
 
     def submit(
-        self, spec: JobSpec, *, idempotency_key: str | None = None, actor: str = "cli"
+        self,
+        spec: JobSpec,
+        *,
+        idempotency_key: str | None = None,
+        actor: str = "cli",
+        prepared: Prepared | None = None,
     ) -> Job:
         """Accept one job. A retried request with the same idempotency key and the same spec
-        gets the job the first one created; the same key with another spec is refused."""
+        gets the job the first one created; the same key with another spec is refused.
+        ``prepared``: what ``prepare([spec], ...)`` made of it beforehand."""
+
+        def store() -> Job:
+            ready = prepared or self.prepare([spec], idempotency_key=idempotency_key, actor=actor)
+            return self.store_prepared(ready)[0]
+
         if idempotency_key is None:
-            return self.submit_many([spec], actor=actor)[0]
+            return store()
         existing = self.store.find_by_idempotency_key(idempotency_key)
         if existing is None:
             try:
-                return self.submit_many([spec], idempotency_key=idempotency_key, actor=actor)[0]
+                return store()
             except StoreError:
                 existing = self.store.find_by_idempotency_key(idempotency_key)
                 if existing is None:
@@ -189,20 +221,34 @@ class Client:
         self, specs: Sequence[JobSpec], *, idempotency_key: str | None = None, actor: str = "cli"
     ) -> list[Job]:
         """Accept several jobs in one transaction: all of them, or none if one is invalid."""
+        return self.store_prepared(
+            self.prepare(specs, idempotency_key=idempotency_key, actor=actor)
+        )
+
+    def prepare(
+        self, specs: Sequence[JobSpec], *, idempotency_key: str | None = None, actor: str = "cli"
+    ) -> Prepared:
+        """What a submission does before it writes: the checks (which may ask the
+        scheduler), the rows, where it was submitted from (git runs). Outside any
+        transaction; ``store_prepared`` then writes it."""
         warnings = {id(spec): self.budget_warnings(spec) for spec in specs}
         rows: list[NewJob] = []
         for spec in specs:
             rows += self._rows_for(self._accept(spec), idempotency_key, owner=actor)
-        now = self._clock()
         origins = {r.spec.get("submit_dir") for r in rows if r.parent_id is None}
-        found = {where: origin(where) for where in origins}  # before the write: git runs
-        created = self.store.create_jobs(rows, now=now, actor=actor)
+        found = {where: origin(where) for where in origins}
+        return Prepared(tuple(specs), tuple(rows), found, warnings, actor)
+
+    def store_prepared(self, prepared: Prepared) -> list[Job]:
+        """Write a prepared submission: its jobs and where each came from."""
+        now, actor = self._clock(), prepared.actor
+        created = self.store.create_jobs(prepared.rows, now=now, actor=actor)
         top = [job for job in created if job.parent_id is None]
         with self.store.batch():
             for job in top:
-                data = found[job.spec.get("submit_dir")]
+                data = prepared.origins[job.spec.get("submit_dir")]
                 self.store.add_event(job.job_id, ORIGIN_EVENT, now=now, data=data, actor=actor)
-        self._note_budget_warnings(created, specs, warnings)
+        self._note_budget_warnings(created, prepared.specs, prepared.warnings)
         self._wake.set()
         return top
 

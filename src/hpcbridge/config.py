@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     budgets_file: Path | None = Field(
         default=None, description="YAML file of budgets; default <home>/budgets.yaml"
     )
+    licence_pools_file: Path | None = Field(
+        default=None,
+        description="YAML file of managed licence pools; default <home>/licence_pools.yaml",
+    )
 
     @field_validator("required_tags", mode="before")
     @classmethod
@@ -134,6 +138,10 @@ class Settings(BaseSettings):
     @property
     def resolved_budgets_file(self) -> Path:
         return self.budgets_file or self.home / "budgets.yaml"
+
+    @property
+    def resolved_licence_pools_file(self) -> Path:
+        return self.licence_pools_file or self.home / "licence_pools.yaml"
 
     @property
     def resolved_database_url(self) -> str:

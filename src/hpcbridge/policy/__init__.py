@@ -1,5 +1,14 @@
-"""Policies the reconciler applies across jobs: node quarantine (fencing)."""
+"""Policies the reconciler applies across jobs: node quarantine (fencing), licence pools."""
 
+from hpcbridge.policy._licences import (
+    LicenceMonitor,
+    LicencePool,
+    LicenceServer,
+    PoolHealth,
+    load_licence_pools,
+    over_total,
+    without_managed,
+)
 from hpcbridge.policy._quarantine import (
     Drain,
     NodeFailure,
@@ -11,9 +20,16 @@ from hpcbridge.policy._quarantine import (
 
 __all__ = [
     "Drain",
+    "LicenceMonitor",
+    "LicencePool",
+    "LicenceServer",
     "NodeFailure",
     "NodeState",
+    "PoolHealth",
     "QuarantinePolicy",
     "Refusal",
     "decide_quarantine",
+    "load_licence_pools",
+    "over_total",
+    "without_managed",
 ]

@@ -13,6 +13,7 @@ from hpcbridge.reconciler._actions import (
 from hpcbridge.reconciler._decide import JobView, Policy, decide
 from hpcbridge.reconciler._environment import attempt_environment
 from hpcbridge.reconciler._leader import LeaderLock, Leadership, StoreLease, leadership_for
+from hpcbridge.reconciler._licence_wait import LicenceNeed
 from hpcbridge.reconciler._loop import CycleReport, Reconciler
 from hpcbridge.reconciler._retry import RetryDecision, backoff_s, decide_retry, retry_classes
 
@@ -25,6 +26,7 @@ __all__ = [
     "Kill",
     "LeaderLock",
     "Leadership",
+    "LicenceNeed",
     "Note",
     "Policy",
     "Reconciler",

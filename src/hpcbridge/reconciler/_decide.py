@@ -18,6 +18,7 @@ from hpcbridge.reconciler._actions import (
     Submit,
     Transition,
 )
+from hpcbridge.reconciler._licence_wait import LicenceNeed, licence_wait, released
 from hpcbridge.reconciler._retry import decide_retry
 from hpcbridge.reconciler._stage_outcome import StageOutcome
 from hpcbridge.spec import JobSpec, format_duration
@@ -48,6 +49,8 @@ class JobView:
     children: Mapping[JobState, int] | None = None
     staged: StageOutcome | None = None
     """The finished data stage of a job in ``staging_in``/``staging_out`` (None: running)."""
+    licences: tuple[LicenceNeed, ...] = ()
+    """Managed licence pools the job asks of, with what is free this cycle."""
 
 
 def decide(view: JobView, policy: Policy, now: float) -> list[Action]:
@@ -61,16 +64,16 @@ def decide(view: JobView, policy: Policy, now: float) -> list[Action]:
     if state is _S.ACCEPTED:
         if view.spec.stage_in:
             return [Transition(_S.STAGING_IN, "staging inputs")]
-        return [Transition(_S.QUEUED, "waiting to start"), Submit()]
+        return _queue(view, "waiting to start", now)
     if state is _S.RETRY_WAIT:
         due = view.job.next_attempt_at is None or now >= view.job.next_attempt_at
         if due and view.spec.stage_in:  # inputs are verified again before every attempt
             return [Transition(_S.STAGING_IN, "retrying: staging inputs")]
-        return [Transition(_S.QUEUED, "retrying"), Submit()] if due else []
+        return _queue(view, "retrying", now) if due else []
     if state in (_S.STAGING_IN, _S.STAGING_OUT):
         return _decide_staged(view, now)
     if state is _S.HELD:
-        return []
+        return _decide_held(view, now)
     attempt = view.attempt
     if attempt is None or attempt.state.finished or attempt.state is AttemptState.PREPARED:
         if state is _S.LOST:
@@ -92,6 +95,28 @@ def decide(view: JobView, policy: Policy, now: float) -> list[Action]:
     if seen.phase is Phase.UNKNOWN:
         return _decide_unknown(view, policy, now)
     return _decide_finished(view, seen, now)
+
+
+def _queue(
+    view: JobView, reason: str | None, now: float, data: dict[str, Any] | None = None
+) -> list[Action]:
+    """Queue and submit, unless managed licences are short: then it waits held."""
+    wait = licence_wait(view.licences, view.job.state, view.job.reason, now)
+    if wait is None:
+        return [Transition(_S.QUEUED, reason, data=data or {}), Submit()]
+    if data:  # keep what the stage recorded on the way to held
+        wait = [
+            replace(a, data={**data, **a.data}) if isinstance(a, Transition) else a for a in wait
+        ]
+    return wait
+
+
+def _decide_held(view: JobView, now: float) -> list[Action]:
+    """Held for licences: released once they are free. Other holds are not ours to end."""
+    if not view.licences:
+        return []
+    wait = licence_wait(view.licences, view.job.state, view.job.reason, now)
+    return [released(view.licences), Submit()] if wait is None else wait
 
 
 def _decide_requeued(view: JobView, seen: Observation, now: float) -> list[Action]:
@@ -229,7 +254,7 @@ def _decide_staged(view: JobView, now: float) -> list[Action]:
     data = dict(staged.data)
     if job.state is _S.STAGING_IN:
         if staged.ok:
-            return [Transition(_S.QUEUED, staged.reason, data=data), Submit()]
+            return _queue(view, staged.reason, now, data)
         failed: dict[str, Any] = {"failure_class": staged.failure_class}
         return [Transition(_S.FAILED, f"stage-in failed: {staged.reason}", failed, data)]
     if job.failure_class is not None:  # outputs of a failed run: its failure decides

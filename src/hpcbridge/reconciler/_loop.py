@@ -36,6 +36,7 @@ from hpcbridge.errors import (
 )
 from hpcbridge.policy import (
     Drain,
+    LicenceMonitor,
     NodeFailure,
     NodeState,
     QuarantinePolicy,
@@ -53,6 +54,7 @@ from hpcbridge.reconciler._actions import (
     Transition,
 )
 from hpcbridge.reconciler._decide import JobView, Policy, decide
+from hpcbridge.reconciler._licences import LicenceBook
 from hpcbridge.reconciler._recovery import lost_work, time_to_recover
 from hpcbridge.reconciler._stager import Stager, unverified_inputs
 from hpcbridge.reconciler._submit import Submitter, record_submitted, ref_of
@@ -97,13 +99,15 @@ class Reconciler:
         may_act: Callable[[], bool] = lambda: True,
         wake: Callable[[], None] = lambda: None,
         rate_cards: CardBook | None = None,
+        licences: LicenceMonitor | None = None,
     ) -> None:
         """``node_backends``: backends whose nodes are counted from the first cycle (None:
         all of ``backends``); any other is counted once it has had a job to poll, so that a
         laptop running local jobs never asks an installed Slurm about its nodes.
         ``may_act``: whether this process still leads with time to spare for a scheduler
         call (checked before each submission and kill). ``rate_cards``: the cards each
-        finished attempt is charged under."""
+        finished attempt is charged under. ``licences``: the managed licence pools."""
+        self._licences = LicenceBook(licences)
         self._cards = rate_cards or CardBook(())
         self.stats = stats or ReconcilerStats()
         self._node_refresh_s = node_refresh_s
@@ -128,6 +132,7 @@ class Reconciler:
             checkpoints_dir,
             may_act,
             project_quota=policy.project_running_quota,
+            managed_licences=licences.pools if licences else (),
         )
         self._stager = Stager(checkpoints_dir, wake)  # data stages, off the cycle's thread
 
@@ -163,10 +168,13 @@ class Reconciler:
         kills = self._unsent_kills(latest.values())
         # Decide, and read what the decisions need from files, before the transaction.
         decided: list[tuple[JobView, list[Action]] | tuple[Job, Exception]] = []
-        for job in jobs.values():
+        self._licences.begin(jobs.values(), self.spec_of, now)  # health checks run here
+        # In priority order: the first jobs released take the free licences.
+        for job in sorted(jobs.values(), key=lambda j: (-j.priority, j.created_at)):
             try:
                 view = self._view(job, latest.get(job.job_id), observations)
                 actions = decide(view, self._policy, now)  # pure: nothing to log
+                self._licences.decided(view.licences, actions)
                 if actions:  # most jobs, most cycles: waiting, with nothing new
                     decided.append((view, self._with_files_read(view, actions)))
             except Exception as exc:
@@ -384,6 +392,7 @@ class Reconciler:
             unknown_since=self._unknown_since.get(attempt.token) if attempt else None,
             children=children,
             staged=staged,
+            licences=self._licences.needs(job, spec),
         )
 
     def staging_progress(self, job_id: str) -> tuple[int, int] | None:

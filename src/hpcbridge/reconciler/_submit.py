@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextvars
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ from hpcbridge.errors import (
     HpcbridgeError,
     UncertainSubmissionError,
 )
+from hpcbridge.policy import without_managed
 from hpcbridge.reconciler._environment import attempt_environment
 from hpcbridge.reconciler._recovery import time_to_recover
 from hpcbridge.spec import JobSpec
@@ -111,8 +112,10 @@ class Submitter:
         may_act: Callable[[], bool] = lambda: True,
         *,
         project_quota: int | None = None,
+        managed_licences: Collection[str] = (),
     ) -> None:
         self._store = store
+        self._managed_licences = frozenset(managed_licences)
         self._project_quota = project_quota
         self._backends = backends
         self._spec_of = spec_of
@@ -240,7 +243,7 @@ class Submitter:
         return True
 
     def _request(self, job: Job, attempt: Attempt) -> LaunchRequest:
-        spec = self._spec_of(job)
+        spec = without_managed(self._spec_of(job), self._managed_licences)
         env = attempt_environment(job, spec, attempt.number, self._checkpoints)
         return LaunchRequest(job.job_id, attempt.number, attempt.token, spec, env)
 
