@@ -35,6 +35,7 @@ from hpcbridge.policy import (
     QuarantinePolicy,
     load_licence_pools,
     over_total,
+    wait_estimates,
     without_managed,
 )
 from hpcbridge.provenance import ORIGIN_EVENT, build, origin
@@ -167,6 +168,11 @@ class Client:
         if spec.stage_in or spec.stage_out:  # inputs readable, sizes, room to stage them
             problems += check_data(spec, self.settings.home / "data" / "preflight")
         return problems
+
+    def licence_waits(self, spec: JobSpec) -> dict[str, float]:
+        """Per managed pool ``spec`` asks of: the median seconds its recent jobs waited
+        held for licences (pools without history are left out)."""
+        return wait_estimates(self.store, [p for p in spec.licences if p in self.licence_pools])
 
     def start_estimate(self, spec: JobSpec) -> str | None:
         """When the scheduler expects ``spec`` to start, as its backend's last check of it

@@ -15,6 +15,7 @@ import yaml
 from hpcbridge.client import Client
 from hpcbridge.config import Settings
 from hpcbridge.errors import ConfigError, SpecError
+from hpcbridge.policy._licence_history import held_s
 from hpcbridge.spec import JobSpec
 from hpcbridge.states import FailureClass, JobState
 
@@ -83,6 +84,10 @@ def test_three_jobs_of_two_licences_share_a_pool_of_four(
         ([JobState.RUNNING] * 2, JobState.HELD, "waiting for 2 licences of fluent (0 free)")
     ]
     assert [j.state for j in done] == [JobState.SUCCEEDED] * 3
+    # The preflight's history: the third waited, the first two did not (median 0).
+    assert (held_s(client.store.events(third.job_id), "fluent") or 0) > 0
+    assert held_s(client.store.events(jobs[0].job_id), "fluent") == 0
+    assert client.licence_waits(fluent_job(make_spec, "next", ["true"])) == {"fluent": 0.0}
     event = next(e for e in client.store.events(third.job_id) if e.data.get("licences"))
     assert event.data["licences"]["fluent"] == {
         "requested": 2,

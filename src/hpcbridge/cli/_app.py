@@ -148,9 +148,11 @@ def validate(file: FileArg, cluster: ClusterOpt = None, json_output: JsonOpt = F
         problems = client.check(spec)
         estimate = None if problems else client.start_estimate(spec)
         data = client.data_preflight(spec) if spec.stage_in and not problems else None
+        waits = {} if problems else client.licence_waits(spec)
         if json_output:
             document = {"valid": not problems, "problems": problems, "spec": spec.to_document()}
             document["data"] = data.summary() if data else None
+            document["licence_waits_s"] = waits
             out.print_json(render.dumps(document | {"start_estimate": estimate}))
         elif not problems:
             out.print(f"{file}: valid ({spec.backend} backend)")
@@ -158,10 +160,17 @@ def validate(file: FileArg, cluster: ClusterOpt = None, json_output: JsonOpt = F
                 out.print(data.describe(), highlight=False)
             if estimate is not None:
                 out.print(f"the scheduler expects it to start at {estimate}", highlight=False)
+            for pool, wait_s in sorted(waits.items()):
+                out.print(_licence_wait(pool, wait_s), highlight=False)
         if problems:
             for problem in problems:
                 err.print(f"error: {problem}")
             raise typer.Exit(2)
+
+
+def _licence_wait(pool: str, wait_s: float) -> str:
+    about = f"about {round(wait_s / 60)} min" if wait_s >= 30 else "less than a minute"
+    return f"would wait {about} for licence {pool} (median of its recent jobs)"
 
 
 @app.command()

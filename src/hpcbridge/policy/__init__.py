@@ -1,5 +1,6 @@
 """Policies the reconciler applies across jobs: node quarantine (fencing), licence pools."""
 
+from hpcbridge.policy._licence_history import wait_estimates
 from hpcbridge.policy._licences import (
     LicenceMonitor,
     LicencePool,
@@ -31,5 +32,6 @@ __all__ = [
     "decide_quarantine",
     "load_licence_pools",
     "over_total",
+    "wait_estimates",
     "without_managed",
 ]
