@@ -88,6 +88,10 @@ def test_client_mode_through_the_real_server(tmp_path: Path, server: tuple[str, 
     assert status["job"]["state"] == "failed"
     logs = run("logs", f"{job_id}.2")
     assert logs.stdout == "task-2\n"
+    followed = run("logs", f"{job_id}.2", "--follow")  # the server streams until the end
+    assert (followed.returncode, followed.stdout) == (0, "task-2\n"), followed.stderr
+    as_json = json.loads(run("logs", f"{job_id}.1", "--json").stdout)
+    assert as_json["stdout"]["lines"] == ["task-1"] and as_json["attempt"] == 1
     why = run("why", f"{job_id}.1")
     assert why.returncode == 0 and "exited" in why.stdout, why.stderr
     cancel = run("cancel", f"{job_id}.0")
