@@ -107,6 +107,17 @@ def _configured_backends(settings: Settings) -> list[str]:
     return ["local", *(["slurm"] if settings.resolved_clusters_file.exists() else [])]
 
 
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A checked submission, ready to be written (``Client.prepare``)."""
+
+    specs: tuple[JobSpec, ...]
+    rows: tuple[NewJob, ...]
+    origins: dict[Any, Any]
+    warnings: dict[int, list[str]]
+    actor: str
+
+
 class Client:
     def __init__(
         self,
@@ -182,16 +193,27 @@ class Client:
         return found if isinstance(found, str) else None
 
     def submit(
-        self, spec: JobSpec, *, idempotency_key: str | None = None, actor: str = "cli"
+        self,
+        spec: JobSpec,
+        *,
+        idempotency_key: str | None = None,
+        actor: str = "cli",
+        prepared: Prepared | None = None,
     ) -> Job:
         """Accept one job. A retried request with the same idempotency key and the same spec
-        gets the job the first one created; the same key with another spec is refused."""
+        gets the job the first one created; the same key with another spec is refused.
+        ``prepared``: what ``prepare([spec], ...)`` made of it beforehand."""
+
+        def store() -> Job:
+            ready = prepared or self.prepare([spec], idempotency_key=idempotency_key, actor=actor)
+            return self.store_prepared(ready)[0]
+
         if idempotency_key is None:
-            return self.submit_many([spec], actor=actor)[0]
+            return store()
         existing = self.store.find_by_idempotency_key(idempotency_key)
         if existing is None:
             try:
-                return self.submit_many([spec], idempotency_key=idempotency_key, actor=actor)[0]
+                return store()
             except StoreError:
                 existing = self.store.find_by_idempotency_key(idempotency_key)
                 if existing is None:
@@ -205,20 +227,34 @@ class Client:
         self, specs: Sequence[JobSpec], *, idempotency_key: str | None = None, actor: str = "cli"
     ) -> list[Job]:
         """Accept several jobs in one transaction: all of them, or none if one is invalid."""
+        return self.store_prepared(
+            self.prepare(specs, idempotency_key=idempotency_key, actor=actor)
+        )
+
+    def prepare(
+        self, specs: Sequence[JobSpec], *, idempotency_key: str | None = None, actor: str = "cli"
+    ) -> Prepared:
+        """What a submission does before it writes: the checks (which may ask the
+        scheduler), the rows, where it was submitted from (git runs). Outside any
+        transaction; ``store_prepared`` then writes it."""
         warnings = {id(spec): self.budget_warnings(spec) for spec in specs}
         rows: list[NewJob] = []
         for spec in specs:
             rows += self._rows_for(self._accept(spec), idempotency_key, owner=actor)
-        now = self._clock()
         origins = {r.spec.get("submit_dir") for r in rows if r.parent_id is None}
-        found = {where: origin(where) for where in origins}  # before the write: git runs
-        created = self.store.create_jobs(rows, now=now, actor=actor)
+        found = {where: origin(where) for where in origins}
+        return Prepared(tuple(specs), tuple(rows), found, warnings, actor)
+
+    def store_prepared(self, prepared: Prepared) -> list[Job]:
+        """Write a prepared submission: its jobs and where each came from."""
+        now, actor = self._clock(), prepared.actor
+        created = self.store.create_jobs(prepared.rows, now=now, actor=actor)
         top = [job for job in created if job.parent_id is None]
         with self.store.batch():
             for job in top:
-                data = found[job.spec.get("submit_dir")]
+                data = prepared.origins[job.spec.get("submit_dir")]
                 self.store.add_event(job.job_id, ORIGIN_EVENT, now=now, data=data, actor=actor)
-        self._note_budget_warnings(created, specs, warnings)
+        self._note_budget_warnings(created, prepared.specs, prepared.warnings)
         self._wake.set()
         return top
 

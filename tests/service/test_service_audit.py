@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from hpcbridge.config import Settings
-from hpcbridge.errors import ForbiddenError, NotFoundError
+from hpcbridge.errors import ForbiddenError, NotFoundError, SpecError
 from hpcbridge.security import (
     GENESIS_HASH,
     SITE,
@@ -230,3 +230,15 @@ def test_node_actions_are_recorded_after_the_scheduler_call(service: Service) ->
         ("ops", "node.resume", "n1", "ok"),
     ]
     assert service.audit_list(PLATFORM)[0].details == {"reason": "ECC errors", "cluster": None}
+
+
+def test_an_invalid_spec_is_recorded_as_an_error_and_stores_nothing(
+    service: Service, make_spec: Callable[..., JobSpec]
+) -> None:
+    alice = principal("alice", {"a": Role.MEMBER})
+    with pytest.raises(SpecError):
+        service.submit(alice, make_spec(project="a", resources={"cpus_per_task": 999}))
+    assert service.list_jobs(PLATFORM).items == []
+    [record] = service.audit_list(PLATFORM)
+    assert (record.action, record.outcome, record.project) == ("job.submit", "error", "a")
+    assert "cannot run" in record.details["error"]

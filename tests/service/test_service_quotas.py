@@ -59,7 +59,9 @@ def test_core_hours_per_day(
         service.submit(ALICE, make_spec(project="a", resources=four_cpus))
     assert refused.value.retry_after_s == 86_400 - 7200  # when the first leaves the day
     with pytest.raises(QuotaExceededError, match="more than project 'a' may use in a day"):
-        service.submit(ALICE, make_spec(project="a", resources={"cpus_per_task": 11}))
+        service.submit(
+            ALICE, make_spec(project="a", resources={"cpus_per_task": 2, "walltime": "6h"})
+        )
     service.submit(ALICE, make_spec(project="a", resources={"walltime": "1h"}))  # 1 more fits
     clock.now += 86_400 - 7200
     service.submit(ALICE, make_spec(project="a", resources=four_cpus))

@@ -48,12 +48,16 @@ class Auditor:
                 yield note
                 record = self._store.append_audit(self._entry(principal, action, note, Outcome.OK))
         except HpcbridgeError as exc:
-            denied = isinstance(exc, _DENIED)
-            outcome = Outcome.DENIED if denied else Outcome.ERROR
-            note.details = {**note.details, "error": exc.message}
-            self._write_alone(self._entry(principal, action, note, outcome))
+            self.refused(principal, action, note, exc)
             raise
         self._exported(record)
+
+    def refused(self, principal: Principal, action: str, note: Note, exc: HpcbridgeError) -> None:
+        """Record a call that failed: ``denied`` if refused (a role, a quota, a hidden
+        object), ``error`` otherwise."""
+        outcome = Outcome.DENIED if isinstance(exc, _DENIED) else Outcome.ERROR
+        note.details = {**note.details, "error": exc.message}
+        self.record(principal, action, note, outcome)
 
     def record(self, principal: Principal, action: str, note: Note, outcome: Outcome) -> None:
         """A record of its own: for an action whose effect is outside the store (a

@@ -118,26 +118,45 @@ class Service:
         """Accept a job in ``spec.project`` owned by the principal. Refused (and audited) if
         the principal may not submit there, asks for a priority above its role's cap, or the
         project is over a quota (QuotaExceededError says when to retry)."""
-        with self.auditor.audited(principal, "job.submit") as note:
-            note.project = spec.project
-            note.details = {"name": spec.name, "priority": spec.priority}
-            authz.require(principal, Permission.SUBMIT, spec.project, "submit jobs")
-            authz.check_priority(principal, spec.project, spec.priority)
-            if idempotency_key is not None:
-                note.details["idempotency_key"] = idempotency_key
-                self._check_key_owner(principal, idempotency_key)
-                existing = self.store.find_by_idempotency_key(idempotency_key)
-            else:
-                existing = None
-            if existing is None:  # a retried submission is no new work
-                tasks = task_count(spec.array) if spec.array else 0
-                document = spec.to_document()
-                check_submission(
-                    self.store, self.quotas, spec.project, document, tasks, self._clock()
+        note = Note(project=spec.project, details={"name": spec.name, "priority": spec.priority})
+        if idempotency_key is not None:
+            note.details["idempotency_key"] = idempotency_key
+        try:  # outside the transaction: the checks may ask the scheduler, git runs
+            self._authorize_submit(principal, spec, idempotency_key)
+            retried = idempotency_key is not None and (
+                self.store.find_by_idempotency_key(idempotency_key) is not None
+            )
+            prepared = None
+            if not retried:
+                prepared = self.client.prepare(
+                    [spec], idempotency_key=idempotency_key, actor=principal.subject
                 )
-            job = self.client.submit(spec, idempotency_key=idempotency_key, actor=principal.subject)
-            note.target = job.job_id
+        except HpcbridgeError as exc:
+            self.auditor.refused(principal, "job.submit", note, exc)
+            raise
+        with self.auditor.audited(principal, "job.submit") as inside:
+            inside.project, inside.details = note.project, note.details
+            self._authorize_submit(principal, spec, idempotency_key)
+            if prepared is not None:  # a retried submission is no new work
+                tasks = task_count(spec.array) if spec.array else 0
+                now, document = self._clock(), spec.to_document()
+                check_submission(self.store, self.quotas, spec.project, document, tasks, now)
+            job = self.client.submit(
+                spec,
+                idempotency_key=idempotency_key,
+                actor=principal.subject,
+                prepared=prepared,
+            )
+            inside.target = job.job_id
         return job
+
+    def _authorize_submit(
+        self, principal: Principal, spec: JobSpec, idempotency_key: str | None
+    ) -> None:
+        authz.require(principal, Permission.SUBMIT, spec.project, "submit jobs")
+        authz.check_priority(principal, spec.project, spec.priority)
+        if idempotency_key is not None:
+            self._check_key_owner(principal, idempotency_key)
 
     def _check_key_owner(self, principal: Principal, key: str) -> None:
         existing = self.store.find_by_idempotency_key(key)
