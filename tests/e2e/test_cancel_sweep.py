@@ -28,7 +28,7 @@ def _sweep(tmp_path: Path, marks: Path) -> Path:
     # Each task marks its start, then runs long enough to be caught by the cancel.
     program = (
         "import os, sys, time; i=os.environ['HPCBRIDGE_ARRAY_INDEX'];"
-        "open(os.path.join(sys.argv[1], f'start-{i}'), 'w').close(); time.sleep(1.5);"
+        "open(os.path.join(sys.argv[1], f'start-{i}'), 'w').close(); time.sleep(3);"
         "open(os.path.join(sys.argv[1], f'end-{i}'), 'w').close()"
     )
     return write_spec(
@@ -73,7 +73,7 @@ def test_cancelled_sweep_records_exactly_the_tasks_that_ran(
     finally:
         runner.kill()
         runner.wait()
-    time.sleep(1.5)  # a task wrongly started after the cancel would mark itself by now
+    time.sleep(1.5)  # a task wrongly started after the cancel would have marked its start
     client = Client(Settings(home=Path(cli_env["HPCBRIDGE_HOME"])))
     try:
         assert client.get(job_id).state is JobState.CANCELLED
