@@ -27,11 +27,14 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hpcbridge.errors import ConfigError
 from hpcbridge.spec import JobSpec
+
+log = structlog.get_logger("hpcbridge.licences")
 
 
 class LicenceServer(BaseModel):
@@ -188,5 +191,13 @@ class LicenceMonitor:
         if cached is not None and now - cached[0] < pool.check_interval_s:
             return cached[1]
         up = self._check(server.check, server.timeout_s)
+        if cached is None or cached[1] != up:  # say so once per change, not every check
+            event = "licence_server_up" if up else "licence_server_down"
+            (log.info if up else log.warning)(
+                event,
+                pool=pool.name,
+                server=server.name,
+                check=list(server.check),
+            )
         self._seen[key] = (now, up)
         return up

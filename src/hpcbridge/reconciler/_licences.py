@@ -1,7 +1,7 @@
 """The cycle's licence bookkeeping, done before deciding so that ``decide()`` stays pure.
 
-Licences in use are those of this store's jobs queued or running (the scheduler holds
-them, or they were released to it); each job released in this cycle takes its share
+Licences in use are those of this store's jobs queued, running or lost (the scheduler
+holds them, or they were released to it); each job released in this cycle takes its share
 before the next one is decided, so one cycle never hands out more than the pool has.
 """
 
@@ -21,7 +21,8 @@ from hpcbridge.store import Job
 
 log = structlog.get_logger("hpcbridge.reconciler")
 
-_HOLDING = (JobState.QUEUED, JobState.RUNNING)
+# A lost job may still run where the scheduler cannot be asked: its licences stay counted.
+_HOLDING = (JobState.QUEUED, JobState.RUNNING, JobState.LOST)
 _WAITING = (JobState.ACCEPTED, JobState.STAGING_IN, JobState.RETRY_WAIT, JobState.HELD)
 
 
