@@ -1,6 +1,6 @@
 """The REST transport against a live Slurm 24.11 (the optional cluster of
 ``scripts/slurm24-cluster``): it negotiates v0.0.41, submits a job written for that schema
-and reads its end. Opt-in while that cluster is experimental: set HPCBRIDGE_SLURM24=1 after
+and reads its end. The test command starts that cluster and sets HPCBRIDGE_SLURM24=1; elsewhere, set it after
 ``scripts/slurm-cluster v24 start``."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ pytestmark = [
     pytest.mark.slurm,
     pytest.mark.skipif(
         os.environ.get("HPCBRIDGE_SLURM24") != "1",
-        reason="the Slurm 24.11 cluster is optional: HPCBRIDGE_SLURM24=1 after "
+        reason="needs the Slurm 24.11 test cluster: HPCBRIDGE_SLURM24=1 after "
         "'scripts/slurm-cluster v24 start'",
     ),
 ]
