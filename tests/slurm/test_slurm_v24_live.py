@@ -1,6 +1,6 @@
-"""The REST transport against a live Slurm 24.11 (the optional cluster of
-``scripts/slurm24-cluster``): it negotiates v0.0.41, submits a job written for that schema
-and reads its end. The test command starts that cluster and sets HPCBRIDGE_SLURM24=1; elsewhere, set it after
+"""The REST transport against a live Slurm 24.11 (the cluster of ``scripts/slurm24-cluster``):
+it negotiates v0.0.41, submits a job written for that schema and reads its end. The test
+command starts that cluster and sets HPCBRIDGE_SLURM24=1; elsewhere, set it after
 ``scripts/slurm-cluster v24 start``."""
 
 from __future__ import annotations
