@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from hpcbridge.spec import format_duration
 from hpcbridge.states import FailureClass, JobState
 from hpcbridge.store import Attempt, Job
 
@@ -40,15 +41,7 @@ def rounded_duration(seconds: float) -> str:
     """``2.46`` -> ``2.5s``, ``546.52`` -> ``9m7s``, ``3600.4`` -> ``1h``."""
     if seconds < 10:
         return f"{seconds:.1f}s"
-    total = round(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        count, total = divmod(total, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    if total or not parts:
-        parts.append(f"{total}s")
-    return "".join(parts)
+    return format_duration(round(seconds))
 
 
 def round_durations(text: str) -> str:
