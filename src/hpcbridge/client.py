@@ -22,7 +22,14 @@ import structlog
 
 from hpcbridge.backends import AttemptRef, Backend, available_backends, load_backend
 from hpcbridge.config import Settings
-from hpcbridge.cost import BudgetUse, budget_use, load_budgets, load_cards, uses_for
+from hpcbridge.cost import (
+    BudgetUse,
+    budget_use,
+    load_budget_file,
+    load_budgets,
+    load_cards,
+    uses_for,
+)
 from hpcbridge.errors import (
     ConflictError,
     IdempotencyConflictError,
@@ -31,15 +38,17 @@ from hpcbridge.errors import (
     StoreError,
 )
 from hpcbridge.policy import (
+    BurstDecision,
     LicenceMonitor,
     QuarantinePolicy,
+    decide_burst,
     load_licence_pools,
     over_total,
     wait_estimates,
     without_managed,
 )
 from hpcbridge.provenance import ORIGIN_EVENT, build, origin
-from hpcbridge.reconciler import CycleReport, Policy, Reconciler, leadership_for
+from hpcbridge.reconciler import CycleReport, Policy, Reconciler, burst_inputs, leadership_for
 from hpcbridge.spec import JobSpec, expand, task_count, task_documents
 from hpcbridge.staging import DataPreflight, check_data, preflight
 from hpcbridge.states import JobState
@@ -97,8 +106,13 @@ class _Backends(Mapping[str, Backend]):
 
 
 def _requested(document: Mapping[str, object]) -> dict[str, object]:
-    """What a submission asked for: its spec without where it was submitted from."""
-    return {k: v for k, v in document.items() if k != "submit_dir"}
+    """What a submission asked for: its spec without where it was submitted from and what
+    the burst policy decided."""
+    asked = {k: v for k, v in document.items() if k != "submit_dir"}
+    burst = asked.get("burst")
+    if isinstance(burst, Mapping) and "decided" in burst:
+        asked["burst"] = {k: v for k, v in burst.items() if k != "decided"}
+    return asked
 
 
 def _configured_backends(settings: Settings) -> list[str]:
@@ -116,6 +130,8 @@ class Prepared:
     origins: dict[Any, Any]
     warnings: dict[int, list[str]]
     actor: str
+    bursts: dict[int, BurstDecision] = dataclasses.field(default_factory=dict)
+    """The burst policy's decision per burst-eligible spec (by ``id`` of the spec)."""
 
 
 class Client:
@@ -239,11 +255,36 @@ class Client:
         transaction; ``store_prepared`` then writes it."""
         warnings = {id(spec): self.budget_warnings(spec) for spec in specs}
         rows: list[NewJob] = []
+        bursts: dict[int, BurstDecision] = {}
         for spec in specs:
-            rows += self._rows_for(self._accept(spec), idempotency_key, owner=actor)
+            accepted = self._accept(spec)
+            if accepted.burst.eligible:  # routed now, after check() asked the scheduler
+                bursts[id(spec)] = decision = self.burst_decision(accepted)
+                choice = "burst" if decision.burst else "onprem"
+                burst = accepted.burst.model_copy(update={"decided": choice})
+                accepted = accepted.model_copy(update={"burst": burst})
+            rows += self._rows_for(accepted, idempotency_key, owner=actor)
         origins = {r.spec.get("submit_dir") for r in rows if r.parent_id is None}
         found = {where: origin(where) for where in origins}
-        return Prepared(tuple(specs), tuple(rows), found, warnings, actor)
+        return Prepared(tuple(specs), tuple(rows), found, warnings, actor, bursts)
+
+    def burst_decision(self, spec: JobSpec) -> BurstDecision:
+        """Whether ``spec`` would burst to its cloud partition, with the numbers. Uses the
+        start estimate of the last ``check(spec)`` (no scheduler call of its own)."""
+        cluster = getattr(self.backends[spec.backend], "cluster", None)
+        name = cluster(spec.cluster).name if callable(cluster) else (spec.cluster or "local")
+        egress = self.data_preflight(spec).bytes_total if spec.stage_in else 0
+        inputs = burst_inputs(
+            spec,
+            store=self.store,
+            cards=load_cards(self.settings.resolved_rate_cards),
+            budgets=load_budget_file(self.settings.resolved_budgets_file).burst_budgets,
+            start_estimate=self.start_estimate(spec),
+            egress_bytes=egress,
+            cluster=name,
+            now=self._clock(),
+        )
+        return decide_burst(inputs)
 
     def store_prepared(self, prepared: Prepared) -> list[Job]:
         """Write a prepared submission: its jobs and where each came from."""
@@ -255,8 +296,31 @@ class Client:
                 data = prepared.origins[job.spec.get("submit_dir")]
                 self.store.add_event(job.job_id, ORIGIN_EVENT, now=now, data=data, actor=actor)
         self._note_budget_warnings(created, prepared.specs, prepared.warnings)
+        self._note_bursts(top, prepared)
         self._wake.set()
         return top
+
+    def _note_bursts(self, top: Sequence[Job], prepared: Prepared) -> None:
+        """Each burst-eligible job's decision and its numbers, as a ``burst_decided`` event."""
+        by_name = {
+            (s.project, s.name): prepared.bursts[id(s)]
+            for s in prepared.specs
+            if id(s) in prepared.bursts
+        }
+        if not by_name:
+            return
+        now = self._clock()
+        with self.store.batch():
+            for job in top:
+                decision = by_name.get((job.project, job.name))
+                if decision is not None:
+                    self.store.add_event(
+                        job.job_id,
+                        "burst_decided",
+                        now=now,
+                        reason=decision.summary,
+                        data=decision.as_data(),
+                    )
 
     def data_preflight(self, spec: JobSpec) -> DataPreflight:
         """What staging ``spec``'s inputs involves: files, bytes, free space, time."""

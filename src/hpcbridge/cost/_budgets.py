@@ -9,8 +9,11 @@ A YAML file (``HPCBRIDGE_BUDGETS_FILE``, default ``<home>/budgets.yaml``)::
         soft: 800                 # alert, and a reason on every new job
         hard: 1000                # new submissions refused
         owner: finops@example.org # who can raise it (named in the refusal)
+    burst_budgets:                # what bursting to the cloud may spend (hard, else soft)
+      - {name: physics-burst, project: physics, period: month, hard: 50}
 
-Use is the charge of every attempt that ended in the current period. Nothing here stops
+Use is the charge of every attempt that ended in the current period (for a burst budget,
+of those that ran in the burst partition). Nothing here stops
 a job already accepted: a budget only decides about new submissions.
 """
 
@@ -65,10 +68,13 @@ class BudgetFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     budgets: tuple[Budget, ...] = ()
+    burst_budgets: tuple[Budget, ...] = Field(
+        default=(), description="What bursting to the cloud may spend (its hard or soft limit)"
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> BudgetFile:
-        names = [b.name for b in self.budgets]
+        names = [b.name for b in (*self.budgets, *self.burst_budgets)]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ValueError(f"budget names must be unique; {', '.join(twice)} appear twice")
@@ -77,11 +83,16 @@ class BudgetFile(BaseModel):
 
 def load_budgets(path: Path) -> list[Budget]:
     """The budgets of ``path``; none when it does not exist. Raises ConfigError."""
+    return list(load_budget_file(path).budgets)
+
+
+def load_budget_file(path: Path) -> BudgetFile:
+    """Every budget of ``path``, burst budgets too; empty when it does not exist."""
     if not path.exists():
-        return []
+        return BudgetFile()
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return list(BudgetFile.model_validate(document).budgets)
+        return BudgetFile.model_validate(document)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"budgets {path}: cannot read it as YAML: {exc}") from exc
     except ValidationError as exc:

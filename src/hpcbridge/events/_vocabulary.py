@@ -28,6 +28,7 @@ class EventKind(StrEnum):
     # The client.
     CANCEL_REQUESTED = "cancel_requested"
     BUDGET_WARNING = "budget_warning"
+    BURST_DECIDED = "burst_decided"
     # The reconciler: ``attempt_<AttemptState>`` whenever an attempt changes state.
     ATTEMPT_SUBMITTED = "attempt_submitted"
     ATTEMPT_RUNNING = "attempt_running"
@@ -96,6 +97,22 @@ VOCABULARY: Mapping[EventKind, KindInfo] = {
     EventKind.TRANSITION: KindInfo("store", (FAILURE_CLASS, TIME_TO_RECOVER_S, "recovered_from")),
     EventKind.CANCEL_REQUESTED: KindInfo("client", ()),
     EventKind.BUDGET_WARNING: KindInfo("client (a budget past its soft limit at submission)", ()),
+    EventKind.BURST_DECIDED: KindInfo(
+        "client (the burst policy's choice for a burst-eligible job at submission)",
+        (
+            "burst",
+            "partition",
+            "onprem_wait_s",
+            "burst_wait_s",
+            "wait_saved_s",
+            "onprem_cost",
+            "burst_cost",
+            "egress_gb",
+            "egress_cost",
+            "currency",
+            "queue_depth",
+        ),
+    ),
     EventKind.ATTEMPT_SUBMITTED: KindInfo("reconciler", ("native_id", BACKEND, "requeued")),
     EventKind.ATTEMPT_RUNNING: KindInfo("reconciler", _ATTEMPT_SUMMARY),
     EventKind.ATTEMPT_SUCCEEDED: KindInfo("reconciler", _ATTEMPT_SUMMARY),

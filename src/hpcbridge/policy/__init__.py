@@ -1,5 +1,12 @@
-"""Policies the reconciler applies across jobs: node quarantine (fencing), licence pools."""
+"""Policies applied across jobs: node quarantine (fencing), licence pools, burst to cloud."""
 
+from hpcbridge.policy._burst import (
+    ONPREM,
+    BurstBudgetLeft,
+    BurstDecision,
+    BurstInputs,
+    decide_burst,
+)
 from hpcbridge.policy._licence_history import wait_estimates
 from hpcbridge.policy._licences import (
     LicenceMonitor,
@@ -20,6 +27,10 @@ from hpcbridge.policy._quarantine import (
 )
 
 __all__ = [
+    "ONPREM",
+    "BurstBudgetLeft",
+    "BurstDecision",
+    "BurstInputs",
     "Drain",
     "LicenceMonitor",
     "LicencePool",
@@ -29,6 +40,7 @@ __all__ = [
     "PoolHealth",
     "QuarantinePolicy",
     "Refusal",
+    "decide_burst",
     "decide_quarantine",
     "load_licence_pools",
     "over_total",

@@ -10,6 +10,7 @@ from hpcbridge.reconciler._actions import (
     Submit,
     Transition,
 )
+from hpcbridge.reconciler._burst_route import burst_inputs
 from hpcbridge.reconciler._decide import JobView, Policy, decide
 from hpcbridge.reconciler._environment import attempt_environment
 from hpcbridge.reconciler._leader import LeaderLock, Leadership, StoreLease, leadership_for
@@ -37,6 +38,7 @@ __all__ = [
     "Transition",
     "attempt_environment",
     "backoff_s",
+    "burst_inputs",
     "decide",
     "decide_retry",
     "leadership_for",

@@ -169,6 +169,8 @@ def _actions(events: list[Event]) -> list[str]:
         elif event.kind == "transition" and target is JobState.QUEUED and event.reason:
             if event.from_state is JobState.RUNNING:
                 done.append(f"the scheduler requeued it{where}: {event.reason}")
+        elif event.kind == "burst_decided":
+            done.append(event.reason or "decided about bursting")
         elif event.kind == "budget_warning":
             done.append(f"accepted it past a budget's soft limit: {event.reason}")
         elif event.kind == "node_drained":

@@ -146,9 +146,26 @@ SlurmName = Annotated[
 
 
 class Burst(_Model):
+    """Burst-to-cloud (Slurm): the job may go to ``partition`` when its on-prem wait would
+    exceed ``wait_threshold`` and the burst budget, egress cap and residency allow it."""
+
     eligible: bool = False
-    budget_cap: float | None = Field(default=None, ge=0)
-    residency: tuple[str, ...] = ()
+    wait_threshold_s: DurationS = Field(
+        default=600.0, alias="wait_threshold", description="Burst only past this on-prem wait"
+    )
+    partition: str = Field(default="cloud", min_length=1, description="Where a burst goes")
+    max_egress_gb: float | None = Field(
+        default=None, ge=0, description="Largest input (from staging) worth moving, in GB"
+    )
+    budget_cap: float | None = Field(
+        default=None, ge=0, description="Most this job's burst may cost (rate card currency)"
+    )
+    residency: tuple[str, ...] = Field(
+        default=(), description="Where its data may go; 'onprem' keeps it on-prem"
+    )
+    decided: Literal["burst", "onprem"] | None = Field(
+        default=None, description="What the burst policy chose; filled in at submission"
+    )
 
 
 class JobSpec(_Model):

@@ -472,7 +472,11 @@ def _unsupported_fields(spec: JobSpec) -> list[str]:
             bool(spec.licences),
             f"licences: the local backend has no licence pool; remove them {_UNSUPPORTED_HINT}",
         ),
-        (spec.burst.eligible, "burst: burst-to-cloud is not available in this version; remove it"),
+        (
+            spec.burst.eligible,
+            "burst: the local backend has no cloud partition to burst to; remove it or use "
+            "backend: slurm",
+        ),
         (
             spec.deadline is not None,
             "deadline: the local backend cannot honour deadlines yet; "

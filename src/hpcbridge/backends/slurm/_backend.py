@@ -192,8 +192,6 @@ class SlurmBackend:
             cluster = self._clusters.get(spec.cluster)
         except HpcbridgeError as exc:
             return [f"cluster: {exc.message}"]
-        if spec.burst.eligible:
-            problems.append("burst: burst-to-cloud is not available in this version; remove it")
         if spec.placement.spread != "none":
             problems.append(
                 "placement.spread: fault-domain spreading is not available for Slurm yet; "

@@ -304,7 +304,10 @@ def render_batch(
         mem_mb=resources.mem_mb,
         gres=gres_of(resources.gpus, resources.gpu_type),
         time_min=walltime_minutes(resources.walltime_s),
-        partition=spec.placement.partition or default_partition,
+        # The burst policy's choice at submission (spec.burst.decided) wins.
+        partition=(spec.burst.partition if spec.burst.decided == "burst" else None)
+        or spec.placement.partition
+        or default_partition,
         constraint="&".join(spec.placement.features) or None,
         licences=",".join(f"{name}:{count}" for name, count in spec.licences.items()) or None,
         switches=spec.placement.max_switches,
