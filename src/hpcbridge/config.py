@@ -1,31 +1,97 @@
-"""Settings, loaded once (prefix ``HPCBRIDGE_``) and passed down; never read deep inside."""
+"""Settings, loaded once (prefix ``HPCBRIDGE_``) and passed down; never read deep inside.
+
+Where a value comes from, first found wins: the environment (``HPCBRIDGE_<NAME>``), the
+user's file (``$XDG_CONFIG_HOME/hpcbridge/config.toml``, or ``$HPCBRIDGE_CONFIG``), the
+site's file (``/etc/hpcbridge/config.toml``, or ``$HPCBRIDGE_SITE_CONFIG``), the default.
+A file names settings as top-level keys (``poll_interval_s = 2``); an unknown key, a bad
+value or broken TOML is a ``ConfigFileError`` naming the file, the key and the fix.
+"""
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 import reprlib
+import tomllib
 import types
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import annotated_types
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 ENV_PREFIX = "HPCBRIDGE_"
+CONFIG_VARIABLE = f"{ENV_PREFIX}CONFIG"
+SITE_CONFIG_VARIABLE = f"{ENV_PREFIX}SITE_CONFIG"
+DEFAULT_SITE_CONFIG = Path("/etc/hpcbridge/config.toml")
 
 
 def default_home() -> Path:
     return Path(platformdirs.user_data_dir("hpcbridge", appauthor=False))
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigFiles:
+    """The two settings files; ``directory`` (the user's) also holds ``clusters.yaml``."""
+
+    user: Path
+    site: Path
+
+    @property
+    def directory(self) -> Path:
+        return self.user.parent
+
+
+def config_files(environ: Mapping[str, str]) -> ConfigFiles:
+    """Where the settings files are for this environment (they need not exist)."""
+    xdg = environ.get("XDG_CONFIG_HOME", "")
+    config_home = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".config"
+    user = environ.get(CONFIG_VARIABLE) or config_home / "hpcbridge" / "config.toml"
+    site = environ.get(SITE_CONFIG_VARIABLE) or DEFAULT_SITE_CONFIG
+    return ConfigFiles(user=Path(user).expanduser(), site=Path(site).expanduser())
+
+
+class ConfigFileError(Exception):
+    """A settings file cannot be used: broken TOML, an unknown key or a bad value."""
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. Each field maps to ``HPCBRIDGE_<NAME>``."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    _files: ConfigFiles = PrivateAttr(default_factory=lambda: config_files(os.environ))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = config_files(os.environ)
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            SettingsFileSource(settings_cls, files.user),
+            SettingsFileSource(settings_cls, files.site),
+            file_secret_settings,
+        )
 
     home: Path = Field(default_factory=default_home, description="Data directory.")
     database_url: str | None = Field(
@@ -53,7 +119,9 @@ class Settings(BaseSettings):
         description="With PostgreSQL: how long a reconciler leads without renewing its lease.",
     )
     clusters_file: Path | None = Field(
-        default=None, description="YAML file naming Slurm clusters; default <home>/clusters.yaml"
+        default=None,
+        description="YAML file naming Slurm clusters; default clusters.yaml in the "
+        "directory of the user's config.toml (<home>/clusters.yaml while only that exists)",
     )
     tracing: bool | None = Field(
         default=None,
@@ -102,6 +170,21 @@ class Settings(BaseSettings):
         default=None,
         description="YAML file of managed licence pools; default <home>/licence_pools.yaml",
     )
+    runbook_url_base: str | None = Field(
+        default=None,
+        description="Where the runbooks are published (URL or directory); alert rules, "
+        "'why' and dashboards link <base>/<name>.md; default: the copies in the package",
+    )
+    metrics_textfile: Path | None = Field(
+        default=None,
+        description="Embedded mode: write metrics to this node-exporter textfile (*.prom) "
+        "after each run, wait and agent cycle",
+    )
+    pushgateway_url: str | None = Field(
+        default=None,
+        description="Embedded mode: push metrics to this Prometheus Pushgateway "
+        "after each run, wait and agent cycle",
+    )
 
     @field_validator("required_tags", mode="before")
     @classmethod
@@ -128,8 +211,17 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def config_files(self) -> ConfigFiles:
+        """The settings files these settings were read from (where they exist)."""
+        return self._files
+
+    @property
     def resolved_clusters_file(self) -> Path:
-        return self.clusters_file or self.home / "clusters.yaml"
+        if self.clusters_file:
+            return self.clusters_file
+        in_config = self._files.directory / "clusters.yaml"
+        earlier = self.home / "clusters.yaml"  # where it was before settings files
+        return earlier if earlier.exists() and not in_config.exists() else in_config
 
     @property
     def resolved_rate_cards(self) -> Path:
@@ -153,6 +245,73 @@ class Settings(BaseSettings):
     def runs_dir(self) -> Path:
         """Per-attempt work and status directories of the local executor."""
         return self.home / "runs"
+
+
+# -- settings files -------------------------------------------------------------------------
+
+
+class SettingsFileSource(TomlConfigSettingsSource):
+    """One TOML settings file, checked key by key so that an error names the file and key."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        self.path = path
+        try:
+            super().__init__(settings_cls, toml_file=path)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigFileError(
+                f"{path} is not valid TOML ({exc}); fix it, e.g. poll_interval_s = 2"
+            ) from exc
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            raise ConfigFileError(f"{path} cannot be read ({reason}); fix its permissions") from exc
+        for key, value in self.toml_data.items():
+            check_file_setting(path, key, value)
+
+
+def check_file_setting(path: Path, key: str, value: object) -> None:
+    """Raise ConfigFileError unless ``key = value`` is a valid setting in file ``path``."""
+    if key not in Settings.model_fields:
+        close = difflib.get_close_matches(key, list(Settings.model_fields), n=1)
+        fix = f"did you mean {close[0]}?" if close else "remove it or fix its name"
+        raise ConfigFileError(f"{path}: unknown setting {key!r}; {fix}")
+    try:
+        values: dict[str, Any] = {key: value}
+        _OneValue(**values)
+    except ValidationError as exc:
+        shown = _shown.repr(value)
+        raise ConfigFileError(
+            f"{path}: {key} = {shown} is invalid; set it to {expected_form(key)}"
+        ) from exc
+
+
+class _OneValue(Settings):
+    """Settings from their arguments only: checks one file's value on its own."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def setting_origins(environ: Mapping[str, str], files: ConfigFiles) -> dict[str, str]:
+    """Where each setting that is not a default comes from: the variable or the file."""
+    found: dict[str, str] = {}
+    for path in (files.site, files.user):  # the user's file overrides the site's
+        if path.is_file():
+            with path.open("rb") as handle:
+                found |= dict.fromkeys(tomllib.load(handle), str(path))
+    variables = {name.upper(): name for name in environ}
+    for name in Settings.model_fields:
+        variable = f"{ENV_PREFIX}{name.upper()}"
+        if variable in variables:
+            found[name] = variables[variable]
+    return found
 
 
 # -- what an invalid setting is told to the user --------------------------------------------

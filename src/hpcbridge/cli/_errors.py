@@ -16,7 +16,7 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from hpcbridge.config import Settings, describe_settings_error
+from hpcbridge.config import ConfigFileError, Settings, describe_settings_error
 from hpcbridge.errors import HpcbridgeError
 
 EXIT_INVALID = 2
@@ -44,6 +44,9 @@ def handle(exc: BaseException) -> int | None:
     if isinstance(exc, ValidationError) and exc.title == Settings.__name__:
         for line in describe_settings_error(exc):
             _print(f"error: {line}")
+        return EXIT_INVALID
+    if isinstance(exc, ConfigFileError):
+        _print(f"error: {exc}")
         return EXIT_INVALID
     if isinstance(exc, SettingsError):
         _print(f"error: settings: {_one_line(str(exc))}; check the HPCBRIDGE_* variables")
