@@ -14,7 +14,8 @@ then reads ``sdiag``:
   rest wait in the queue, as on a busy site);
 - with ``--watch-s``, each scenario watches for that long and then cancels what is left
   (``--jobs 1000 --job-s 2 --watch-s 300``: a thousand active jobs, about three ending a
-  second on six CPUs, for five minutes); without it, until every job has finished;
+  second on six CPUs, for five minutes; ``--one-job-s 300`` keeps the one job of ``one``
+  running as long); without it, until every job has finished;
 - each with ``queue_interval_s`` 0 (the queue asked at every poll: the baseline) and with
   the configured default (30 s: answers from the last look, ends seen in status files).
 
@@ -260,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--jobs", type=int, default=6, help="jobs at once in 'many' (6 CPUs)")
     parser.add_argument("--job-s", type=int, default=60, help="how long each job runs")
+    parser.add_argument(
+        "--one-job-s", type=int, default=None, help="how long the job of 'one' runs (--job-s)"
+    )
     parser.add_argument("--interval-s", type=float, default=None, help="default: the config's")
     parser.add_argument("--plain-loop-s", type=float, default=0.0)
     parser.add_argument("--as-user", default=None, help="run Slurm's tools as this user")
@@ -283,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     env,
                     root,
                     jobs=jobs,
-                    job_s=args.job_s,
+                    job_s=args.job_s if label == "many" else args.one_job_s or args.job_s,
                     interval_s=seconds,
                     user=args.as_user,
                     watch_s=args.watch_s,
