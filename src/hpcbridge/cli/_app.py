@@ -690,3 +690,6 @@ from hpcbridge.cli._security import audit_app, token_app  # noqa: E402
 
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
+from hpcbridge.cli._config import config_app  # noqa: E402
+
+app.add_typer(config_app, name="config")
