@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hpcbridge.cli._plan import describe
 from hpcbridge.policy import BurstBudgetLeft, BurstInputs, decide_burst
 
 BASE = BurstInputs(
@@ -83,3 +84,14 @@ def test_bursts_only_past_the_threshold_and_when_sooner(
         replace(BASE, onprem_wait_s=wait, wait_threshold_s=threshold, burst_wait_s=power_up)
     )
     assert decision.burst == (wait > threshold and wait > power_up)
+
+
+def test_plan_says_what_it_does_not_know() -> None:
+    decision = decide_burst(
+        replace(BASE, onprem_wait_s=None, onprem_cost=None, burst_cost=None, currency="")
+    )
+    assert describe(decision) == [
+        "on-prem: start time unknown (the scheduler gave no estimate), cost unknown (no rate card)",
+        "burst: start in about 1 min (node power-up), cost unknown (no rate card), egress 2.00 GB",
+        "the policy would pick: on-prem (the scheduler gave no on-prem start estimate)",
+    ]

@@ -2,10 +2,15 @@
 three), a burst-eligible job's on-prem start estimate (``sbatch --test-only``) is past its
 threshold, so the policy sends it to the ``cloud`` partition, whose powered-down node
 powers up and runs it; an exhausted burst budget and a residency tag keep it on-prem, each
-with its reason in the ``burst_decided`` event and in ``why``."""
+with its reason in the ``burst_decided`` event and in ``why``; ``hpcbridge plan`` shows
+both options and the pick without storing anything."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,3 +196,46 @@ def _powered_down(cluster: SlurmCluster) -> None:
             return
         assert time.monotonic() < deadline, f"cloud nodes never powered down: {states}"
         time.sleep(1.0)
+
+
+def test_plan_prints_both_options_and_the_pick(
+    client: Client, full_batch: str, tmp_path: Path
+) -> None:
+    spec_file = tmp_path / "job.yaml"
+    spec_file.write_text(
+        "apiVersion: hpcbridge/v1\nkind: Job\nname: planned\nproject: physics\n"
+        "backend: slurm\ncommand: [hostname]\nresources: {walltime: 10m, cpus_per_task: 2}\n"
+        "burst: {eligible: true, wait_threshold: 2m}\n"
+    )
+    settings = client.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HPCBRIDGE_", "SLURM_"))}
+    env |= {
+        "HPCBRIDGE_HOME": str(tmp_path / "plan-home"),
+        "HPCBRIDGE_CLUSTERS_FILE": str(settings.clusters_file),
+        "HPCBRIDGE_RATE_CARDS": str(settings.rate_cards),
+        "COLUMNS": "250",
+    }
+    hpcbridge = str(Path(sys.executable).parent / "hpcbridge")
+
+    def plan(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [hpcbridge, "plan", str(spec_file), *args]
+        return subprocess.run(
+            argv, check=False, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    shown = plan()
+    assert shown.returncode == 0, shown.stderr
+    onprem, burst, pick = shown.stdout.splitlines()
+    # 2 cores for 10 min: EUR 0.05 a core-hour on-prem, EUR 0.40 in the cloud
+    assert onprem.startswith("on-prem: start in about ") and onprem.endswith(", cost EUR 0.02")
+    assert burst == "burst: start in about 1 min (node power-up), cost EUR 0.13, egress 0.00 GB"
+    assert pick.startswith("the policy would pick: burst to partition 'cloud' (on-prem start")
+    as_json = plan("--json")
+    data = json.loads(as_json.stdout)
+    assert data["burst"] is True and data["onprem_wait_s"] > 120 and data["currency"] == "EUR"
+    assert client.list_jobs() == []  # planning stores nothing
+
+    spec_file.write_text(spec_file.read_text().replace("cpus_per_task: 2", "cpus_per_task: 99"))
+    refused = plan()
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.startswith("error: ")

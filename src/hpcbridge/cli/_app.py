@@ -682,6 +682,9 @@ app.add_typer(nodes_app, name="nodes")
 from hpcbridge.cli._cost import cost_app  # noqa: E402
 
 app.add_typer(cost_app, name="cost")
+from hpcbridge.cli._plan import plan  # noqa: E402
+
+app.command()(plan)
 from hpcbridge.cli._provenance import provenance, rerun  # noqa: E402
 
 app.command()(provenance)
