@@ -22,6 +22,8 @@ import structlog
 
 from hpcbridge.backends import AttemptRef, Backend, available_backends, load_backend
 from hpcbridge.config import Settings
+from hpcbridge.containers import pin as pin_container
+from hpcbridge.containers import problems as container_problems
 from hpcbridge.cost import (
     BudgetUse,
     budget_use,
@@ -112,6 +114,9 @@ def _requested(document: Mapping[str, object]) -> dict[str, object]:
     burst = asked.get("burst")
     if isinstance(burst, Mapping) and "decided" in burst:
         asked["burst"] = {k: v for k, v in burst.items() if k != "decided"}
+    container = asked.get("container")  # the image digest pinned at submission
+    if isinstance(container, Mapping) and "digest" in container:
+        asked["container"] = {k: v for k, v in container.items() if k != "digest"}
     return asked
 
 
@@ -194,6 +199,7 @@ class Client:
             problems += backend.check(checked)
         if spec.stage_in or spec.stage_out:  # inputs readable, sizes, room to stage them
             problems += check_data(spec, self.settings.home / "data" / "preflight")
+        problems += container_problems(spec)  # runtime installed, image present
         return problems
 
     def licence_waits(self, spec: JobSpec) -> dict[str, float]:
@@ -340,7 +346,7 @@ class Client:
             raise SpecError(
                 f"job {spec.name!r} cannot run: " + "; ".join(problems), problems=problems
             )
-        return spec
+        return pin_container(spec)  # every attempt runs the image it has now
 
     def _budgets(self, spec: JobSpec) -> list[BudgetUse]:
         """The budgets ``spec`` would count against, with their use this period."""

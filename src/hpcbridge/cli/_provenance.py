@@ -62,6 +62,9 @@ def _show(doc: dict[str, Any]) -> None:
         f"submitted with hpcbridge {origin.get('hpcbridge_version', '?')}, {code}",
         highlight=False,
     )
+    container = doc.get("container")
+    if container:
+        out.print(f"container: {container['image']} {container['digest']}", highlight=False)
     for kind in ("inputs", "outputs"):
         out.print(f"{kind}: {len(doc[kind])}")
         for record in doc[kind]:
@@ -81,7 +84,8 @@ def rerun(
     job_id: Annotated[str, typer.Argument(help="The job to run again.")],
 ) -> None:
     """Submit a job again with the same spec, its inputs verified against the digests they
-    had: a changed input fails the new job's stage-in with checksum_mismatch."""
+    had: a changed input fails the new job's stage-in with checksum_mismatch; a container
+    job runs in the same image digest (refused if the image changed)."""
     with open_client() as client:
         doc = client.provenance(job_id)
         document, loose = pinned_spec(doc)

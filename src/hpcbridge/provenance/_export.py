@@ -46,6 +46,10 @@ def to_prov_json(doc: dict[str, Any]) -> dict[str, Any]:
         activity["prov:startTime"] = _iso(attempts[0]["started_at"])
     if attempts and attempts[-1]["ended_at"]:
         activity["prov:endTime"] = _iso(attempts[-1]["ended_at"])
+    container = doc.get("container")
+    if container:
+        activity["hb:container_image"] = container["image"]
+        activity["hb:container_digest"] = container["digest"]
     git = doc["origin"].get("git")
     if git:
         activity["hb:git_commit"] = git["commit"]

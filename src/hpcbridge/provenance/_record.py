@@ -20,6 +20,14 @@ def _files(events: list[Event], state: JobState) -> list[dict[str, Any]]:
     return []
 
 
+def _container(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The image the job ran in and the digest every attempt was pinned to."""
+    container = spec.get("container")
+    if not container:
+        return None
+    return {"image": container["image"], "digest": container.get("digest")}
+
+
 def build(job: Job, attempts: list[Attempt], events: list[Event]) -> dict[str, Any]:
     spec = dict(job.spec)
     origin = next((dict(e.data) for e in events if e.kind == ORIGIN_EVENT), {})
@@ -33,6 +41,7 @@ def build(job: Job, attempts: list[Attempt], events: list[Event]) -> dict[str, A
         "command": spec.get("command") or {"script": spec.get("script")},
         "spec": spec,
         "environment": without_secrets(spec.get("env") or {}),
+        "container": _container(spec),
         "origin": origin,
         "inputs": _files(events, JobState.QUEUED),
         "outputs": _files(events, JobState.SUCCEEDED) or _files(events, JobState.FAILED),

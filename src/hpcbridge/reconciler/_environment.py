@@ -34,6 +34,8 @@ def attempt_environment(job: Job, spec: JobSpec, attempt: int, checkpoints: Path
         if spec.stage_in:
             env["HPCBRIDGE_INPUT_MANIFEST"] = str(manifest_dir(where) / INPUTS)
             env["HPCBRIDGE_PYTHON"] = sys.executable  # runs the check on the node
+    if spec.container is not None:
+        env["HPCBRIDGE_PYTHON"] = sys.executable  # runs the container's launcher on the node
     policy = spec.checkpoint
     if policy is not None:
         env["HPCBRIDGE_CHECKPOINT_DIR"] = policy.dir or str(checkpoints / job.job_id)

@@ -26,6 +26,7 @@ from hpcbridge.backends import (
     Observation,
     Phase,
 )
+from hpcbridge.containers import environment_change
 from hpcbridge.cost import CardBook, price
 from hpcbridge.errors import (
     BackendError,
@@ -375,6 +376,11 @@ class Reconciler:
         staged = self._stager.outcome(job, spec) if staging else None
         if seen is not None and attempt is not None and seen.phase is Phase.FAILED:
             seen = unverified_inputs(seen, attempt)
+            changed = environment_change(attempt.status_dir, seen.exit_code)
+            if changed:  # its image changed since submission: the command never ran
+                seen = dataclasses.replace(
+                    seen, failure_class=FailureClass.SPEC_ERROR, reason=changed
+                )
         needs_history = job.state in (JobState.LOST, JobState.STAGING_OUT) or (
             seen is not None and seen.phase in (Phase.FAILED, Phase.UNKNOWN)
         )

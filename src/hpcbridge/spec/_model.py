@@ -88,6 +88,47 @@ class StageOut(_Model):
     )
 
 
+_MOUNT = re.compile(r"^(/[^:]*):(/[^:]*)(:(ro|rw))?$")
+
+
+class Container(_Model):
+    """The software environment: the command runs inside this image."""
+
+    image: str = Field(
+        min_length=1,
+        description="A Podman image (name:tag or ID), or the path (starting with /, ./ or "
+        "../) of a Charliecloud directory image or an image tarball",
+    )
+    mounts: tuple[str, ...] = Field(default=(), description="host:container[:ro], absolute")
+    env_passthrough: tuple[str, ...] = Field(
+        default=(), description="Variables of the job's environment the container also sees"
+    )
+    digest: str | None = Field(
+        default=None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="The image's digest; filled in at submission and pinned for every attempt",
+    )
+
+    @field_validator("mounts")
+    @classmethod
+    def _mount_form(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for mount in value:
+            if not _MOUNT.match(mount):
+                raise ValueError(
+                    f"mount {mount[:80]!r} is not host:container[:ro]; write both as absolute "
+                    "paths, e.g. '/scratch/data:/data:ro'"
+                )
+        return value
+
+    @field_validator("env_passthrough")
+    @classmethod
+    def _env_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+                raise ValueError(f"environment variable name {name!r} is not valid")
+        return value
+
+
 class CheckpointPolicy(_Model):
     dir: str | None = Field(default=None, description="Default: a directory per job.")
     interval: Literal["auto"] | DurationS = "auto"
@@ -183,6 +224,7 @@ class JobSpec(_Model):
     licences: dict[str, int] = Field(default_factory=dict)
     stage_in: tuple[StageIn, ...] = ()
     stage_out: tuple[StageOut, ...] = ()
+    container: Container | None = None
     checkpoint: CheckpointPolicy | None = None
     retry: RetryPolicy = RetryPolicy()
     array: ArraySpec | None = None

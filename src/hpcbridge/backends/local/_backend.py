@@ -32,6 +32,7 @@ from hpcbridge.backends.local import _process as proc
 from hpcbridge.backends.local._capacity import Capacity, Request, free_gpu_ids
 from hpcbridge.backends.local._reaper import Reaper
 from hpcbridge.config import Settings
+from hpcbridge.containers import wrap_argv
 from hpcbridge.errors import NotFoundError
 from hpcbridge.spec import JobSpec
 from hpcbridge.states import FailureClass
@@ -117,7 +118,8 @@ class LocalBackend:
     def check(self, spec: JobSpec) -> list[str]:
         problems = list(_unsupported_fields(spec))
         problems += self._capacity.too_big(Request.of(spec.resources))
-        if spec.command is not None and shutil.which(spec.command[0]) is None:
+        in_host = spec.container is None  # else the command is the image's
+        if in_host and spec.command is not None and shutil.which(spec.command[0]) is None:
             problems.append(
                 f"command[0]: {spec.command[0]!r} is not an executable on PATH; "
                 "give the full path or install it"
@@ -132,6 +134,7 @@ class LocalBackend:
         status_dir = self.status_dir(request.job_id, request.attempt)
         argv = list(spec.command) if spec.command else _write_script(status_dir, spec)
         env = {**spec.env, **request.env, "HPCBRIDGE_STATUS_DIR": str(status_dir)}
+        argv = wrap_argv(spec, sys.executable, status_dir, argv)  # in its container, if any
         manifest = request.env.get("HPCBRIDGE_INPUT_MANIFEST")
         if manifest:  # staged inputs are checked again right before the command runs
             argv = [sys.executable, "-m", VERIFY_MODULE, manifest, str(status_dir), "--", *argv]

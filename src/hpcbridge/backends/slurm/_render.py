@@ -21,6 +21,7 @@ from typing import Any
 from hpcbridge.backends import gpu_sampler
 from hpcbridge.backends._protocol import LaunchRequest
 from hpcbridge.backends.slurm import fabric_probe
+from hpcbridge.containers import shell_wrap
 from hpcbridge.spec import JobSpec
 
 NAME_PREFIX = "hb-"
@@ -207,6 +208,7 @@ def render_script(request: LaunchRequest, *, probe: bool = True) -> str:
         *_exports({**spec.env, **request.env}),
         *(monitor_lines(spec) if probe else []),
         *_program(spec),
+        *shell_wrap(spec),  # the container's launcher runs after the inputs are verified
         *_verify_inputs(request.env),
         _RUNNER,
     ]
@@ -253,7 +255,8 @@ def render_array_script(
     ]
     for index, request, env in zip(indices, requests, envs, strict=True):
         own = {name: value for name, value in env.items() if common.get(name) != value}
-        body = [*_exports(own), *_program(request.spec), *_verify_inputs(env)]
+        program = [*_program(request.spec), *shell_wrap(request.spec)]
+        body = [*_exports(own), *program, *_verify_inputs(env)]
         lines.append(f"{index})")
         lines.extend(f"    {line}" for line in body)
         lines.append("    ;;")
