@@ -1,4 +1,5 @@
-"""The HTTP surface: ``/metrics``, ``/healthz`` and the REST API under ``/api/v1``.
+"""The HTTP surface: ``/metrics``, ``/healthz``, the REST API under ``/api/v1`` and the web
+dashboard under ``/ui/``.
 
 Routes live in small routers mounted by ``create_app``; the ``Runtime`` (client, loops,
 metrics registry) is created once and reached through ``app.state.runtime``.
@@ -18,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hpcbridge.api import _problems as problems
 from hpcbridge.api._admin import router as admin_router
 from hpcbridge.api._bootstrap import BOOTSTRAP_TTL_S, write_bootstrap_token
+from hpcbridge.api._dashboard import mount_dashboard
 from hpcbridge.api._jobs import router as jobs_router
 from hpcbridge.api._jobs import spec_schemas
 from hpcbridge.api._options import ServeOptions
@@ -83,6 +85,7 @@ def create_app(runtime: Runtime, *, start: bool = True, service: Service | None 
     app.include_router(api)
     problems.install(app)
     _with_spec_schemas(app)
+    mount_dashboard(app)
 
     @app.middleware("http")
     async def traced(request: Request, call_next: Any) -> Any:

@@ -1,0 +1,68 @@
+// The dashboard's router: #/page/argument?query, one page module each, polling stopped
+// when the page changes. Without a token every page is the login page.
+import { clearToken, token } from "./api.js";
+import { renderAudit } from "./audit.js";
+import { renderJob } from "./job.js";
+import { renderJobs } from "./jobs.js";
+import { renderLogin } from "./login.js";
+import { renderNodes } from "./nodes.js";
+import { renderSlo } from "./slo.js";
+
+const PAGES = {
+  login: renderLogin,
+  jobs: (main, arg, query, ctx) =>
+    arg ? renderJob(main, decodeURIComponent(arg), ctx) : renderJobs(main, arg, query, ctx),
+  slo: renderSlo,
+  nodes: renderNodes,
+  audit: renderAudit,
+};
+
+let timers = [];
+let generation = 0;
+
+function route() {
+  const [path, search = ""] = location.hash.replace(/^#\/?/, "").split("?");
+  const [page, ...rest] = path.split("/");
+  return { page: page || "jobs", arg: rest.join("/"), query: new URLSearchParams(search) };
+}
+
+// Repeat `fn` every `ms` until the page changes; a slow answer never overlaps the next.
+function every(ms, fn) {
+  const mine = generation;
+  const tick = async () => {
+    if (mine !== generation) return;
+    try {
+      await fn();
+    } finally {
+      if (mine === generation) timers.push(setTimeout(tick, ms));
+    }
+  };
+  timers.push(setTimeout(tick, ms));
+}
+
+async function show() {
+  generation += 1;
+  timers.forEach(clearTimeout);
+  timers = [];
+  let { page, arg, query } = route();
+  if (!token() && page !== "login") {
+    location.hash = "#/login";
+    return;
+  }
+  const render = PAGES[page] || PAGES.jobs;
+  document.getElementById("nav").hidden = page === "login";
+  for (const link of document.querySelectorAll("#nav a")) {
+    link.classList.toggle("current", link.getAttribute("href") === `#/${page}`);
+  }
+  const main = document.getElementById("main");
+  main.replaceChildren();
+  main.dataset.page = page;
+  await render(main, arg, query, { every, isCurrent: ((mine) => () => mine === generation)(generation) });
+}
+
+document.getElementById("logout").addEventListener("click", () => {
+  clearToken();
+  location.hash = "#/login";
+});
+window.addEventListener("hashchange", show);
+show();
