@@ -17,7 +17,13 @@ from hpcbridge.api._evaluator import SloEvaluator
 from hpcbridge.api._options import ServeOptions
 from hpcbridge.client import Client
 from hpcbridge.config import Settings
-from hpcbridge.slo import AlertmanagerSink, Notifier, default_slos, load_slo_file
+from hpcbridge.slo import (
+    DEFAULT_RUNBOOK_BASE,
+    AlertmanagerSink,
+    Notifier,
+    default_slos,
+    load_slo_file,
+)
 from hpcbridge.telemetry import ReconcilerStats, StoreCollector
 
 log = structlog.get_logger("hpcbridge.api")
@@ -67,6 +73,7 @@ class Runtime:
         notifier = Notifier(
             AlertmanagerSink(self.options.alertmanager_url),
             repeat_interval_s=self.options.repeat_interval_s,
+            runbook_base=self.settings.runbook_url_base or DEFAULT_RUNBOOK_BASE,
         )
         budgets = BudgetAlerts(
             self.client.store,

@@ -696,3 +696,6 @@ app.add_typer(audit_app, name="audit")
 from hpcbridge.cli._config import config_app  # noqa: E402
 
 app.add_typer(config_app, name="config")
+from hpcbridge.cli._config_runbooks import runbook  # noqa: E402
+
+app.command()(runbook)

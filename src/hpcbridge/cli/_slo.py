@@ -11,8 +11,10 @@ import typer
 from rich.console import Console
 
 from hpcbridge.cli._setup import usable_settings, write_output
+from hpcbridge.config import Settings
 from hpcbridge.logs import configure_logging
 from hpcbridge.slo import (
+    DEFAULT_RUNBOOK_BASE,
     SloDefinition,
     build_samples_by_slo,
     cost_per_result,
@@ -63,7 +65,13 @@ def report(
         jobs = finished_jobs(store, since=now - horizon)
     finally:
         store.close()
-    statuses = slo_report(slos, build_samples_by_slo(slos, jobs), now, eval_interval_s=interval)
+    statuses = slo_report(
+        slos,
+        build_samples_by_slo(slos, jobs),
+        now,
+        eval_interval_s=interval,
+        runbook_base=settings.runbook_url_base or DEFAULT_RUNBOOK_BASE,
+    )
     costs = cost_per_result(jobs)
     if json_output:
         document = report_to_dict(statuses, now)
@@ -84,7 +92,8 @@ def rules(
 ) -> None:
     """Prometheus recording and alerting rules for the SLOs (check with promtool)."""
     slos, _ = _slos(file)
-    text = rules_to_yaml(generate_rules(slos))
+    base = Settings().runbook_url_base or DEFAULT_RUNBOOK_BASE
+    text = rules_to_yaml(generate_rules(slos, runbook_base=base))
     if out is None:
         typer.echo(text, nl=False)
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import PurePosixPath
 from typing import Annotated
 
 import typer
@@ -74,6 +75,8 @@ def render(why: Explanation) -> RenderableType:
     next_text = Text.assemble(("Next: ", "bold"), why.next_step)
     if why.runbook:
         next_text.append(f"\nRunbook: {why.runbook}", style="bold")
+        name = PurePosixPath(why.runbook).stem
+        next_text.append(f" (or 'hpcbridge runbook {name}')")
     parts.append(next_text)
     return Panel(Group(*parts), title="hpcbridge why", title_align="left", expand=False)
 

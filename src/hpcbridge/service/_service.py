@@ -47,6 +47,7 @@ from hpcbridge.service._pages import Page, check_limit, decode_cursor, page_of
 from hpcbridge.service._quotas import Quotas, check_submission
 from hpcbridge.service._why import Explanation, explain
 from hpcbridge.slo import (
+    DEFAULT_RUNBOOK_BASE,
     SloDefinition,
     SloStatus,
     build_samples_by_slo,
@@ -322,7 +323,11 @@ class Service:
             if visible is None or j.project in visible
         ]
         return slo_report(
-            chosen, build_samples_by_slo(chosen, jobs), now, eval_interval_s=eval_interval_s
+            chosen,
+            build_samples_by_slo(chosen, jobs),
+            now,
+            eval_interval_s=eval_interval_s,
+            runbook_base=self.settings.runbook_url_base or DEFAULT_RUNBOOK_BASE,
         )
 
     # -- tokens ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from hpcbridge.checkpoint import Checkpointer, CheckpointError
 from hpcbridge.client import Client
 from hpcbridge.cost import describe_job_cost, load_cards
 from hpcbridge.errors import HpcbridgeError
+from hpcbridge.runbooks import runbook_url
 from hpcbridge.service.reasons import (
     EXIT_COMMAND_NOT_FOUND,
     attempt_reason,
@@ -291,7 +292,7 @@ def explain(client: Client, job_id: str) -> Explanation:
         next_step, runbook = "Nothing to do.", None
     elif failure is not None and (job.state.terminal or job.state is JobState.RETRY_WAIT):
         next_step = NEXT_STEPS[failure].replace("JOB", job.job_id)
-        runbook = f"docs/runbooks/{runbook_for(failure)}.md"
+        runbook = runbook_url(runbook_for(failure), client.settings.runbook_url_base)
         if last is not None and is_command_not_found(last.exit_code, last.failure_class):
             what = missing or "the command"
             next_step = (

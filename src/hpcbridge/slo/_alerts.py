@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hpcbridge import runbooks
 from hpcbridge.slo._duration import format_duration
 from hpcbridge.slo._math import Samples, SampleSeries, as_series
 from hpcbridge.slo._model import BurnWindow, SloDefinition
@@ -26,7 +27,8 @@ from hpcbridge.slo._model import BurnWindow, SloDefinition
 Severity = Literal["page", "ticket"]
 Status = Literal["firing", "resolved"]
 SLO_ALERT_NAME = "HpcbridgeSloBurnRate"
-DEFAULT_RUNBOOK_BASE = "docs/runbooks"
+# Where runbook links point unless the runbook_url_base setting says otherwise.
+DEFAULT_RUNBOOK_BASE = runbooks.DEFAULT_RUNBOOK_BASE
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,7 @@ def alert_annotations(
             f"{what}. Objective {slo.objective * 100:.10g}% over {format_duration(slo.window)}; "
             f"error ratio is {conditions}."
         ),
-        "runbook_url": f"{runbook_base.rstrip('/')}/{slo.runbook}.md",
+        "runbook_url": runbooks.runbook_url(slo.runbook, runbook_base),
     }
 
 

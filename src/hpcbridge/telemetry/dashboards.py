@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 from grafana_foundation_sdk.models.text import TextMode
+
+from hpcbridge.runbooks import runbook_url
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 TAGS = ["hpcbridge", "generated"]
@@ -222,7 +225,8 @@ def executive() -> Dashboard:
     )
 
 
-def oncall() -> Dashboard:
+def oncall(runbook_base: str | None = None) -> Dashboard:
+    """``runbook_base``: where the runbooks are published (the runbook_url_base setting)."""
     failed = f'{_JOBS}{{outcome="failed"}}'
     return (
         _base(
@@ -322,7 +326,9 @@ def oncall() -> Dashboard:
                 "Metrics never carry job ids. The *HpcbridgeJobFailures* alerts list them "
                 "(`job_ids` annotation); on a host with the store run "
                 "`hpcbridge list --state failed` and `hpcbridge why JOB` for the failure "
-                "in words, the log tail and the runbook.",
+                "in words, the log tail and the runbook. Runbooks: "
+                f"[triage]({runbook_url('triage', runbook_base)}), "
+                f"[all]({runbook_url('README', runbook_base)}).",
             )
         )
     )
@@ -480,11 +486,13 @@ def render(builder: Dashboard) -> dict[str, Any]:
     return document
 
 
-def export(directory: Path) -> list[Path]:
-    """Write ``hpcbridge-<name>.json`` for every dashboard into ``directory``."""
+def export(directory: Path, runbook_base: str | None = None) -> list[Path]:
+    """Write ``hpcbridge-<name>.json`` for every dashboard into ``directory``; runbook
+    links point under ``runbook_base`` (default: the source tree's docs/runbooks)."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, build in BUILDERS.items():
+    builders = BUILDERS | {"oncall": partial(oncall, runbook_base)}
+    for name, build in builders.items():
         path = directory / f"hpcbridge-{name}.json"
         path.write_text(json.dumps(render(build()), indent=2, sort_keys=True) + "\n")
         written.append(path)
