@@ -16,12 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from tests.api._procs import hpcbridge_argv, hpcbridge_env, start, stop, wait_ready
 from tests.api.conftest import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Generous waits: CI shares two cores between the server, its jobs and the browser.
+expect.set_options(timeout=20_000)
 # (name, project, role): who the tests log in as.
 PEOPLE = (
     ("member_a", "a", "member"),

@@ -103,10 +103,17 @@ def test_a_failed_jobs_page_says_why(page: Page, server: Server, artifacts: Path
     }
     job_id = _finished_job(server, "member_a", failing)
     _log_in(page, server, "member_a")
-    page.goto(f"{server.url}/ui/#/jobs?state=failed")
+    page.select_option("#filter-state", "failed")
+    page.fill("#filter-name", "web-broken")
+    page.click("#filters button[type=submit]")
+    expect(page).to_have_url(f"{server.url}/ui/#/jobs?state=failed&name=web-broken")
     row = page.locator(f"#jobs tr[data-job-id='{job_id}']")
     expect(row).to_have_attribute("data-state", "failed")
-    expect(page.locator("#jobs tr[data-state='succeeded']")).to_have_count(0)
+    expect(page.locator("#jobs tbody tr")).to_have_count(1)
+    page.goto(f"{server.url}/ui/#/jobs?state=succeeded")  # a filter in the URL is kept
+    expect(page.locator("#filter-state")).to_have_value("succeeded")
+    expect(page.locator(f"#jobs tr[data-job-id='{job_id}']")).to_have_count(0)
+    page.go_back()
 
     row.locator("a").click()
     why = page.locator("#why")

@@ -14,8 +14,9 @@ export class ApiError extends Error {
 }
 
 // One request; a problem+json answer becomes an ApiError carrying its detail (what went
-// wrong and the fix). A 401 means the token no longer works: back to the login page.
-export async function api(path, { method = "GET", json, headers = {} } = {}) {
+// wrong and the fix). A 401 means the token no longer works: back to the login page
+// (unless `login` is false: the login page checks a token itself).
+export async function api(path, { method = "GET", json, headers = {}, login = true } = {}) {
   const sent = { Accept: "application/json", ...headers };
   const current = token();
   if (current) sent.Authorization = `Bearer ${current}`;
@@ -33,7 +34,7 @@ export async function api(path, { method = "GET", json, headers = {} } = {}) {
     } catch {
       // not JSON: keep the status text
     }
-    if (response.status === 401 && path !== "/jobs?limit=1") {
+    if (response.status === 401 && login) {
       clearToken();
       location.hash = "#/login";
     }

@@ -1,6 +1,7 @@
 // The dashboard's router: #/page/argument?query, one page module each, polling stopped
 // when the page changes. Without a token every page is the login page.
 import { clearToken, token } from "./api.js";
+import { errorBox } from "./dom.js";
 import { renderAudit } from "./audit.js";
 import { renderJob } from "./job.js";
 import { renderJobs } from "./jobs.js";
@@ -33,6 +34,8 @@ function every(ms, fn) {
     if (mine !== generation) return;
     try {
       await fn();
+    } catch (error) {
+      console.warn("refresh failed:", error); // the next tick tries again
     } finally {
       if (mine === generation) timers.push(setTimeout(tick, ms));
     }
@@ -44,7 +47,7 @@ async function show() {
   generation += 1;
   timers.forEach(clearTimeout);
   timers = [];
-  let { page, arg, query } = route();
+  const { page, arg, query } = route();
   if (!token() && page !== "login") {
     location.hash = "#/login";
     return;
@@ -54,10 +57,18 @@ async function show() {
   for (const link of document.querySelectorAll("#nav a")) {
     link.classList.toggle("current", link.getAttribute("href") === `#/${page}`);
   }
+  // A fresh container per visit: a slow page that answers after the user moved on only
+  // fills its own detached container.
   const main = document.getElementById("main");
-  main.replaceChildren();
+  const container = document.createElement("div");
+  main.replaceChildren(container);
   main.dataset.page = page;
-  await render(main, arg, query, { every, isCurrent: ((mine) => () => mine === generation)(generation) });
+  const mine = generation;
+  try {
+    await render(container, arg, query, { every, isCurrent: () => mine === generation });
+  } catch (error) {
+    container.append(errorBox(error.message));
+  }
 }
 
 document.getElementById("logout").addEventListener("click", () => {

@@ -24,7 +24,7 @@ export function renderLogin(main) {
     event.preventDefault();
     setToken(input.value.trim());
     try {
-      await api("/jobs?limit=1");
+      await api("/jobs?limit=1", { login: false });
       location.hash = "#/jobs";
     } catch (error) {
       clearToken();
