@@ -43,8 +43,10 @@ from hpcbridge.policy import (
     BurstDecision,
     LicenceMonitor,
     QuarantinePolicy,
+    Quotas,
     decide_burst,
     load_licence_pools,
+    load_quotas,
     over_total,
     wait_estimates,
     without_managed,
@@ -159,12 +161,23 @@ class Client:
             ttl_s=self.settings.lease_ttl_s,
         )
         self.licence_pools = load_licence_pools(self.settings.resolved_licence_pools_file)
+        self.quotas = load_quotas(
+            self.settings.resolved_quotas_file,
+            Quotas(
+                running_jobs=self.settings.quota_running_jobs,
+                submissions_per_minute=self.settings.quota_submissions_per_minute,
+                core_hours_per_day=self.settings.quota_core_hours_per_day,
+            ),
+        )
         self.reconciler = Reconciler(
             self.store,
             self.backends,
             policy=Policy(
                 lost_grace_s=self.settings.lost_grace_s,
-                project_running_quota=self.settings.quota_running_jobs,
+                project_running_quota=self.quotas.default.running_jobs,
+                project_running_quotas={
+                    project: quotas.running_jobs for project, quotas in self.quotas.projects.items()
+                },
             ),
             checkpoints_dir=self.settings.home / "checkpoints",
             clock=clock,

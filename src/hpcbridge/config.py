@@ -166,6 +166,11 @@ class Settings(BaseSettings):
     budgets_file: Path | None = Field(
         default=None, description="YAML file of budgets; default <home>/budgets.yaml"
     )
+    quotas_file: Path | None = Field(
+        default=None,
+        description="YAML file of per-project quotas over the quota_* ones; "
+        "default <home>/quotas.yaml",
+    )
     licence_pools_file: Path | None = Field(
         default=None,
         description="YAML file of managed licence pools; default <home>/licence_pools.yaml",
@@ -230,6 +235,10 @@ class Settings(BaseSettings):
     @property
     def resolved_budgets_file(self) -> Path:
         return self.budgets_file or self.home / "budgets.yaml"
+
+    @property
+    def resolved_quotas_file(self) -> Path:
+        return self.quotas_file or self.home / "quotas.yaml"
 
     @property
     def resolved_licence_pools_file(self) -> Path:

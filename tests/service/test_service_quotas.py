@@ -4,6 +4,7 @@ retry (and are audited as denied); work beyond the running quota waits queued, s
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -17,9 +18,12 @@ from hpcbridge.store import Store
 from tests.service.conftest import PLATFORM, Clock, make_service, principal
 
 ALICE = principal("alice", {"a": Role.MEMBER, "b": Role.MEMBER})
+ALICE_ALL = principal("alice", {p: Role.MEMBER for p in "abc"})
 
 
-def quota_service(store: Store, settings: Settings, clock: Clock, **quotas: float) -> Service:
+def quota_service(
+    store: Store, settings: Settings, clock: Clock, **quotas: float | Path
+) -> Service:
     return make_service(store, settings.model_copy(update=quotas), clock)
 
 
@@ -90,5 +94,52 @@ def test_work_beyond_the_running_quota_waits_with_a_reason(
         jobs = client.wait([first.job_id, second.job_id, other.job_id], timeout_s=60, on_cycle=look)
         assert [j.state for j in jobs] == [JobState.SUCCEEDED] * 3
         assert waited == {second.job_id}
+    finally:
+        service.close()
+
+
+def test_a_project_of_the_quotas_file_has_limits_of_its_own(
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+    make_spec: Callable[..., JobSpec],
+    tmp_path: Path,
+) -> None:
+    quotas_file = tmp_path / "quotas.yaml"
+    quotas_file.write_text("projects:\n  b: {submissions_per_minute: 1}\n  c: {}\n")
+    service = quota_service(
+        store, settings, clock, quota_submissions_per_minute=2, quotas_file=quotas_file
+    )
+    for project, accepted in (("a", 2), ("b", 1), ("c", 2)):
+        for _ in range(accepted):
+            service.submit(ALICE_ALL, make_spec(project=project))
+        with pytest.raises(QuotaExceededError):
+            service.submit(ALICE_ALL, make_spec(project=project))
+
+
+def test_a_project_of_the_quotas_file_has_a_running_quota_of_its_own(
+    store: Store, settings: Settings, make_spec: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    quotas_file = tmp_path / "quotas.yaml"
+    quotas_file.write_text("projects:\n  a: {running_jobs: 1}\n")
+    service = Service(store, settings.model_copy(update={"quotas_file": quotas_file}))
+    me = Principal.local_user()
+    try:
+        a_jobs = [service.submit(me, make_spec(project="a", command=["sleep", "1"])) for _ in "xy"]
+        b_jobs = [service.submit(me, make_spec(project="b", command=["sleep", "1"])) for _ in "xy"]
+        client = service.client
+        most_running: dict[str, int] = {"a": 0, "b": 0}
+
+        def look() -> None:
+            for project, jobs in (("a", a_jobs), ("b", b_jobs)):
+                states = [client.get(j.job_id).state for j in jobs]
+                running = sum(state is JobState.RUNNING for state in states)
+                most_running[project] = max(most_running[project], running)
+
+        ids = [j.job_id for j in a_jobs + b_jobs]
+        jobs = client.wait(ids, timeout_s=60, on_cycle=look)
+        assert [j.state for j in jobs] == [JobState.SUCCEEDED] * 4
+        assert most_running["a"] == 1  # its own quota
+        assert most_running["b"] == 2  # no quota: both at once (the default has none)
     finally:
         service.close()

@@ -25,6 +25,7 @@ from hpcbridge.policy._quarantine import (
     Refusal,
     decide_quarantine,
 )
+from hpcbridge.policy._quotas import Quotas, QuotaTable, load_quotas
 
 __all__ = [
     "ONPREM",
@@ -39,10 +40,13 @@ __all__ = [
     "NodeState",
     "PoolHealth",
     "QuarantinePolicy",
+    "QuotaTable",
+    "Quotas",
     "Refusal",
     "decide_burst",
     "decide_quarantine",
     "load_licence_pools",
+    "load_quotas",
     "over_total",
     "wait_estimates",
     "without_managed",

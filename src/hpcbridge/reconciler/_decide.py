@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hpcbridge.backends import Observation, Phase
@@ -33,6 +33,13 @@ class Policy:
     lost_grace_s: float = 60.0
     project_running_quota: int | None = None
     """Jobs of one project that may hold the scheduler at once (None: no limit)."""
+    project_running_quotas: Mapping[str, int | None] = field(default_factory=dict)
+    """Projects with a running quota of their own (None: no limit for that project)."""
+
+    def running_quota_of(self, project: str) -> int | None:
+        if project in self.project_running_quotas:
+            return self.project_running_quotas[project]
+        return self.project_running_quota
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,7 +132,7 @@ class Reconciler:
             self.spec_of,
             checkpoints_dir,
             may_act,
-            project_quota=policy.project_running_quota,
+            project_quota=policy.running_quota_of,
             managed_licences=licences.pools if licences else (),
         )
         self._stager = Stager(checkpoints_dir, wake)  # data stages, off the cycle's thread

@@ -111,7 +111,7 @@ class Submitter:
         checkpoints: Path,
         may_act: Callable[[], bool] = lambda: True,
         *,
-        project_quota: int | None = None,
+        project_quota: Callable[[str], int | None] = lambda _project: None,
         managed_licences: Collection[str] = (),
     ) -> None:
         self._store = store
@@ -231,7 +231,7 @@ class Submitter:
 
     def _over_quota(self, job: Job, held_per_project: Counter[str], now: float) -> bool:
         """At its project's running quota the job waits queued, and its reason says why."""
-        quota = self._project_quota
+        quota = self._project_quota(job.project)
         if quota is None or held_per_project[job.project] < quota:
             return False
         self._set_reason(

@@ -5,9 +5,10 @@ the hash-chained audit record in one transaction. The CLI, the REST API and the 
 client are thin callers of it.
 """
 
+from hpcbridge.policy import Quotas
 from hpcbridge.service._audit import Auditor
 from hpcbridge.service._pages import MAX_PAGE, Page
-from hpcbridge.service._quotas import Quotas, requested_core_hours
+from hpcbridge.service._quotas import requested_core_hours
 from hpcbridge.service._service import AUDIT_HEAD_FILE, Service, oidc_from_settings
 from hpcbridge.service._why import (
     Explanation,

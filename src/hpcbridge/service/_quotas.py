@@ -1,6 +1,7 @@
-"""Per-project quotas checked at submission: submissions per minute and requested
-core-hours per rolling day. (Running jobs per project are limited where jobs start, in the
-reconciler: work beyond that quota waits in the queue with a reason that says so.)
+"""Quotas checked at submission (each project's own, see ``hpcbridge.policy``):
+submissions per minute and requested core-hours per rolling day. (Running jobs per project
+are limited where jobs start, in the reconciler: work beyond that quota waits in the queue
+with a reason that says so.)
 
 Requested core-hours are nodes x tasks per node x CPUs per task x walltime, times the
 tasks of an array; a job without a walltime counts as one hour.
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from hpcbridge.errors import QuotaExceededError
+from hpcbridge.policy import Quotas
 from hpcbridge.spec import parse_duration_s
 from hpcbridge.store import Job, JobFilter, Store
 
@@ -21,15 +22,6 @@ MINUTE_S = 60.0
 DAY_S = 86_400.0
 _DEFAULT_WALLTIME_S = 3600.0
 _PAGE = 500
-
-
-@dataclass(frozen=True, slots=True)
-class Quotas:
-    """Limits that hold for each project (None: no limit)."""
-
-    running_jobs: int | None = None
-    submissions_per_minute: int | None = None
-    core_hours_per_day: float | None = None
 
 
 def requested_core_hours(document: Mapping[str, Any], tasks: int = 0) -> float:

@@ -44,7 +44,7 @@ from hpcbridge.security import (
 from hpcbridge.service import _authz as authz
 from hpcbridge.service._audit import Auditor, Note
 from hpcbridge.service._pages import Page, check_limit, decode_cursor, page_of
-from hpcbridge.service._quotas import Quotas, check_submission
+from hpcbridge.service._quotas import check_submission
 from hpcbridge.service._why import Explanation, explain
 from hpcbridge.slo import (
     DEFAULT_RUNBOOK_BASE,
@@ -94,11 +94,7 @@ class Service:
         self._oidc = oidc if oidc is not None else oidc_from_settings(settings)
         self.auditor = Auditor(store, settings.home / AUDIT_HEAD_FILE, clock)
         self._slurm = slurm or (lambda: SlurmBackend(settings))
-        self.quotas = Quotas(
-            running_jobs=settings.quota_running_jobs,
-            submissions_per_minute=settings.quota_submissions_per_minute,
-            core_hours_per_day=settings.quota_core_hours_per_day,
-        )
+        self.quotas = self.client.quotas
 
     # -- who is asking -----------------------------------------------------------------------
 
@@ -141,7 +137,8 @@ class Service:
             if prepared is not None:  # a retried submission is no new work
                 tasks = task_count(spec.array) if spec.array else 0
                 now, document = self._clock(), spec.to_document()
-                check_submission(self.store, self.quotas, spec.project, document, tasks, now)
+                quotas = self.quotas.of(spec.project)
+                check_submission(self.store, quotas, spec.project, document, tasks, now)
             job = self.client.submit(
                 spec,
                 idempotency_key=idempotency_key,
