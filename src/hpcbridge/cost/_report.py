@@ -16,10 +16,9 @@ from hpcbridge.cost._cards import CardBook
 from hpcbridge.cost._price import AttemptCost, price
 from hpcbridge.errors import ConfigError
 from hpcbridge.states import AttemptState
-from hpcbridge.store import Attempt, Job, Store
+from hpcbridge.store import Attempt, CostGroup, Job, Store, group_key
 
 GROUPINGS = ("project", "team", "user", "workload_class", "tag:KEY")
-NONE = "(none)"
 
 
 def check_grouping(by: str) -> str:
@@ -33,16 +32,8 @@ def check_grouping(by: str) -> str:
 
 
 def group_of(job: Job, by: str) -> str:
-    if by == "project":
-        return job.project
-    if by == "workload_class":
-        return job.workload_class
-    if by == "team":
-        return job.tags.get("team") or NONE
-    if by == "user":
-        # Who submitted it; jobs from before owners were recorded fall back to a tag.
-        return job.owner or job.tags.get("user") or NONE
-    return job.tags.get(by.removeprefix("tag:")) or NONE
+    """The group ``job`` falls in (the store sums by the same rule)."""
+    return group_key(job, by)
 
 
 @dataclass(slots=True)
@@ -71,6 +62,15 @@ class Totals:
         self.attempts += 1
         self.results += succeeded
         self.unpriced += cost.card is None
+
+    def merge(self, other: Totals) -> None:
+        self.spend += other.spend
+        self.waste += other.waste
+        self.core_hours += other.core_hours
+        self.gpu_hours += other.gpu_hours
+        self.attempts += other.attempts
+        self.results += other.results
+        self.unpriced += other.unpriced
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -118,10 +118,20 @@ def cost_of(job: Job, attempt: Attempt, book: CardBook) -> AttemptCost:
 
 
 def report(store: Store, book: CardBook, *, by: str, since: float, until: float) -> Report:
+    """The report over the store: recorded charges summed by the store (one grouped
+    query), attempts without a recorded charge priced here."""
     check_grouping(by)
     if until <= since:
         raise ConfigError("--until must be after --since; widen the window")
-    return summarize(store.attempts_ended(since, until), book, by=by, since=since, until=until)
+    found = store.cost_totals(since, until, by)
+    groups = {g.group: _totals(g) for g in found.groups}
+    total = Totals("total")
+    for row in groups.values():
+        total.merge(row)
+    currencies = {currency for currency, _ in found.charged_under}
+    cards = {card for _, card in found.charged_under}
+    _fold(found.unrecorded, book, by, groups, total, currencies, cards)
+    return _report(by, since, until, groups, total, currencies, cards)
 
 
 def summarize(
@@ -131,6 +141,19 @@ def summarize(
     total = Totals("total")
     currencies: set[str] = set()
     cards: set[str] = set()
+    _fold(ended, book, by, groups, total, currencies, cards)
+    return _report(by, since, until, groups, total, currencies, cards)
+
+
+def _fold(
+    ended: Iterable[tuple[Job, Attempt]],
+    book: CardBook,
+    by: str,
+    groups: dict[str, Totals],
+    total: Totals,
+    currencies: set[str],
+    cards: set[str],
+) -> None:
     for job, attempt in ended:
         cost = cost_of(job, attempt, book)
         succeeded = attempt.state is AttemptState.SUCCEEDED
@@ -140,6 +163,30 @@ def summarize(
         if cost.card:
             currencies.add(cost.currency)
             cards.add(cost.card)
+
+
+def _totals(group: CostGroup) -> Totals:
+    return Totals(
+        group.group,
+        spend=group.spend,
+        waste=group.waste,
+        core_hours=group.core_hours,
+        gpu_hours=group.gpu_hours,
+        attempts=group.attempts,
+        results=group.results,
+        unpriced=group.unpriced,
+    )
+
+
+def _report(
+    by: str,
+    since: float,
+    until: float,
+    groups: dict[str, Totals],
+    total: Totals,
+    currencies: set[str],
+    cards: set[str],
+) -> Report:
     if len(currencies) > 1:
         raise ConfigError(
             f"the charges are in several currencies ({', '.join(sorted(currencies))}); "

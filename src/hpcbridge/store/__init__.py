@@ -1,6 +1,7 @@
 """Durable state: jobs, attempts, append-only events and leases behind one Protocol."""
 
 from hpcbridge.config import Settings
+from hpcbridge.store._cost_totals import NONE, CostGroup, CostTotals, group_key
 from hpcbridge.store._engine import migrate
 from hpcbridge.store._memory import MemoryStore
 from hpcbridge.store._protocol import ACTIVE_ATTEMPT_STATES, Store
@@ -29,7 +30,10 @@ def open_store(settings: Settings) -> Store:
 
 __all__ = [
     "ACTIVE_ATTEMPT_STATES",
+    "NONE",
     "Attempt",
+    "CostGroup",
+    "CostTotals",
     "Event",
     "Job",
     "JobFilter",
@@ -39,6 +43,7 @@ __all__ = [
     "NewJob",
     "SqlStore",
     "Store",
+    "group_key",
     "migrate",
     "new_job_id",
     "new_token",

@@ -19,6 +19,7 @@ from hpcbridge.security import (
     chain,
 )
 from hpcbridge.states import AttemptState, JobState
+from hpcbridge.store._cost_totals import CostTotals, totals_of
 from hpcbridge.store._protocol import ACTIVE_ATTEMPT_STATES, transition_event_data
 from hpcbridge.store._records import Attempt, Event, Job, JobFilter, JobId, Lease, NewJob
 from hpcbridge.store._rules import (
@@ -281,6 +282,9 @@ class MemoryStore:
                 for a in attempts
                 if a.state in ACTIVE_ATTEMPT_STATES
             ]
+
+    def cost_totals(self, since: float, until: float, by: str) -> CostTotals:
+        return totals_of(self.attempts_ended(since, until), by)
 
     def attempts_ended(self, since: float, until: float) -> list[tuple[Job, Attempt]]:
         with self._lock:

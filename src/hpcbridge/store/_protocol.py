@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from hpcbridge.security import AuditEntry, AuditFilter, AuditRecord, TokenRecord
 from hpcbridge.states import AttemptState, FailureClass, JobState
+from hpcbridge.store._cost_totals import CostTotals
 from hpcbridge.store._records import Attempt, Event, Job, JobFilter, JobId, Lease, NewJob
 
 ACTIVE_ATTEMPT_STATES = frozenset(
@@ -96,6 +97,12 @@ class Store(Protocol):
     def attempts_ended(self, since: float, until: float) -> list[tuple[Job, Attempt]]:
         """Finished attempts that ended in ``[since, until)``, each with its job, in the
         order they ended (chargeback and budgets read their charges)."""
+        ...
+
+    def cost_totals(self, since: float, until: float, by: str) -> CostTotals:
+        """The recorded charges of attempts that ended in ``[since, until)``, summed per
+        group (``by``: project, team, user, workload_class or ``tag:<key>``), and the
+        attempts without a recorded charge, for the caller to price."""
         ...
 
     def add_event(

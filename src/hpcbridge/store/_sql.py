@@ -44,6 +44,8 @@ from hpcbridge.errors import ConfigError, NotFoundError, StoreError
 from hpcbridge.security import AuditEntry, AuditFilter, AuditRecord, TokenRecord
 from hpcbridge.states import AttemptState, FailureClass, JobState
 from hpcbridge.store import _sql_security as sql_security
+from hpcbridge.store._cost_sql import grouped_totals, unrecorded_filter
+from hpcbridge.store._cost_totals import CostTotals
 from hpcbridge.store._engine import make_engine, migrate, update_row
 from hpcbridge.store._protocol import (
     ACTIVE_ATTEMPT_STATES,
@@ -490,13 +492,24 @@ class SqlStore:
 
     def attempts_ended(self, since: float, until: float) -> list[tuple[Job, Attempt]]:
         finished = [AttemptState.SUCCEEDED.value, AttemptState.FAILED.value]
-        stmt = (
-            select(attempts_t)
-            .where(
+        return self._ended_with_jobs(
+            and_(
                 attempts_t.c.state.in_(finished),
                 attempts_t.c.ended_at >= since,
                 attempts_t.c.ended_at < until,
             )
+        )
+
+    def cost_totals(self, since: float, until: float, by: str) -> CostTotals:
+        with self._read() as conn:
+            groups, charged = grouped_totals(conn, since, until, by)
+        unrecorded = self._ended_with_jobs(unrecorded_filter(since, until))
+        return CostTotals(groups, charged, tuple(unrecorded))
+
+    def _ended_with_jobs(self, where: ColumnElement[bool]) -> list[tuple[Job, Attempt]]:
+        stmt = (
+            select(attempts_t)
+            .where(where)
             .order_by(attempts_t.c.ended_at, attempts_t.c.job_id, attempts_t.c.number)
         )
         jobs: dict[str, Job] = {}
