@@ -22,6 +22,20 @@ class Sim:
     now: float = 1_700_000_000.0
     created: list[JobId] = field(default_factory=list)
 
+    def _held(self, job_id: JobId, wait_s: float) -> int:
+        """Held ``wait_s`` for licences, as the reconciler holds a job; its new version."""
+        numbers = {"licences": {"fluent": {"requested": 3, "free": 2, "total": 4}}}
+        held = self.store.transition(
+            job_id,
+            S.HELD,
+            expected_version=1,
+            now=self.now,
+            reason="waiting for 3 licences of fluent (2 free)",
+            data=numbers,
+        )
+        self.now += wait_s
+        return held.version
+
     def job(
         self,
         outcomes: Sequence[str] = ("succeeded",),
@@ -40,11 +54,13 @@ class Sim:
         nodes: tuple[str, ...] = ("node1",),
         reasons: Sequence[str | None] = (),
         finish: bool = True,
+        licence_wait_s: float | None = None,
     ) -> JobId:
         """One job whose attempts end as ``outcomes`` ("succeeded" or a failure class).
 
         A failure followed by another outcome is retried; the last one decides the job.
-        With ``finish=False`` the last attempt is left running.
+        With ``finish=False`` the last attempt is left running. ``licence_wait_s``: it first
+        waits that long in held for licences of a managed pool, as the reconciler holds it.
         """
         store, job_id = self.store, new_job_id()
         resources: dict[str, Any] = {"cpus_per_task": cpus}
@@ -66,7 +82,11 @@ class Sim:
         )
         self.created.append(job_id)
         job = store.transition(
-            job_id, S.QUEUED, expected_version=1, now=self.now, reason="waiting to start"
+            job_id,
+            S.QUEUED,
+            expected_version=1 if licence_wait_s is None else self._held(job_id, licence_wait_s),
+            now=self.now,
+            reason="waiting to start",
         )
         for index, outcome in enumerate(outcomes):
             number = index + 1

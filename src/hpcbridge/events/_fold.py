@@ -30,6 +30,7 @@ _KNOWN_CLASSES = frozenset(c.value for c in FailureClass)
 _SUCCEEDED, _FAILED, _CANCELLED = (o.value for o in Outcome)
 _CANCELLED_CLASS = FailureClass.CANCELLED.value
 _RUNNING = JobState.RUNNING
+_HELD = JobState.HELD
 _VALUE = {state: state.value for state in JobState}
 """``state.value`` without the enum's descriptor, once per transition of a whole history."""
 _ACCEPTED_STATE = JobState.ACCEPTED.value
@@ -64,6 +65,10 @@ class FoldListener:
     def job_started(self, labels: JobLabels, queue_wait_s: float) -> None:
         """The job ran for the first time, ``queue_wait_s`` after its acceptance."""
 
+    def licence_waited(self, labels: JobLabels, wait_s: float) -> None:
+        """The job left ``held`` after waiting ``wait_s`` for licences (released, or failed
+        as licence_unavailable)."""
+
     def job_recovered(self, labels: JobLabels, failure_class: str, recover_s: float) -> None:
         """The job runs again ``recover_s`` after an attempt failed with ``failure_class``."""
 
@@ -94,6 +99,8 @@ class _Progress:
     failed_class: str = ""
     attempts: list[FinishedAttempt] = field(default_factory=list)
     checkpoints: dict[int, list[float]] = field(default_factory=dict)
+    licence_held_at: float | None = None
+    licence_waits: list[tuple[float, float]] = field(default_factory=list)
 
 
 def _failure_class(value: object) -> str:
@@ -184,6 +191,7 @@ class EventFold:
         target = event.to_state
         source = _VALUE[event.from_state] if event.from_state else ""
         listener.state_changed(labels, source, _VALUE[target] if target else "")
+        self._licence_wait(event, progress)
         if target is _RUNNING:
             if progress.started_at is None:
                 progress.started_at = event.time
@@ -209,8 +217,26 @@ class EventFold:
                 queue_wait_s=None if started is None else max(started - labels.created_at, 0.0),
                 started_at=started,
                 attempts=_with_late_checkpoints(progress),
+                licence_waits=tuple(progress.licence_waits),
             )
             listener.job_finished(labels, finished, max(event.time - labels.created_at, 0.0))
+
+    def _licence_wait(self, event: Event, progress: _Progress) -> None:
+        """A wait in ``held`` for licences starts with a transition there that carries the
+        licence numbers, and ends when the job leaves ``held`` (released or failed)."""
+        if event.to_state is _HELD:
+            if v.LICENCES in event.data:
+                progress.licence_held_at = event.time
+            return
+        held_at = progress.licence_held_at
+        if held_at is None or event.from_state is not _HELD:
+            return
+        progress.licence_held_at = None
+        if event.to_state is JobState.CANCELLED:
+            return  # someone gave up on it: not a wait the licences ended
+        wait_s = max(event.time - held_at, 0.0)
+        progress.licence_waits.append((event.time, wait_s))
+        self._listener.licence_waited(progress.labels, wait_s)
 
     def _attempt_end(self, event: Event, progress: _Progress) -> None:
         data, labels = event.data, progress.labels

@@ -35,6 +35,7 @@ PARTITION_KINDS: tuple[str, ...] = (REGULAR, SPOT)
 JOBS_FINISHED = "hpcbridge_jobs_finished_total"
 ATTEMPTS_FINISHED = "hpcbridge_attempts_finished_total"
 QUEUE_WAIT = "hpcbridge_queue_wait_seconds"
+LICENCE_WAIT = "hpcbridge_licence_wait_seconds"
 CHECKPOINT_DURATION = "hpcbridge_checkpoint_duration_seconds"
 RUN_SECONDS = "hpcbridge_run_seconds_total"
 GPU_UTILIZATION = "hpcbridge_gpu_utilization_ratio"
@@ -44,6 +45,7 @@ METRIC_KINDS: Mapping[str, MetricKind] = {
     JOBS_FINISHED: MetricKind.COUNTER,
     ATTEMPTS_FINISHED: MetricKind.COUNTER,
     QUEUE_WAIT: MetricKind.HISTOGRAM,
+    LICENCE_WAIT: MetricKind.HISTOGRAM,
     CHECKPOINT_DURATION: MetricKind.HISTOGRAM,
     RUN_SECONDS: MetricKind.COUNTER,
     GPU_UTILIZATION: MetricKind.GAUGE,
@@ -56,6 +58,7 @@ EXPORTED_LABELS: Mapping[str, tuple[str, ...]] = {
     JOBS_FINISHED: (*BASE_LABELS, "outcome", "failure_class"),
     ATTEMPTS_FINISHED: (*BASE_LABELS, "backend", "partition_kind", "outcome", "failure_class"),
     QUEUE_WAIT: BASE_LABELS,
+    LICENCE_WAIT: BASE_LABELS,
     CHECKPOINT_DURATION: BASE_LABELS,
     RUN_SECONDS: BASE_LABELS,
     GPU_UTILIZATION: BASE_LABELS,
@@ -85,5 +88,6 @@ LABEL_VALUES: Mapping[str, frozenset[str]] = {
 
 PROMISED_BUCKETS: Mapping[str, tuple[float, ...]] = {
     QUEUE_WAIT: (60, 300, 900, 1800, 3600, 7200, 14400),
+    LICENCE_WAIT: (60, 300, 900, 1800, 3600, 7200, 14400),
 }
 """Bucket bounds the collector always exports; a threshold SLI must sit on one of them."""

@@ -84,3 +84,5 @@ class FinishedJob:
     queue_wait_s: float | None = None
     started_at: float | None = None
     attempts: tuple[FinishedAttempt, ...] = ()
+    licence_waits: tuple[tuple[float, float], ...] = ()
+    """(when it ended, seconds) of each wait in ``held`` for licences of managed pools."""

@@ -63,6 +63,8 @@ DURATION_S: Final = "duration_s"
 BYTES: Final = "bytes"
 RTT_S_P50: Final = "rtt_s_p50"
 UTILIZATION: Final = "utilization"
+LICENCES: Final = "licences"
+"""Per managed pool, the licences asked for and free: on transitions into and out of held."""
 COST: Final = "cost"
 """What the attempt cost under its rate card (in the card's currency); absent: no card."""
 
@@ -94,7 +96,9 @@ _SDK = "checkpoint SDK (hpcbridge.checkpoint)"
 
 VOCABULARY: Mapping[EventKind, KindInfo] = {
     EventKind.ACCEPTED: KindInfo("store", ()),
-    EventKind.TRANSITION: KindInfo("store", (FAILURE_CLASS, TIME_TO_RECOVER_S, "recovered_from")),
+    EventKind.TRANSITION: KindInfo(
+        "store", (FAILURE_CLASS, TIME_TO_RECOVER_S, "recovered_from", LICENCES)
+    ),
     EventKind.CANCEL_REQUESTED: KindInfo("client", ()),
     EventKind.BUDGET_WARNING: KindInfo("client (a budget past its soft limit at submission)", ()),
     EventKind.BURST_DECIDED: KindInfo(

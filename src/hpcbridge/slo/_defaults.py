@@ -75,6 +75,14 @@ DEFAULT_SLO_DOCUMENTS: tuple[dict[str, Any], ...] = (
         "runbook": "scheduler-misconfiguration",
     },
     {
+        "name": "licence-wait",
+        "description": "Waits in held for licences of a managed pool that end within 30 min "
+        "(F4: licences run out and stall the queue)",
+        "sli": {"threshold": {"metric": m.LICENCE_WAIT, "le": 1800}},
+        "objective": 0.95,
+        "runbook": "licence-exhaustion",
+    },
+    {
         "name": "preemption-regular",
         "description": "Attempts not preempted on regular (non-spot) partitions",
         "sli": _ratio(

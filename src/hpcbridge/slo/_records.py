@@ -94,6 +94,10 @@ def _units(job: FinishedJob) -> list[_Unit]:
         unit = _Unit(at, job.job_id, job.project, job.workload_class, job.failure_class)
         unit.events.extend(_observe(m.QUEUE_WAIT, base, (job.queue_wait_s,)))
         units.append(unit)
+    for ended_at, wait_s in job.licence_waits:
+        unit = _Unit(ended_at, job.job_id, job.project, job.workload_class, job.failure_class)
+        unit.events.extend(_observe(m.LICENCE_WAIT, base, (wait_s,)))
+        units.append(unit)
     for attempt in job.attempts:
         unit = _Unit(
             attempt.finished_at, job.job_id, job.project, job.workload_class, attempt.failure_class

@@ -109,6 +109,7 @@ class MetricTotals(FoldListener):
         for outcome in (n.OUTCOME_SUCCEEDED, n.OUTCOME_FAILED, n.OUTCOME_CANCELLED):
             c[n.COST].setdefault((*base, outcome), 0.0)
         self._histogram(n.QUEUE_WAIT, base)
+        self._histogram(n.LICENCE_WAIT, base)
         self._histogram(n.CHECKPOINT_DURATION, base)
         for outcome in (n.OUTCOME_SUCCEEDED, n.OUTCOME_FAILED, n.OUTCOME_CANCELLED):
             self._histogram(n.MAKESPAN, (*base, outcome))
@@ -142,6 +143,9 @@ class MetricTotals(FoldListener):
 
     def job_started(self, labels: JobLabels, queue_wait_s: float) -> None:
         self._histogram(n.QUEUE_WAIT, labels.base).observe(queue_wait_s)
+
+    def licence_waited(self, labels: JobLabels, wait_s: float) -> None:
+        self._histogram(n.LICENCE_WAIT, labels.base).observe(wait_s)
 
     def job_recovered(self, labels: JobLabels, failure_class: str, recover_s: float) -> None:
         self._histogram(n.TIME_TO_RECOVER, (*labels.base, failure_class)).observe(recover_s)

@@ -1,6 +1,6 @@
 """Metric names, labels and bucket bounds exported by hpcbridge, as plain data.
 
-The seven series SLOs are written against, their labels and the bucket bounds promised to
+The eight series SLOs are written against, their labels and the bucket bounds promised to
 SLO thresholds come from the metric contract in ``hpcbridge.events``, which the SLO module
 reads too. Labels are bounded: project, workload class, outcome, failure class, backend,
 partition kind, state, node. Never a job id or a user name.
@@ -17,6 +17,7 @@ from hpcbridge.events import (
     EXPORTED_LABELS,
     GPU_UTILIZATION,
     JOBS_FINISHED,
+    LICENCE_WAIT,
     PARTITION_KINDS,
     PREEMPTIONS,
     PROMISED_BUCKETS,
@@ -50,6 +51,7 @@ __all__ = [
     "JOBS_FINISHED",
     "LABELS",
     "LAST_CYCLE",
+    "LICENCE_WAIT",
     "LOST_CORE_SECONDS",
     "MAKESPAN",
     "NODE_RUNNING_ATTEMPTS",
@@ -69,7 +71,7 @@ __all__ = [
     "histogram_series",
 ]
 
-# -- more from the store (the SLO contract's seven are imported above) ----------------------
+# -- more from the store (the SLO contract's eight are imported above) ----------------------
 FABRIC_LATENCY = "hpcbridge_fabric_latency_seconds"
 STORAGE_THROUGHPUT = "hpcbridge_storage_throughput_bytes_per_second"
 MAKESPAN = "hpcbridge_job_makespan_seconds"
@@ -95,6 +97,7 @@ LABELS: Mapping[str, tuple[str, ...]] = {
     JOBS_FINISHED: EXPORTED_LABELS[JOBS_FINISHED],
     ATTEMPTS_FINISHED: EXPORTED_LABELS[ATTEMPTS_FINISHED],
     QUEUE_WAIT: EXPORTED_LABELS[QUEUE_WAIT],
+    LICENCE_WAIT: EXPORTED_LABELS[LICENCE_WAIT],
     CHECKPOINT_DURATION: EXPORTED_LABELS[CHECKPOINT_DURATION],
     FABRIC_LATENCY: BASE_LABELS,
     STORAGE_THROUGHPUT: (*BASE_LABELS, "operation"),
@@ -123,6 +126,10 @@ HELP: Mapping[str, str] = {
     JOBS_FINISHED: "Logical jobs (and array tasks) that reached a terminal state.",
     ATTEMPTS_FINISHED: "Scheduler submissions (attempts) that ended; retries count each time.",
     QUEUE_WAIT: "Seconds from acceptance to the first start of a job.",
+    LICENCE_WAIT: (
+        "Seconds a job waited in held for licences of a managed pool, observed when the wait "
+        "ends (released to the queue, or failed as licence_unavailable) (F4)."
+    ),
     CHECKPOINT_DURATION: "Seconds one checkpoint save took, as reported by the checkpoint SDK.",
     FABRIC_LATENCY: (
         "Median TCP round trip between a multi-node job's first two nodes, probed at its "
@@ -162,6 +169,7 @@ HELP: Mapping[str, str] = {
 
 HISTOGRAM_BUCKETS: Mapping[str, tuple[float, ...]] = {
     QUEUE_WAIT: (1, 10, *PROMISED_BUCKETS[QUEUE_WAIT], 43200, 86400),
+    LICENCE_WAIT: (1, 10, *PROMISED_BUCKETS[LICENCE_WAIT], 43200, 86400),
     CHECKPOINT_DURATION: (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
     FABRIC_LATENCY: (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.05),
     STORAGE_THROUGHPUT: (1e6, 1e7, 5e7, 1e8, 2.5e8, 5e8, 1e9, 2.5e9, 5e9, 1e10, 2.5e10),
@@ -173,6 +181,7 @@ HISTOGRAM_BUCKETS: Mapping[str, tuple[float, ...]] = {
 
 FOLDED_HISTOGRAMS = (
     QUEUE_WAIT,
+    LICENCE_WAIT,
     CHECKPOINT_DURATION,
     MAKESPAN,
     TIME_TO_RECOVER,
