@@ -246,9 +246,9 @@ def job_of(data: Mapping[str, Any]) -> Job:
         project=data["project"],
         workload_class=data["workload_class"],
         backend=data["backend"],
-        spec={},
+        spec=dict(data.get("spec") or {}),
         state=JobState(data["state"]),
-        version=0,
+        version=data.get("version", 0),
         created_at=data["created_at"],
         updated_at=data["updated_at"],
         priority=data.get("priority", 0),
@@ -266,6 +266,8 @@ def job_of(data: Mapping[str, Any]) -> Job:
         cancel_requested=data.get("cancel_requested", False),
         started_at=data.get("started_at"),
         finished_at=data.get("finished_at"),
+        idempotency_key=data.get("idempotency_key"),
+        owner=data.get("owner", ""),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from hpcbridge.provenance import without_secrets
 from hpcbridge.states import JobState
 from hpcbridge.store import Attempt, Event, Job
 
@@ -38,10 +39,21 @@ class JobOut(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
     next_attempt_at: float | None = None
+    version: int = 0
+    idempotency_key: str | None = None
+    spec: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The resolved JobSpec document; values of environment variables whose "
+        "names look like secrets are redacted.",
+    )
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
-        return cls.model_validate(_plain(job, cls))
+        plain = _plain(job, cls)
+        env = plain["spec"].get("env")
+        if isinstance(env, dict):  # anyone who may read the job reads its spec
+            plain["spec"] = plain["spec"] | {"env": without_secrets(env)}
+        return cls.model_validate(plain)
 
 
 class JobPage(BaseModel):
