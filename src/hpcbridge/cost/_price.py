@@ -2,7 +2,10 @@
 
 Usage is what the scheduler accounted: for Slurm, the allocated TRES times the elapsed
 time from sacct (``details['slurm']``); for the local executor, the slots it allocated
-times the run time it measured. An attempt that did not succeed is waste.
+times the run time it measured. Staged data adds storage (the job's staged inputs kept for
+the attempt's run, ``details['staged_bytes']``, at the card's ``storage_gb_month``) and
+egress (inputs moved out to a burst partition, ``details['egress_bytes']``, at its
+``egress_gb``). An attempt that did not succeed is waste.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from hpcbridge.store import Attempt, Job
 
 LOCAL_CLUSTER = "local"
 """The cluster name rate cards use for the local executor."""
+BYTES_PER_GB = 1e9
+SECONDS_PER_MONTH = 30 * 86400.0
+"""A storage GB-month is a GB kept for 30 days."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +38,8 @@ class Usage:
     gpu_type: str | None
     mem_gb: float
     licences: Mapping[str, int] = field(default_factory=dict)
+    staged_gb: float = 0.0
+    egress_gb: float = 0.0
 
     @property
     def core_hours(self) -> float:
@@ -44,6 +52,10 @@ class Usage:
     @property
     def mem_gb_hours(self) -> float:
         return self.mem_gb * self.elapsed_s / 3600.0
+
+    @property
+    def storage_gb_months(self) -> float:
+        return self.staged_gb * self.elapsed_s / SECONDS_PER_MONTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +72,7 @@ class AttemptCost:
     mem_gb_hours: float
     licence_hours: float
     items: Mapping[str, float] = field(default_factory=dict)
-    """The amount by what was charged: cores, gpus, memory, licence:<name>."""
+    """The amount by what was charged: cores, gpus, memory, licence:<name>, storage, egress."""
 
     def as_details(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if value is not None}
@@ -100,6 +112,8 @@ def usage_of(job: Job, attempt: Attempt) -> Usage:
             gpu_type=_gpu_type(tres) or _spec_gpu_type(job),
             mem_gb=mem_mb / 1024.0,
             licences={str(k): int(v) for k, v in (slurm.get("licences") or {}).items()},
+            staged_gb=_gb(attempt.details, "staged_bytes"),
+            egress_gb=_gb(attempt.details, "egress_bytes"),
         )
     details = attempt.details
     return Usage(
@@ -110,7 +124,18 @@ def usage_of(job: Job, attempt: Attempt) -> Usage:
         gpus=int(details.get("gpus") or 0),
         gpu_type=_spec_gpu_type(job),
         mem_gb=float(details.get("mem_mb") or 0) / 1024.0,
+        staged_gb=_gb(details, "staged_bytes"),
+        egress_gb=_gb(details, "egress_bytes"),
     )
+
+
+def _gb(details: Mapping[str, Any], key: str) -> float:
+    """GB of ``details[key]`` (bytes the reconciler noted with a finished attempt); 0 if
+    absent or not a non-negative number."""
+    value = details.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return 0.0
+    return float(value) / BYTES_PER_GB
 
 
 def price(job: Job, attempt: Attempt, book: CardBook) -> AttemptCost:
@@ -145,6 +170,10 @@ def _items(usage: Usage, card: RateCard) -> dict[str, float]:
         items["gpus"] = usage.gpu_hours * gpu_price
     for name, count in usage.licences.items():
         items[f"licence:{name}"] = count * usage.elapsed_s / 3600.0 * card.licence_hour.get(name, 0)
+    if usage.staged_gb and card.storage_gb_month:
+        items["storage"] = usage.storage_gb_months * card.storage_gb_month
+    if usage.egress_gb and card.egress_gb:
+        items["egress"] = usage.egress_gb * card.egress_gb
     return items
 
 

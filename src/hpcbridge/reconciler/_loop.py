@@ -57,6 +57,7 @@ from hpcbridge.reconciler._actions import (
 from hpcbridge.reconciler._decide import JobView, Policy, decide
 from hpcbridge.reconciler._licences import LicenceBook
 from hpcbridge.reconciler._recovery import lost_work, time_to_recover
+from hpcbridge.reconciler._staged_cost import staged_usage
 from hpcbridge.reconciler._stager import Stager, unverified_inputs
 from hpcbridge.reconciler._submit import Submitter, record_submitted, ref_of
 from hpcbridge.spec import JobSpec, load_spec_document, shared_part
@@ -519,6 +520,8 @@ class Reconciler:
         details = dict(finished.details)
         if state is AttemptState.FAILED:
             details.update(lost_work(finished, view.spec, self._checkpoint_dir(view)))
+        if view.spec.stage_in:  # storage of its staged inputs, and egress after a burst
+            details.update(staged_usage(view.spec, self._store.events(view.job.job_id)))
         charged = price(view.job, dataclasses.replace(finished, details=details), self._cards)
         details["cost"] = charged.as_details()
         return {**fields, "details": details}
