@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -50,8 +51,14 @@ jobs = Table(
     Column("finished_at", Float, nullable=True),
     Column("idempotency_key", String(256), nullable=True, unique=True),
     Column("owner", String(128), nullable=False, server_default=""),
-    Index("ix_jobs_state", "state"),
-    Index("ix_jobs_parent", "parent_id"),
+    Index("ix_jobs_state", "state", "created_at", "job_id"),
+    # tasks only: a NULL test must not pick it over ix_jobs_created (migration 0005)
+    Index(
+        "ix_jobs_parent",
+        "parent_id",
+        sqlite_where=text("parent_id IS NOT NULL"),
+        postgresql_where=text("parent_id IS NOT NULL"),
+    ),
     Index("ix_jobs_project_name", "project", "name"),
     Index("ix_jobs_created", "created_at", "job_id"),
     Index("ix_jobs_project_created", "project", "created_at", "job_id"),
