@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "api_throughput.py"
 
 
+@pytest.mark.slow
 def test_the_api_bench_prints_one_json_object_with_its_figures(tmp_path: Path) -> None:
     argv = [sys.executable, str(BENCH), "--submissions", "10", "--rounds", "1"]
     argv += ["--jobs", "300", "--samples", "5", "--users", "3", "--watch-s", "2"]

@@ -290,12 +290,14 @@ def _wait(check: Callable[[], bool], stop_at: float) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_idempotent_submissions_survive_drops_and_a_sigkill_on_sqlite(
     sqlite_server: Server,
 ) -> None:
     _run_stress(sqlite_server, seed=10)
 
 
+@pytest.mark.slow
 def test_idempotent_submissions_survive_drops_and_a_sigkill_on_postgresql(
     postgres_served: Server,
 ) -> None:
