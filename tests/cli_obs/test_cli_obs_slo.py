@@ -12,6 +12,7 @@ import yaml
 
 from hpcbridge.client import Client
 from hpcbridge.slo import default_slos, generate_rules, rules_to_yaml
+from hpcbridge.telemetry import data_integrity_rules
 from tests.cli_obs.conftest import Cli
 from tests.telemetry._sim import Sim
 
@@ -21,7 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 def test_rules_are_the_generated_ones(cli: Cli) -> None:
     result = cli("slo", "rules")
     assert result.code == 0
-    assert result.out == rules_to_yaml(generate_rules(default_slos()))
+    expected = generate_rules(default_slos())
+    expected["groups"].append(data_integrity_rules())  # the checksum mismatch alert
+    assert result.out == rules_to_yaml(expected)
 
 
 @pytest.mark.prometheus

@@ -29,6 +29,7 @@ from hpcbridge.slo import (
     slo_report,
 )
 from hpcbridge.store import open_store
+from hpcbridge.telemetry import data_integrity_rules
 
 slo_app = typer.Typer(
     no_args_is_help=False,  # 'hpcbridge slo' alone: "missing command", exit 2
@@ -93,7 +94,9 @@ def rules(
     """Prometheus recording and alerting rules for the SLOs (check with promtool)."""
     slos, _ = _slos(file)
     base = Settings().runbook_url_base or DEFAULT_RUNBOOK_BASE
-    text = rules_to_yaml(generate_rules(slos, runbook_base=base))
+    document = generate_rules(slos, runbook_base=base)
+    document["groups"].append(data_integrity_rules(base))  # checksum mismatches
+    text = rules_to_yaml(document)
     if out is None:
         typer.echo(text, nl=False)
     else:

@@ -17,6 +17,7 @@ record (``FinishedJob``) is closed at its end.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from hpcbridge.errors import NotFoundError
@@ -39,6 +40,9 @@ _TRANSITION = v.EventKind.TRANSITION.value
 _ATTEMPT_SUCCEEDED = v.EventKind.ATTEMPT_SUCCEEDED.value
 _ATTEMPT_END = frozenset(k.value for k in v.ATTEMPT_END_KINDS)
 _CHECKPOINT_SAVED = v.EventKind.CHECKPOINT_SAVED.value
+_STAGES = {JobState.STAGING_IN.value: "stage_in", JobState.STAGING_OUT.value: "stage_out"}
+_CHECKSUM_MISMATCH = FailureClass.CHECKSUM_MISMATCH.value
+_NODE_CHECK = "node"
 _BULK = 32
 """More new jobs than this in one chunk of events: load their labels with one query."""
 
@@ -87,6 +91,20 @@ class FoldListener:
 
     def job_finished(self, labels: JobLabels, job: FinishedJob, makespan_s: float) -> None:
         """The job reached a terminal state; ``makespan_s`` is from acceptance to now."""
+
+    def stage_finished(
+        self,
+        labels: JobLabels,
+        direction: str,
+        duration_s: float | None,
+        endpoints: Mapping[str, tuple[float, float]],
+    ) -> None:
+        """A data stage ended well: ``direction`` is ``stage_in`` or ``stage_out``;
+        ``endpoints`` maps each storage endpoint to (bytes copied, seconds copying)."""
+
+    def checksum_mismatch(self, labels: JobLabels, check: str) -> None:
+        """A job failed on a checksum mismatch: ``check`` is ``stage_in``, ``stage_out``
+        (while staging) or ``node`` (the job wrapper's re-check before the command)."""
 
 
 @dataclass(slots=True)
@@ -192,6 +210,11 @@ class EventFold:
         source = _VALUE[event.from_state] if event.from_state else ""
         listener.state_changed(labels, source, _VALUE[target] if target else "")
         self._licence_wait(event, progress)
+        stage = _STAGES.get(source)
+        if stage is not None:
+            self._stage_end(event, labels, stage)
+        if event.data.get(v.FAILURE_CLASS) == _CHECKSUM_MISMATCH:
+            listener.checksum_mismatch(labels, stage or _NODE_CHECK)
         if target is _RUNNING:
             if progress.started_at is None:
                 progress.started_at = event.time
@@ -237,6 +260,17 @@ class EventFold:
         wait_s = max(event.time - held_at, 0.0)
         progress.licence_waits.append((event.time, wait_s))
         self._listener.licence_waited(progress.labels, wait_s)
+
+    def _stage_end(self, event: Event, labels: JobLabels, stage: str) -> None:
+        endpoints = event.data.get(v.ENDPOINTS)
+        if not isinstance(endpoints, Mapping):
+            return  # a stage that failed copies nothing worth measuring
+        use = {
+            str(name): (_number(one.get("bytes")), _number(one.get("seconds")))
+            for name, one in endpoints.items()
+            if isinstance(one, Mapping)
+        }
+        self._listener.stage_finished(labels, stage, _duration(event.data.get(v.DURATION_S)), use)
 
     def _attempt_end(self, event: Event, progress: _Progress) -> None:
         data, labels = event.data, progress.labels

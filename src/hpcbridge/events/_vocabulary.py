@@ -65,6 +65,11 @@ RTT_S_P50: Final = "rtt_s_p50"
 UTILIZATION: Final = "utilization"
 LICENCES: Final = "licences"
 """Per managed pool, the licences asked for and free: on transitions into and out of held."""
+BYTES_COPIED: Final = "bytes_copied"
+"""Bytes a data stage copied (inputs already in the cache or kept from before copy none)."""
+ENDPOINTS: Final = "endpoints"
+"""Per storage endpoint of a data stage, ``{"bytes": copied, "seconds": spent copying}``:
+on transitions out of staging_in and staging_out."""
 COST: Final = "cost"
 """What the attempt cost under its rate card (in the card's currency); absent: no card."""
 
@@ -97,7 +102,16 @@ _SDK = "checkpoint SDK (hpcbridge.checkpoint)"
 VOCABULARY: Mapping[EventKind, KindInfo] = {
     EventKind.ACCEPTED: KindInfo("store", ()),
     EventKind.TRANSITION: KindInfo(
-        "store", (FAILURE_CLASS, TIME_TO_RECOVER_S, "recovered_from", LICENCES)
+        "store",
+        (
+            FAILURE_CLASS,
+            TIME_TO_RECOVER_S,
+            "recovered_from",
+            LICENCES,
+            DURATION_S,
+            BYTES_COPIED,
+            ENDPOINTS,
+        ),
     ),
     EventKind.CANCEL_REQUESTED: KindInfo("client", ()),
     EventKind.BUDGET_WARNING: KindInfo("client (a budget past its soft limit at submission)", ()),

@@ -7,10 +7,11 @@ digests, resumes ``.part`` files and copies the rest.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hpcbridge.spec import JobSpec
@@ -38,6 +39,9 @@ class StageReport:
     bytes_copied: int
     duration_s: float
     manifest: Path
+    endpoints: Mapping[str, tuple[int, float]] = field(default_factory=dict)
+    """Per storage endpoint (``Location.endpoint``): bytes copied and seconds spent copying
+    them (transfers run in parallel, so the seconds can add up to more than the stage)."""
 
     @property
     def throughput_bps(self) -> float:
@@ -50,6 +54,10 @@ class StageReport:
             "bytes_copied": self.bytes_copied,
             "duration_s": round(self.duration_s, 3),
             "manifest": str(self.manifest),
+            "endpoints": {
+                name: {"bytes": copied, "seconds": round(seconds, 3)}
+                for name, (copied, seconds) in sorted(self.endpoints.items())
+            },
         }
 
 
@@ -111,11 +119,18 @@ def _run(
             if progress is not None:
                 progress(cached.size)
             return cached, 0
+        began = time.monotonic()
         record, copied = transfer(task, algorithm, retry, progress)
+        remote = task.source if kind == "inputs" else task.dest
+        with lock:
+            was_copied, was_s = endpoints.get(remote.endpoint, (0, 0.0))
+            endpoints[remote.endpoint] = (was_copied + copied, was_s + time.monotonic() - began)
         if cache is not None:
             cache.keep(task, record)
         return record, copied
 
+    endpoints: dict[str, tuple[int, float]] = {}
+    lock = threading.Lock()
     with ThreadPoolExecutor(max(1, min(MAX_PARALLEL, len(tasks))), "hb-stage") as pool:
         done = list(pool.map(one, tasks))  # the first error is raised here
     files = tuple(record for record, _ in done)
@@ -126,4 +141,5 @@ def _run(
         bytes_copied=sum(copied for _, copied in done),
         duration_s=time.monotonic() - started,
         manifest=manifest,
+        endpoints=endpoints,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -28,6 +29,14 @@ class Location:
     def protocol(self) -> str:
         protocol = self.fs.protocol
         return str(protocol[0] if isinstance(protocol, (tuple, list)) else protocol)
+
+    @property
+    def endpoint(self) -> str:
+        """The storage it is on, as a bounded metric label: ``file`` for local paths, else
+        ``<protocol>://<host or bucket>``."""
+        if self.local:
+            return "file"
+        return f"{self.protocol}://{urlsplit(self.url).netloc}"
 
     def child(self, relative: str) -> Location:
         sep = "" if self.path.endswith("/") else "/"

@@ -6,6 +6,7 @@ bounded (never a job id or a user). Grafana dashboards are built by
 ``hpcbridge.telemetry.dashboards`` (imported on demand). See docs/observability.md.
 """
 
+from hpcbridge.telemetry._alert_rules import data_integrity_rules
 from hpcbridge.telemetry._collector import StoreCollector
 from hpcbridge.telemetry._context import LOG_CONTEXT_KEYS, job_log_context
 from hpcbridge.telemetry._names import (
@@ -21,6 +22,7 @@ from hpcbridge.telemetry._status import (
     latest_gpu_utilization,
     read_status_events,
 )
+from hpcbridge.telemetry._textfile import MetricsExport
 from hpcbridge.telemetry._tracing import (
     annotate,
     annotate_current,
@@ -36,12 +38,14 @@ __all__ = [
     "LABELS",
     "LOG_CONTEXT_KEYS",
     "OUTCOME_CLASSES",
+    "MetricsExport",
     "ReconcilerStats",
     "StatusEvent",
     "StoreCollector",
     "annotate",
     "annotate_current",
     "configure_tracing",
+    "data_integrity_rules",
     "exported_series",
     "ingestable_events",
     "job_log_context",

@@ -10,6 +10,7 @@ restarts.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hpcbridge.events import FinishedAttempt, FinishedJob, FoldListener, JobLabels
@@ -71,6 +72,9 @@ class MetricTotals(FoldListener):
                 n.LOST_CORE_SECONDS,
                 n.COST,
                 n.TRANSITIONS,
+                n.STAGING_BYTES,
+                n.STAGING_TRANSFER_SECONDS,
+                n.CHECKSUM_MISMATCHES,
             )
         }
         self.histograms: dict[str, dict[Labels, Histogram]] = {
@@ -111,6 +115,8 @@ class MetricTotals(FoldListener):
         self._histogram(n.QUEUE_WAIT, base)
         self._histogram(n.LICENCE_WAIT, base)
         self._histogram(n.CHECKPOINT_DURATION, base)
+        for check in n.CHECKSUM_CHECKS:  # rate() and alerts see the first mismatch
+            c[n.CHECKSUM_MISMATCHES].setdefault((*base, check), 0.0)
         for outcome in (n.OUTCOME_SUCCEEDED, n.OUTCOME_FAILED, n.OUTCOME_CANCELLED):
             self._histogram(n.MAKESPAN, (*base, outcome))
         for state in n.ACTIVE_STATES:
@@ -178,6 +184,28 @@ class MetricTotals(FoldListener):
 
     def fabric_latency(self, labels: JobLabels, rtt_s: float) -> None:
         self._histogram(n.FABRIC_LATENCY, labels.base).observe(rtt_s)
+
+    def stage_finished(
+        self,
+        labels: JobLabels,
+        direction: str,
+        duration_s: float | None,
+        endpoints: Mapping[str, tuple[float, float]],
+    ) -> None:
+        base = labels.base
+        for endpoint, (copied, seconds) in endpoints.items():
+            self._add(n.STAGING_BYTES, (*base, direction, endpoint), copied)
+            self._add(n.STAGING_TRANSFER_SECONDS, (*base, direction, endpoint), seconds)
+        if duration_s is None:
+            return
+        self._histogram(n.STAGING_DURATION, (*base, direction)).observe(duration_s)
+        copied_total = sum(copied for copied, _ in endpoints.values())
+        if duration_s > 0 and copied_total > 0:
+            key = (*base, direction)
+            self._histogram(n.STORAGE_THROUGHPUT, key).observe(copied_total / duration_s)
+
+    def checksum_mismatch(self, labels: JobLabels, check: str) -> None:
+        self._add(n.CHECKSUM_MISMATCHES, (*labels.base, check))
 
     def job_finished(self, labels: JobLabels, job: FinishedJob, makespan_s: float) -> None:
         self._add(n.JOBS_FINISHED, (*labels.base, job.outcome, job.failure_class))

@@ -36,6 +36,8 @@ __all__ = [
     "BACKEND_UP",
     "BASE_LABELS",
     "CHECKPOINT_DURATION",
+    "CHECKSUM_CHECKS",
+    "CHECKSUM_MISMATCHES",
     "COST",
     "CYCLES",
     "CYCLE_DURATION",
@@ -64,6 +66,10 @@ __all__ = [
     "PREEMPTIONS",
     "QUEUE_WAIT",
     "RUN_SECONDS",
+    "STAGE_DIRECTIONS",
+    "STAGING_BYTES",
+    "STAGING_DURATION",
+    "STAGING_TRANSFER_SECONDS",
     "STORAGE_THROUGHPUT",
     "TIME_TO_RECOVER",
     "TRANSITIONS",
@@ -82,6 +88,10 @@ JOBS = "hpcbridge_jobs"
 TRANSITIONS = "hpcbridge_job_transitions_total"
 NODE_RUNNING_ATTEMPTS = "hpcbridge_node_running_attempts"
 EVENTS_PROCESSED = "hpcbridge_telemetry_events_processed_total"
+STAGING_BYTES = "hpcbridge_staging_bytes_total"
+STAGING_TRANSFER_SECONDS = "hpcbridge_staging_transfer_seconds_total"
+STAGING_DURATION = "hpcbridge_staging_duration_seconds"
+CHECKSUM_MISMATCHES = "hpcbridge_checksum_mismatches_total"
 
 # -- reported by the reconciler (ReconcilerStats) -------------------------------------------
 BACKEND_UP = "hpcbridge_backend_up"
@@ -112,6 +122,10 @@ LABELS: Mapping[str, tuple[str, ...]] = {
     TRANSITIONS: ("from_state", "to_state"),
     NODE_RUNNING_ATTEMPTS: ("backend", "node"),
     EVENTS_PROCESSED: (),
+    STAGING_BYTES: (*BASE_LABELS, "direction", "endpoint"),
+    STAGING_TRANSFER_SECONDS: (*BASE_LABELS, "direction", "endpoint"),
+    STAGING_DURATION: (*BASE_LABELS, "direction"),
+    CHECKSUM_MISMATCHES: (*BASE_LABELS, "check"),
     BACKEND_UP: ("backend",),
     BACKEND_POLL_DURATION: ("backend",),
     BACKEND_POLL_ERRORS: ("backend",),
@@ -137,7 +151,8 @@ HELP: Mapping[str, str] = {
     ),
     STORAGE_THROUGHPUT: (
         "Bytes per second of one storage operation of a job (M8): operation=checkpoint_write "
-        "for each checkpoint save (bytes written over the save's duration)."
+        "for each checkpoint save (bytes written over the save's duration), stage_in and "
+        "stage_out for each data stage that copied bytes (bytes copied over its duration)."
     ),
     RUN_SECONDS: "Wall-clock seconds attempts ran, counted when each attempt ends.",
     GPU_UTILIZATION: "Mean GPU utilisation (0..1) of running GPU jobs; absent when none runs.",
@@ -157,6 +172,19 @@ HELP: Mapping[str, str] = {
     TRANSITIONS: "Job state transitions written to the store.",
     NODE_RUNNING_ATTEMPTS: "Running attempts per node now.",
     EVENTS_PROCESSED: "Store events the telemetry collector has folded into its counters.",
+    STAGING_BYTES: (
+        "Bytes data stages copied per storage endpoint (file, s3://bucket, https://host); "
+        "inputs reused from the cache copy none."
+    ),
+    STAGING_TRANSFER_SECONDS: (
+        "Seconds spent copying per storage endpoint (parallel copies add up); "
+        "rate(bytes) / rate(seconds) is an endpoint's per-stream throughput."
+    ),
+    STAGING_DURATION: "Seconds one data stage of a job took, copies and verification included.",
+    CHECKSUM_MISMATCHES: (
+        "Jobs failed on a checksum mismatch: check=stage_in or stage_out while staging, "
+        "check=node when the job wrapper found an input changed after staging (F7)."
+    ),
     BACKEND_UP: "1 when the backend's latest poll succeeded, 0 when it failed.",
     BACKEND_POLL_DURATION: "Seconds one batched poll of a backend took.",
     BACKEND_POLL_ERRORS: "Polls of a backend that failed.",
@@ -173,6 +201,7 @@ HISTOGRAM_BUCKETS: Mapping[str, tuple[float, ...]] = {
     CHECKPOINT_DURATION: (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
     FABRIC_LATENCY: (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.05),
     STORAGE_THROUGHPUT: (1e6, 1e7, 5e7, 1e8, 2.5e8, 5e8, 1e9, 2.5e9, 5e9, 1e10, 2.5e10),
+    STAGING_DURATION: (0.1, 1, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, 14400),
     MAKESPAN: (10, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200, 604800),
     TIME_TO_RECOVER: (1, 10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 86400),
     BACKEND_POLL_DURATION: (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
@@ -187,11 +216,16 @@ FOLDED_HISTOGRAMS = (
     TIME_TO_RECOVER,
     FABRIC_LATENCY,
     STORAGE_THROUGHPUT,
+    STAGING_DURATION,
 )
 """Histograms folded from the event log (the reconciler's own are in ``ReconcilerStats``)."""
 
 OUTCOME_SUCCEEDED, OUTCOME_FAILED, OUTCOME_CANCELLED = (o.value for o in Outcome)
 OPERATION_CHECKPOINT_WRITE = "checkpoint_write"
+STAGE_DIRECTIONS: tuple[str, ...] = ("stage_in", "stage_out")
+"""Values of ``direction`` (and of ``operation`` for stages)."""
+CHECKSUM_CHECKS: tuple[str, ...] = (*STAGE_DIRECTIONS, "node")
+"""Values of ``check`` on the checksum mismatch counter."""
 
 FAILED_CLASSES: tuple[str, ...] = tuple(
     c.value for c in FailureClass if c is not FailureClass.CANCELLED
