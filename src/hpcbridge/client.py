@@ -67,6 +67,7 @@ from hpcbridge.store import (
     open_store,
     task_job_id,
 )
+from hpcbridge.telemetry import MetricsExport
 
 log = structlog.get_logger("hpcbridge.client")
 
@@ -191,6 +192,16 @@ class Client:
             wake=self._wake.set,
             rate_cards=load_cards(self.settings.resolved_rate_cards),
             licences=LicenceMonitor(self.licence_pools),
+        )
+        self.metrics = (
+            MetricsExport(
+                self.store,
+                textfile=self.settings.metrics_textfile,
+                pushgateway=self.settings.pushgateway_url,
+                stats=self.reconciler.stats,
+            )
+            if self.settings.metrics_textfile or self.settings.pushgateway_url
+            else None
         )
 
     # -- submission ------------------------------------------------------------------------
@@ -571,6 +582,8 @@ class Client:
             spent = time.monotonic() - started
             if on_cycle is not None:
                 on_cycle()
+            if self.metrics is not None:
+                self.metrics.after_cycle()
             if report is None or not (report.changes or report.submitted):
                 self._wake.wait(self.settings.poll_interval_s)
                 self._wake.clear()
@@ -591,6 +604,8 @@ class Client:
             start_agent(self.settings)
 
     def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
         self._leader.release()
         self.backends.close()
         self.store.close()

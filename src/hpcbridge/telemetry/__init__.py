@@ -23,6 +23,7 @@ from hpcbridge.telemetry._status import (
     read_status_events,
 )
 from hpcbridge.telemetry._textfile import MetricsExport
+from hpcbridge.telemetry._textfile import MetricsExport
 from hpcbridge.telemetry._tracing import (
     annotate,
     annotate_current,
@@ -38,6 +39,7 @@ __all__ = [
     "LABELS",
     "LOG_CONTEXT_KEYS",
     "OUTCOME_CLASSES",
+    "MetricsExport",
     "MetricsExport",
     "ReconcilerStats",
     "StatusEvent",
