@@ -52,9 +52,8 @@ def problems(spec: JobSpec) -> list[str]:
     digest = current_digest(kind, image)
     if digest is None:
         return [
-            f"container.image: Podman has no image {image!r}; load it first "
-            "('podman load -i FILE' or 'podman import ROOTFS.tar NAME'), or give the path "
-            "of a directory image or tarball (starting with / or ./)"
+            f"container.image: Podman has no image {image!r}; load it first ('podman load' "
+            "or 'podman import'), or give a directory image's or tarball's path (./ or /)"
         ]
     if container.digest is not None and digest != container.digest:
         return [
