@@ -23,7 +23,6 @@ from hpcbridge.telemetry._status import (
     read_status_events,
 )
 from hpcbridge.telemetry._textfile import MetricsExport
-from hpcbridge.telemetry._textfile import MetricsExport
 from hpcbridge.telemetry._tracing import (
     annotate,
     annotate_current,
@@ -39,7 +38,6 @@ __all__ = [
     "LABELS",
     "LOG_CONTEXT_KEYS",
     "OUTCOME_CLASSES",
-    "MetricsExport",
     "MetricsExport",
     "ReconcilerStats",
     "StatusEvent",
