@@ -192,6 +192,7 @@ class Client:
             wake=self._wake.set,
             rate_cards=load_cards(self.settings.resolved_rate_cards),
             licences=LicenceMonitor(self.licence_pools),
+            cache_max_bytes=int(self.settings.cache_max_gb * (1 << 30)),
         )
         self.metrics = (
             MetricsExport(

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     quarantine_max_drained_fraction: float = Field(
         default=0.34, ge=0, le=1, description="Never drain more of a partition than this."
     )
+    cache_max_gb: float = Field(
+        default=100.0,
+        gt=0,
+        description="Size of the control plane's cache of staged inputs (beside the data "
+        "directories); least recently used inputs no job links are evicted past it.",
+    )
     lease_ttl_s: float = Field(
         default=30.0,
         gt=0,

@@ -61,6 +61,7 @@ from hpcbridge.reconciler._staged_cost import staged_usage
 from hpcbridge.reconciler._stager import Stager, unverified_inputs
 from hpcbridge.reconciler._submit import Submitter, record_submitted, ref_of
 from hpcbridge.spec import JobSpec, load_spec_document, shared_part
+from hpcbridge.staging import DEFAULT_MAX_BYTES as DEFAULT_CACHE_MAX_BYTES
 from hpcbridge.states import AttemptState, FailureClass, JobState
 from hpcbridge.store import Attempt, Job, JobFilter, JobId, Store, new_token
 from hpcbridge.telemetry import (
@@ -102,6 +103,7 @@ class Reconciler:
         wake: Callable[[], None] = lambda: None,
         rate_cards: CardBook | None = None,
         licences: LicenceMonitor | None = None,
+        cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES,
     ) -> None:
         """``node_backends``: backends whose nodes are counted from the first cycle (None:
         all of ``backends``); any other is counted once it has had a job to poll, so that a
@@ -136,7 +138,8 @@ class Reconciler:
             project_quota=policy.running_quota_of,
             managed_licences=licences.pools if licences else (),
         )
-        self._stager = Stager(checkpoints_dir, wake)  # data stages, off the cycle's thread
+        # data stages, off the cycle's thread
+        self._stager = Stager(checkpoints_dir, wake, cache_max_bytes=cache_max_bytes)
 
     def cycle(self) -> CycleReport:
         started = time.monotonic()

@@ -23,7 +23,15 @@ from hpcbridge.errors import HpcbridgeError
 from hpcbridge.reconciler._environment import data_dir
 from hpcbridge.reconciler._stage_outcome import StageOutcome
 from hpcbridge.spec import JobSpec
-from hpcbridge.staging import Cache, Meter, StageReport, StagingError, stage_in, stage_out
+from hpcbridge.staging import (
+    DEFAULT_MAX_BYTES,
+    Cache,
+    Meter,
+    StageReport,
+    StagingError,
+    stage_in,
+    stage_out,
+)
 from hpcbridge.states import FailureClass, JobState
 from hpcbridge.store import Attempt, Job
 
@@ -36,13 +44,20 @@ _Key = tuple[str, JobState, int]
 
 
 class Stager:
-    def __init__(self, checkpoints: Path, wake: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        checkpoints: Path,
+        wake: Callable[[], None] = lambda: None,
+        *,
+        cache_max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self._checkpoints = checkpoints
         self._wake = wake
         self._pool: ThreadPoolExecutor | None = None
         self._running: dict[_Key, Future[StageOutcome]] = {}
         self._meters: dict[str, Meter] = {}
-        self._cache = Cache(checkpoints.parent / "cache")  # beside the data directories
+        # beside the data directories
+        self._cache = Cache(checkpoints.parent / "cache", cache_max_bytes)
 
     def outcome(self, job: Job, spec: JobSpec) -> StageOutcome | None:
         """The stage's outcome once it has finished; starts it when none runs."""

@@ -5,7 +5,7 @@ with s3fs, ``http(s)://`` read-only). Each stage writes a manifest of what it st
 (path, size, ``<algorithm>:<digest>``), which the job wrapper verifies again on the node.
 """
 
-from hpcbridge.staging._cache import Cache
+from hpcbridge.staging._cache import DEFAULT_MAX_BYTES, Cache
 from hpcbridge.staging._digest import default_algorithm, digest_file, split
 from hpcbridge.staging._errors import ChecksumMismatchError, StagingError
 from hpcbridge.staging._manifest import (
@@ -20,6 +20,7 @@ from hpcbridge.staging._stage import StageReport, stage_in, stage_out
 from hpcbridge.staging._transfer import Meter, Retry
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
     "INPUTS",
     "OUTPUTS",
     "Cache",
