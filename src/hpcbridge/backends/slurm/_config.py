@@ -80,6 +80,15 @@ class ClusterConfig(BaseModel):
         description="Time the fabric between the first two nodes of multi-node jobs at start "
         "(M7; needs python3 on the nodes, costs about a second)",
     )
+    node_cache_dir: str | None = Field(
+        default=None,
+        description="Node-local cache of staged inputs, e.g. /scratch/hpcbridge-cache or "
+        "/var/lib/hpcbridge/nodecache/{node} ({node}: the node's name): single-node jobs read "
+        "their inputs from it, and jobs go to a usable node that already holds them",
+    )
+    node_cache_max_gb: float = Field(
+        default=100.0, gt=0, description="Size of each node's cache (least recently used out)"
+    )
     command_timeout_s: float = Field(default=60.0, gt=0)
     accounting_wait_s: float = Field(
         default=30.0,

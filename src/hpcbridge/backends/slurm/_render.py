@@ -21,6 +21,7 @@ from typing import Any
 from hpcbridge.backends import gpu_sampler
 from hpcbridge.backends._protocol import LaunchRequest
 from hpcbridge.backends.slurm import fabric_probe
+from hpcbridge.backends.slurm._locality import node_cache_step
 from hpcbridge.containers import shell_wrap
 from hpcbridge.spec import JobSpec
 
@@ -67,6 +68,8 @@ class BatchJob:
     qos: str | None = None
     reservation: str | None = None
     nice: int | None = None
+    nodelist: str | None = None
+    """The node holding the job's inputs (``_placement``); CLI only."""
     extra_args: tuple[str, ...] = ()
     """The spec's ``sbatch_args`` (CLI only), checked against what hpcbridge sets."""
     environment: Mapping[str, str] = field(default_factory=dict)
@@ -210,6 +213,7 @@ def render_script(request: LaunchRequest, *, probe: bool = True) -> str:
         *_program(spec),
         *shell_wrap(spec),  # the container's launcher runs after the inputs are verified
         *_verify_inputs(request.env),
+        *node_cache_step(request.env),  # before the check: it checks the node's copies
         _RUNNER,
     ]
     return "\n".join(lines)
@@ -256,7 +260,7 @@ def render_array_script(
     for index, request, env in zip(indices, requests, envs, strict=True):
         own = {name: value for name, value in env.items() if common.get(name) != value}
         program = [*_program(request.spec), *shell_wrap(request.spec)]
-        body = [*_exports(own), *program, *_verify_inputs(env)]
+        body = [*_exports(own), *program, *_verify_inputs(env), *node_cache_step(env)]
         lines.append(f"{index})")
         lines.extend(f"    {line}" for line in body)
         lines.append("    ;;")
@@ -361,6 +365,7 @@ def sbatch_argv(job: BatchJob) -> list[str]:
         ("--qos", job.qos),
         ("--reservation", job.reservation),
         ("--nice", job.nice),
+        ("--nodelist", job.nodelist),
     ]
     argv += [f"{flag}={value}" for flag, value in optional if value is not None]
     return [*argv, *job.extra_args]
