@@ -15,15 +15,14 @@ import time
 import psutil
 
 from ._helpers import batch_script_pids
-from .conftest import SCRIPT, SlurmCluster
+from .conftest import SlurmCluster
 
 
 def restore(cluster: SlurmCluster) -> None:
-    """``scripts/slurm-cluster start``: restarts missing daemons and resumes nodes left down."""
-    done = subprocess.run(
-        [str(SCRIPT), "start"], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert done.returncode == 0, f"scripts/slurm-cluster start failed:\n{done.stderr}"
+    """The cluster script's ``start``: restarts missing daemons and resumes nodes left down."""
+    argv = [*cluster.control, "start"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, f"{' '.join(argv)} failed:\n{done.stderr}"
 
 
 def save_job_state(cluster: SlurmCluster, native_id: str, timeout_s: float = 30.0) -> None:
@@ -34,7 +33,7 @@ def save_job_state(cluster: SlurmCluster, native_id: str, timeout_s: float = 30.
     seconds after a start is real but makes a test a lottery; tests that want a running job to
     survive the crash save first. A no-op update of the job marks the job table changed.
     """
-    state = cluster.state_dir / "spool" / "ctld" / "job_state"
+    state = cluster.job_state_file
     since = time.time()
     subprocess.run(
         ["scontrol", "update", f"jobid={native_id}", "nice=0"],
@@ -50,7 +49,7 @@ def save_job_state(cluster: SlurmCluster, native_id: str, timeout_s: float = 30.
 
 
 def kill_daemon(cluster: SlurmCluster, pid_file: str) -> None:
-    pid = int((cluster.state_dir / "run" / pid_file).read_text().split()[0])
+    pid = int((cluster.pid_dir / pid_file).read_text().split()[0])
     os.kill(pid, signal.SIGKILL)
 
 
@@ -58,7 +57,7 @@ def kill_node(cluster: SlurmCluster, node: str, native_id: str) -> None:
     """The node dies: its slurmd, and the job's step daemon and processes, at once."""
     kill_daemon(cluster, f"slurmd-{node}.pid")
     victims: list[psutil.Process] = []
-    for pid in batch_script_pids(native_id):
+    for pid in batch_script_pids(native_id, cluster.name):
         with contextlib.suppress(psutil.Error):
             script = psutil.Process(pid)
             victims += [script, *script.children(recursive=True)]

@@ -10,7 +10,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -98,8 +97,9 @@ def cancel_jobs_except(cluster: SlurmCluster, job_ids: Collection[str]) -> None:
     scancel(cluster, strangers)
 
 
-def batch_script_pids(native_id: str) -> list[int]:
-    """PIDs of the batch script of a job running on this machine (slurmd -N nodes)."""
+def batch_script_pids(native_id: str, cluster_name: str) -> list[int]:
+    """PIDs of the batch script of a job running on this machine (slurmd -N nodes) for the
+    cluster called ``cluster_name`` (both test clusters run here, with their own job ids)."""
     job_id = native_id.split("_", 1)[0]
     pids = []
     for entry in Path("/proc").iterdir():
@@ -111,6 +111,8 @@ def batch_script_pids(native_id: str) -> list[int]:
                 continue
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
+            continue
+        if f"SLURM_CLUSTER_NAME={cluster_name}".encode() not in environ:
             continue
         if f"SLURM_JOB_ID={job_id}".encode() in environ or (
             "_" in native_id and f"SLURM_ARRAY_JOB_ID={job_id}".encode() in environ
@@ -130,8 +132,10 @@ class SlurmHarness:
         self.clusters = Clusters((cluster_config(cluster, transport, log_dir=root / "logs"),))
         self.shared_dir = root / "shared"
         self.shared_dir.mkdir(parents=True)
-        self.python = sys.executable
-        self.backend: SlurmBackend = SlurmBackend(self.settings, clusters=self.clusters)
+        self.python = cluster.job_python
+        self.backend: SlurmBackend = SlurmBackend(
+            self.settings, clusters=self.clusters, env=cluster.env()
+        )
         self.native_ids: list[str] = []
         self._count = 0
 
@@ -182,14 +186,14 @@ class SlurmHarness:
 
     def restart(self) -> SlurmBackend:
         self.backend.close()
-        self.backend = SlurmBackend(self.settings, clusters=self.clusters)
+        self.backend = SlurmBackend(self.settings, clusters=self.clusters, env=self.cluster.env())
         return self.backend
 
     def kill_outside(self, ref: AttemptRef) -> None:
         """SIGKILL the job's batch script, as an administrator's ``kill -9`` would."""
         assert ref.native_id is not None
         deadline = time.monotonic() + 10
-        while not (pids := batch_script_pids(ref.native_id)):
+        while not (pids := batch_script_pids(ref.native_id, self.cluster.name)):
             if time.monotonic() > deadline:
                 pytest.fail(f"no batch script process for Slurm job {ref.native_id}")
             time.sleep(0.1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -16,6 +16,9 @@ from hpcbridge.reconciler import CycleReport, Policy, Reconciler
 from hpcbridge.spec import JobSpec, load_spec_document
 from hpcbridge.states import JobState
 from hpcbridge.store import Attempt, Job, JobId, MemoryStore
+
+if TYPE_CHECKING:
+    from .conftest import SlurmCluster
 
 CYCLE_PAUSE_S = 0.5
 
@@ -41,8 +44,11 @@ class Rig:
         *,
         lost_grace_s: float = 60.0,
         quarantine: QuarantinePolicy | None = None,
+        cluster: SlurmCluster | None = None,
     ) -> None:
         self.backend = backend
+        self.cluster = cluster
+        """The test cluster the backend drives, where the fixture says."""
         self.store = MemoryStore()
         self.checkpoints = root / "checkpoints"
         self.reconciler = Reconciler(

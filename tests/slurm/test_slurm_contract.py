@@ -1,5 +1,6 @@
 """The backend contract suite (tests/backends/test_backend_contract.py), unchanged, against
-the real Slurm test cluster through both transports: the CLI tools and slurmrestd."""
+the real Slurm test clusters (22.05 and 24.11) through both transports: the CLI tools and
+slurmrestd."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from tests.backends import test_backend_contract as contract
 
 from ._helpers import TRANSPORTS, SlurmHarness
-from .conftest import SlurmCluster
+from .conftest import VERSIONS, cluster_for
 
 pytestmark = pytest.mark.slurm
 
@@ -19,11 +20,13 @@ pytestmark = pytest.mark.slurm
 globals().update({name: test for name, test in vars(contract).items() if name.startswith("test_")})
 
 
-@pytest.fixture(params=TRANSPORTS)
-def backend_harness(
-    request: pytest.FixtureRequest, tmp_path: Path, slurm_cluster: SlurmCluster
-) -> Iterator[SlurmHarness]:
-    harness = SlurmHarness(tmp_path, slurm_cluster, request.param)
+@pytest.fixture(
+    params=[(label, transport) for label in VERSIONS for transport in TRANSPORTS],
+    ids="-".join,
+)
+def backend_harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SlurmHarness]:
+    label, transport = request.param
+    harness = SlurmHarness(tmp_path, cluster_for(request, label), transport)
     try:
         yield harness
     finally:

@@ -245,6 +245,17 @@ def _text(value: str) -> str:
     return "" if value in ("(null)", "N/A", "None") else value
 
 
+def parse_squeue_exit(value: str) -> tuple[int | None, int | None]:
+    """squeue's ``exit_code`` -> (exit code, signal): Slurm 22.05 prints the raw wait status
+    (``768``), 24.11 ``code:signal`` (``3:0``, ``0:9``) as sacct does."""
+    code, colon, signal = value.strip().partition(":")
+    if not colon:
+        return wait_status(int(code or 0))
+    if int(signal or 0):
+        return None, int(signal)
+    return int(code or 0), None
+
+
 def parse_squeue_text(text: str) -> list[JobRecord]:
     """``squeue -h -O <squeue_format()>`` with ``SLURM_TIME_FORMAT=%s``: one record per job,
     a pending array remainder (``14_[5-999]``) expanded into one record per task."""
@@ -259,7 +270,7 @@ def parse_squeue_text(text: str) -> list[JobRecord]:
         job_id = int(row["JobID"])
         started = parse_epoch(row["StartTime"]) if state not in PENDING_STATES else None
         ended = parse_epoch(row["EndTime"]) if state in TERMINAL_STATES else None
-        exit_code, signal = wait_status(int(row["exit_code"] or 0))
+        exit_code, signal = parse_squeue_exit(row["exit_code"])
         alloc = parse_tres(_text(row["tres-alloc"]))
         base = JobRecord(
             key=str(job_id),

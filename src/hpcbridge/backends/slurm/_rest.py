@@ -33,6 +33,7 @@ from hpcbridge.backends.slurm._render import BatchJob
 from hpcbridge.backends.slurm._rest_versions import (
     SUPPORTED_VERSIONS,
     choose_version,
+    new_style,
     submit_body,
 )
 from hpcbridge.backends.slurm._transport import array_job_ids
@@ -193,13 +194,14 @@ class RestTransport:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
         json_body: Any = None,
         counted: bool = True,
     ) -> dict[str, Any]:
         if counted:
             self.commands += 1
         what = f"{method} {self.cluster.rest_url}{path}"
+        query = tuple(params.items()) if isinstance(params, Mapping) else tuple(params or ())
         for attempt in range(2):
             headers = {
                 "X-SLURM-USER-NAME": str(self.cluster.rest_user),
@@ -207,7 +209,7 @@ class RestTransport:
             }
             try:
                 response = self._http.request(
-                    method, path, params=params, json=json_body, headers=headers
+                    method, path, params=query or None, json=json_body, headers=headers
                 )
             except httpx.TransportError as exc:
                 raise TransientBackendError(
@@ -283,6 +285,14 @@ class RestTransport:
     def _slurmdb(self, tail: str) -> str:
         return f"/slurmdb/{self.version}/{tail}"
 
+    def _list_param(self, name: str, values: Sequence[str]) -> list[tuple[str, str]]:
+        """A query parameter with several values. slurmrestd 22.05 (v0.0.38) takes one
+        comma-separated value (the comma sent as %2C); 24.11 refuses a comma in either form
+        ("Unable to parse query", "not RFC7320 compliant") and takes the name repeated."""
+        if new_style(self.version):
+            return [(name, value) for value in values]
+        return [(name, ",".join(values))]
+
     # -- Transport -----------------------------------------------------------------------------
 
     def submit(self, job: BatchJob) -> str:
@@ -322,8 +332,10 @@ class RestTransport:
         ids = array_job_ids(job_ids)
         for start in range(0, len(ids), ACCOUNTING_CHUNK):
             chunk = ids[start : start + ACCOUNTING_CHUNK]
-            # ``step`` filters by job id; a comma must be sent encoded (%2C) in 22.05.
-            answer = self._request("GET", self._slurmdb("jobs"), params={"step": ",".join(chunk)})
+            # ``step`` filters by job id.
+            answer = self._request(
+                "GET", self._slurmdb("jobs"), params=self._list_param("step", chunk)
+            )
             records += parse_sacct_json(answer)
         return records
 
@@ -334,7 +346,7 @@ class RestTransport:
         answer = self._request(
             "GET",
             self._slurmdb("jobs"),
-            params={"job_name": ",".join(names), "start_time": start},
+            params=[*self._list_param("job_name", names), ("start_time", start)],
         )
         return parse_sacct_json(answer)
 
