@@ -31,6 +31,7 @@ class EventKind(StrEnum):
     BURST_DECIDED = "burst_decided"
     # The reconciler: ``attempt_<AttemptState>`` whenever an attempt changes state.
     ATTEMPT_SUBMITTED = "attempt_submitted"
+    PLACED = "placed"
     ATTEMPT_RUNNING = "attempt_running"
     ATTEMPT_SUCCEEDED = "attempt_succeeded"
     ATTEMPT_FAILED = "attempt_failed"
@@ -132,6 +133,10 @@ VOCABULARY: Mapping[EventKind, KindInfo] = {
         ),
     ),
     EventKind.ATTEMPT_SUBMITTED: KindInfo("reconciler", ("native_id", BACKEND, "requeued")),
+    EventKind.PLACED: KindInfo(
+        "reconciler (a Slurm attempt pinned to the node whose cache holds its inputs)",
+        ("node", "inputs_held", "inputs_total", "bytes_held", "bytes_total"),
+    ),
     EventKind.ATTEMPT_RUNNING: KindInfo("reconciler", _ATTEMPT_SUMMARY),
     EventKind.ATTEMPT_SUCCEEDED: KindInfo("reconciler", _ATTEMPT_SUMMARY),
     EventKind.ATTEMPT_FAILED: KindInfo("reconciler", _ATTEMPT_SUMMARY),

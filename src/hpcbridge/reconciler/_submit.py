@@ -387,6 +387,16 @@ class Submitter:
             details=dict(outcome.details),
             **started,
         )
+        placement = outcome.details.get("placement")
+        if isinstance(placement, dict):  # the backend chose the node holding the inputs
+            self._store.add_event(
+                attempt.job_id,
+                "placed",
+                now=now,
+                attempt=attempt.number,
+                reason=str(placement.get("reason") or ""),
+                data={k: v for k, v in placement.items() if k != "reason"},
+            )
         report.submitted += 1
         if outcome.running:
             self._on_current(

@@ -172,6 +172,8 @@ def _actions(events: list[Event]) -> list[str]:
                 done.append(f"the scheduler requeued it{where}: {event.reason}")
         elif event.kind == "burst_decided":
             done.append(event.reason or "decided about bursting")
+        elif event.kind == "placed":
+            done.append(event.reason or f"placed on {event.data.get('node', '?')}")
         elif event.kind == "budget_warning":
             done.append(f"accepted it past a budget's soft limit: {event.reason}")
         elif event.kind == "node_drained":

@@ -39,8 +39,17 @@ from hpcbridge.backends.slurm._classify import observe
 from hpcbridge.backends.slurm._config import ClusterConfig, Clusters, load_clusters
 from hpcbridge.backends.slurm._facts import FACTS_TTL_S, FactsCache
 from hpcbridge.backends.slurm._hostlist import compress_indices
+from hpcbridge.backends.slurm._locality import (
+    MANIFEST_VARIABLE,
+    NODE_CACHE_VARIABLE,
+    Holdings,
+    inputs_of,
+    node_cache_env,
+    read_report,
+)
 from hpcbridge.backends.slurm._parse import TERMINAL_STATES
 from hpcbridge.backends.slurm._passthrough import check_passthrough
+from hpcbridge.backends.slurm._placement import Placement, choose_node
 from hpcbridge.backends.slurm._preflight import refusals
 from hpcbridge.backends.slurm._records import JobRecord, NodeRecord, PartitionRecord
 from hpcbridge.backends.slurm._render import (
@@ -74,6 +83,9 @@ from hpcbridge.spec import JobSpec
 from hpcbridge.states import FailureClass
 
 log = structlog.get_logger("hpcbridge.backends.slurm")
+
+_NODE_ARGS = ("--nodelist", "-w", "--exclude", "-x")
+"""sbatch arguments of a spec that choose nodes itself: placement leaves such jobs alone."""
 
 OOM_MARKERS = ("exceeded memory limit", "Exceeded job memory limit", "oom-kill", "Out Of Memory")
 """What slurmstepd writes to a job's stderr when it kills it for memory."""
@@ -145,6 +157,7 @@ class SlurmBackend:
         self._facts = FactsCache(settings.home / "slurm")
         self._estimates: dict[str, str | None] = {}
         self._verdicts: dict[tuple[Any, ...], tuple[float, str | None, str | None]] = {}
+        self._cache_reports_read: set[str] = set()  # tokens whose node cache report is known
 
     # -- clusters and transports ---------------------------------------------------------------
 
@@ -310,11 +323,72 @@ class SlurmBackend:
         self._guarded(cluster.name, time.time())
         request, status_dir = self._with_status_dir(request, cluster)
         job = self._render(request, cluster)
+        placement = self._place(request, cluster, job)
+        if placement is not None:
+            job = dataclasses.replace(job, nodelist=placement.node)
         native_id = self.transport(cluster.name).submit(job)
         self._view(cluster.name).submitted([native_id])
         details = self._details(cluster, job, native_id)
         details["status_dir"] = status_dir
+        details["node_cache"] = NODE_CACHE_VARIABLE in request.env  # it will report
+        if placement is not None:
+            details["placement"] = {**placement.to_data(), "reason": placement.sentence()}
         return Submitted(native_id=native_id, details=details)
+
+    def _holdings(self, cluster: ClusterConfig) -> Holdings:
+        return Holdings(self._settings.home / "slurm" / f"{cluster.name}.node_cache.json")
+
+    def _place(
+        self, request: LaunchRequest, cluster: ClusterConfig, job: BatchJob
+    ) -> Placement | None:
+        """A usable node whose cache holds most of the job's inputs; None leaves the choice
+        to Slurm. Never for a burst job (its partition is the decision), a multi-node or GPU
+        job, one that names nodes itself, or over REST (v0.0.38 sets no node list here)."""
+        manifest = request.env.get(MANIFEST_VARIABLE)
+        spec = request.spec
+        if (
+            not manifest
+            or not cluster.node_cache_dir
+            or cluster.transport != "cli"
+            or spec.burst.decided == "burst"
+            or job.nodes != 1
+            or job.gres is not None
+            or any(arg.startswith(_NODE_ARGS) for arg in job.extra_args)
+        ):
+            return None
+        inputs = inputs_of(manifest)
+        holdings = self._holdings(cluster).read()
+        if not any(digest in held for held in holdings.values() for digest in inputs):
+            return None  # no node holds any: no need to ask what the nodes are doing
+        try:
+            nodes = self.transport(cluster.name).nodes()  # now, not the cached facts: drains
+        except BackendError as exc:
+            log.info("placement_skipped", cluster=cluster.name, error=exc.message)
+            return None
+        return choose_node(
+            inputs,
+            holdings,
+            nodes,
+            partition=job.partition,
+            cpus=job.tasks_per_node * job.cpus_per_task,
+            mem_mb=job.mem_mb,
+        )
+
+    def _learn_node_caches(self, cluster: ClusterConfig, refs: Sequence[AttemptRef]) -> None:
+        """Fold new node cache reports of ``refs`` into what each node holds."""
+        holdings: Holdings | None = None
+        for ref in refs:
+            status_dir = ref.details.get("status_dir")
+            if not ref.details.get("node_cache") or not status_dir:
+                continue
+            if ref.token in self._cache_reports_read:
+                continue
+            report = read_report(str(status_dir))
+            if report is None:
+                continue  # not started yet
+            holdings = holdings or self._holdings(cluster)
+            holdings.learn(report)
+            self._cache_reports_read.add(ref.token)
 
     def _with_status_dir(
         self, request: LaunchRequest, cluster: ClusterConfig
@@ -323,6 +397,9 @@ class SlurmBackend:
         live on storage the cluster shares (and, with the CLI transport, this host reads)."""
         status_dir = str(self.log_dir(cluster) / "status" / request.token)
         env = {**request.env, "HPCBRIDGE_STATUS_DIR": status_dir}
+        if MANIFEST_VARIABLE in env:  # staged inputs: through the node's cache, if it has one
+            nodes = request.spec.resources.nodes
+            env |= node_cache_env(cluster.node_cache_dir, cluster.node_cache_max_gb, nodes)
         return dataclasses.replace(request, env=env), status_dir
 
     @staticmethod
@@ -368,13 +445,14 @@ class SlurmBackend:
         )
         array_id = self.transport(cluster.name).submit(batch)
         out = []
-        for position, (_, status_dir) in zip(positions, with_dirs, strict=True):
+        for position, (request, status_dir) in zip(positions, with_dirs, strict=True):
             native_id = f"{array_id}_{position}"
             details = self._details(cluster, batch, native_id)
             details["status_dir"] = status_dir
             details["stdout"] = batch.stdout.replace("%a", str(position))
             details["stderr"] = batch.stderr.replace("%a", str(position))
             details["array_task"] = position
+            details["node_cache"] = NODE_CACHE_VARIABLE in request.env
             out.append(Submitted(native_id=native_id, details=details))
         self._view(cluster.name).submitted(s.native_id for s in out)
         return out
@@ -436,6 +514,7 @@ class SlurmBackend:
         transport = self.transport(cluster.name)
         view = self._view(cluster.name)
         marks = self._run_marks(cluster, refs)
+        self._learn_node_caches(cluster, refs)
         try:
             looked = view.due(now, cluster.queue_interval_s)
             if looked:

@@ -21,6 +21,7 @@ from typing import Any
 from hpcbridge.checkpoint.node_cache import DIR_VARIABLE, MAX_BYTES_VARIABLE, REPORT
 
 MANIFEST_VARIABLE = "HPCBRIDGE_INPUT_MANIFEST"
+NODE_CACHE_VARIABLE = DIR_VARIABLE
 
 
 def node_cache_env(directory: str | None, max_gb: float, nodes: int) -> dict[str, str]:
