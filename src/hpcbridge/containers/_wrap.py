@@ -17,15 +17,18 @@ LAUNCH_MODULE = "hpcbridge.containers.launch"
 def launch_config(spec: JobSpec) -> str:
     """What the launcher needs, as JSON: the pinned image and what the container sees."""
     container = spec.container
-    if container is None or container.digest is None:
-        raise ValueError("launch_config needs a spec whose container digest was pinned")
+    if container is None:
+        raise ValueError("launch_config needs a spec with a container")
+    # Unpinned only in a preflight render (sbatch --test-only) before submission pins it;
+    # run like that, the launcher would refuse: no image has an empty digest.
+    digest = container.digest or ""
     kind, image = image_location(container, spec.submit_dir)
     names = sorted({*spec.env, *container.env_passthrough})
     return json.dumps(
         {
             "kind": kind,
             "image": image,
-            "digest": container.digest,
+            "digest": digest,
             "mounts": list(container.mounts),
             "env": names,
             "gpus": spec.resources.gpus,
