@@ -116,9 +116,11 @@ def served_process(home: Path, database_url: str | None) -> Iterator[tuple[str, 
 
 
 def _answers(url: str) -> bool:
+    """The server answers and has folded the stored events for /metrics (a thread that
+    competes with requests for the interpreter until it is done)."""
     try:
-        return httpx.get(url, timeout=2).status_code in (200, 503)
-    except httpx.HTTPError:
+        return bool(httpx.get(url, timeout=2).json().get("caught_up"))
+    except (httpx.HTTPError, ValueError):
         return False
 
 
