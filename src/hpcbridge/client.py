@@ -446,9 +446,15 @@ class Client:
 
     def get(self, job_id: str) -> Job:
         """A job by its id, or by the scheduler's id of one of its attempts (Slurm's
-        ``1234``, or ``1234_7`` for task 7 of an array)."""
+        ``1234``, or ``1234_7`` for task 7 of an array; ``1234`` alone for an array is
+        the whole array)."""
         if _NATIVE_ID.match(job_id):
             attempt = self.store.attempt_by_native_id(job_id)
+            if attempt is None and job_id.isdigit():
+                task = self.store.array_task_attempt(job_id)
+                parent = None if task is None else self.store.get_job(task.job_id).parent_id
+                if parent is not None:
+                    return self.store.get_job(parent)
             if attempt is None:
                 raise NotFoundError(
                     f"no job has an attempt the scheduler knows as {job_id}",

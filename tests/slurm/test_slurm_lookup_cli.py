@@ -48,3 +48,26 @@ def test_status_by_slurm_job_id_and_array_task(hpcbridge: Run, tmp_path: Path) -
     assert missing.returncode != 0
     assert "no job has an attempt the scheduler knows as 999999999" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_status_by_slurm_array_id_shows_the_whole_array(hpcbridge: Run, tmp_path: Path) -> None:
+    """``1234`` without a task suffix, for an array Slurm runs as one job array, is the
+    array: the parent job with all its tasks, as ``status <our id>`` shows it."""
+    swept = tmp_path / "swept.yaml"
+    swept.write_text(SPEC.replace("name: preflight", "name: swept") + "array: {indices: 0-2}\n")
+    job_id = hpcbridge("submit", str(swept)).stdout.strip()
+    waited = hpcbridge("wait", job_id)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+
+    task_native = _status(hpcbridge, f"{job_id}.2")["attempts"][-1]["native_id"]  # type: ignore[index]
+    array_native, _, index = task_native.partition("_")
+    assert array_native.isdigit() and index == "2"
+    whole = _status(hpcbridge, array_native)
+    assert whole["job"]["job_id"] == job_id  # type: ignore[index]
+    tasks = whole["tasks"]
+    assert isinstance(tasks, list)
+    assert [t["job_id"] for t in tasks] == [f"{job_id}.{i}" for i in range(3)]
+
+    text = hpcbridge("status", array_native)
+    assert text.returncode == 0, text.stderr
+    assert job_id in text.stdout and f"{job_id}.2" in text.stdout

@@ -274,6 +274,19 @@ class MemoryStore:
             ]
         return max(found, key=lambda a: (a.created_at, a.job_id), default=None)
 
+    def array_task_attempt(self, array_native_id: str) -> Attempt | None:
+        prefix = f"{array_native_id}_"
+        with self._lock:
+            found = [
+                a
+                for attempts in self._attempts.values()
+                for a in attempts
+                if a.native_id is not None
+                and a.native_id.startswith(prefix)
+                and a.native_id[len(prefix) :].isdigit()
+            ]
+        return max(found, key=lambda a: (a.created_at, a.job_id), default=None)
+
     def active_attempts(self) -> list[Attempt]:
         with self._lock:
             return [

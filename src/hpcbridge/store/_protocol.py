@@ -90,6 +90,11 @@ class Store(Protocol):
         reuse ids), for lookups by the scheduler's own id."""
         ...
 
+    def array_task_attempt(self, array_native_id: str) -> Attempt | None:
+        """The newest attempt of a task of the scheduler's array ``array_native_id`` (one
+        known as ``<array_native_id>_<index>``), for lookups of a whole array by its id."""
+        ...
+
     def failed_attempts_since(self, since: float) -> list[Attempt]:
         """Attempts that failed at or after ``since`` (for node quarantine and MTBF)."""
         ...

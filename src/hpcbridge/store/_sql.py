@@ -472,6 +472,23 @@ class SqlStore:
             )
         return None if row is None else _attempt(row)
 
+    def array_task_attempt(self, array_native_id: str) -> Attempt | None:
+        if not array_native_id.isdigit():  # so that LIKE's wildcards cannot appear in it
+            return None
+        with self._read() as conn:
+            rows = (
+                conn.execute(
+                    select(attempts_t)
+                    .where(attempts_t.c.native_id.like(f"{array_native_id}\\_%", escape="\\"))
+                    .order_by(attempts_t.c.created_at.desc(), attempts_t.c.job_id.desc())
+                )
+                .mappings()
+                .all()
+            )
+        tasks = (row for row in rows if row["native_id"].rpartition("_")[2].isdigit())
+        row = next(tasks, None)
+        return None if row is None else _attempt(row)
+
     def active_attempts(self) -> list[Attempt]:
         """Attempts not finished yet. Rows read as stored (JSON undecoded): a row equal to
         the one read last time gives back the record decoded then."""
