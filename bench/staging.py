@@ -1,0 +1,175 @@
+"""Benchmark of data staging against the copy tools; prints one JSON object.
+
+Same run, same files, alternating rounds (medians):
+
+- ``large_vs_cp_ratio``: ``cp`` time / hpcbridge stage-in time for one large file (default
+  2 GiB), staged with its expected checksum (hashed while it streams and enforced): 1.0 is
+  as fast as ``cp``, which neither hashes nor verifies. Target >= 0.9.
+- ``small_vs_rsync_ratio``: ``rsync -a`` time / stage-in time for a tree of many small files
+  (default 10,000 of 4 KiB; up to 8 copied in parallel, each hashed and recorded in the
+  manifest). Target > 1.0.
+- ``hash_vs_sha256sum_ratio`` / ``hash_vs_b3sum_ratio``: hpcbridge's hashing throughput of
+  the large file (``algorithm``: BLAKE3 where installed, else SHA-256) over that of
+  ``sha256sum`` / ``b3sum`` (null where the tool is not installed).
+
+The source files are in the page cache (written just before), destinations are fresh
+directories on the same file system, and each copy is removed before the next round. Read
+the ratios with ``load_average_1m``: on a shared machine the medians move.
+
+    python bench/staging.py [--large-mib 2048] [--small-files 10000] [--small-kib 4]
+                            [--repeat 3] [--dir D]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from hpcbridge.spec import JobSpec, load_spec_document
+from hpcbridge.staging import default_algorithm, digest_file, stage_in
+
+CHUNK = 64 << 20
+
+
+def write_random(path: Path, size: int) -> None:
+    """Incompressible content, so that no layer below can shortcut the copies."""
+    with path.open("wb") as out:
+        for start in range(0, size, CHUNK):
+            out.write(os.urandom(min(CHUNK, size - start)))
+
+
+def write_tree(root: Path, files: int, size: int) -> None:
+    """``files`` files of ``size`` bytes, 100 to a directory."""
+    for n in range(files):
+        directory = root / f"d{n // 100:04d}"
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / f"f{n:05d}.dat").write_bytes(os.urandom(size))
+
+
+def spec_for(source: Path, dest: str, checksum: str | None = None) -> JobSpec:
+    entry: dict[str, Any] = {"source": str(source), "dest": dest}
+    if checksum is not None:
+        entry["checksum"] = checksum
+    document = {
+        "apiVersion": "hpcbridge/v1",
+        "kind": "Job",
+        "name": "bench",
+        "command": ["true"],
+        "stage_in": [entry],
+    }
+    return load_spec_document(document, source="bench")
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def run(argv: list[str]) -> float:
+    return timed(lambda: subprocess.run(argv, check=True, capture_output=True))
+
+
+def fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+def hash_tool_gbps(tool: str, path: Path, size: int, repeat: int) -> float | None:
+    found = shutil.which(tool)
+    if found is None:
+        return None
+    return size / 1e9 / statistics.median(run([found, str(path)]) for _ in range(repeat))
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator <= 0:
+        return None
+    return round(numerator / denominator, 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--large-mib", type=int, default=2048)
+    parser.add_argument("--small-files", type=int, default=10_000)
+    parser.add_argument("--small-kib", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dir", type=Path, default=None, help="Where to write (a temp dir)")
+    args = parser.parse_args()
+    for tool in ("cp", "rsync"):
+        if shutil.which(tool) is None:
+            parser.error(f"{tool} is not installed; the baseline needs it")
+    work = Path(tempfile.mkdtemp(prefix="hb-bench-staging-", dir=args.dir))
+    try:
+        print(json.dumps(measure(work, args)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    large_size = args.large_mib << 20
+    large = work / "large.bin"
+    write_random(large, large_size)
+    small_root = work / "small"
+    write_tree(small_root, args.small_files, args.small_kib << 10)
+    algorithm = default_algorithm()
+    started = time.perf_counter()
+    _, digest = digest_file(large, algorithm)
+    first_hash_s = time.perf_counter() - started
+    large_spec = spec_for(large, "large.bin", f"{algorithm}:{digest}")
+    small_spec = spec_for(small_root, "small")
+
+    cp_s, stage_large_s, rsync_s, stage_small_s, hash_s = [], [], [], [], [first_hash_s]
+    for _ in range(args.repeat):  # alternate, so that load changes hit both sides alike
+        target = fresh(work / "cp")
+        target.mkdir()
+        cp_s.append(run(["cp", str(large), str(target / "large.bin")]))
+        fresh(target)
+        target = fresh(work / "stage-large")
+        stage_large_s.append(timed(partial(stage_in, large_spec, target)))
+        fresh(target)
+        target = fresh(work / "rsync")
+        rsync_s.append(run(["rsync", "-a", f"{small_root}/", f"{target}/"]))
+        fresh(target)
+        target = fresh(work / "stage-small")
+        stage_small_s.append(timed(partial(stage_in, small_spec, target)))
+        fresh(target)
+        hash_s.append(timed(partial(digest_file, large, algorithm)))
+
+    ours_gbps = large_size / 1e9 / statistics.median(hash_s)
+    sha256sum = hash_tool_gbps("sha256sum", large, large_size, args.repeat)
+    b3sum = hash_tool_gbps("b3sum", large, large_size, args.repeat)
+    return {
+        "large_bytes": large_size,
+        "small_files": args.small_files,
+        "small_bytes_each": args.small_kib << 10,
+        "repeat": args.repeat,
+        "algorithm": algorithm,
+        "cp_s": round(statistics.median(cp_s), 3),
+        "stage_large_s": round(statistics.median(stage_large_s), 3),
+        "large_vs_cp_ratio": ratio(statistics.median(cp_s), statistics.median(stage_large_s)),
+        "rsync_s": round(statistics.median(rsync_s), 3),
+        "stage_small_s": round(statistics.median(stage_small_s), 3),
+        "small_vs_rsync_ratio": ratio(statistics.median(rsync_s), statistics.median(stage_small_s)),
+        "hash_GBps": round(ours_gbps, 3),
+        "sha256sum_GBps": None if sha256sum is None else round(sha256sum, 3),
+        "b3sum_GBps": None if b3sum is None else round(b3sum, 3),
+        "hash_vs_sha256sum_ratio": ratio(ours_gbps, sha256sum),
+        "hash_vs_b3sum_ratio": ratio(ours_gbps, b3sum),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+    }
+
+
+if __name__ == "__main__":
+    main()
