@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,24 @@ def settings(tmp_path: Path, slurm_env: dict[str, str]) -> Settings:
         required_tags=(),
         poll_interval_s=0.3,
     )
+
+
+def _wait_responding(node: str, env: dict[str, str]) -> None:
+    """A resumed node is "not responding" (``idle*``) until slurmctld next hears from its
+    slurmd; leave the cluster healthy for the next test."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = subprocess.run(
+            ["sinfo", "-h", "-n", node, "-o", "%T"],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+        ).stdout
+        if state.strip() and "*" not in state and "drain" not in state:
+            return
+        time.sleep(0.5)
 
 
 def _spec(source: Path) -> JobSpec:
@@ -134,4 +153,5 @@ def test_a_second_job_goes_to_the_node_holding_its_inputs_and_copies_nothing(
                 env=slurm_env,
                 timeout=30,
             )
+            _wait_responding(drained, slurm_env)
         client.close()
