@@ -57,6 +57,18 @@ def make_spec() -> Callable[..., JobSpec]:
     return make
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_settings_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No config.toml of the developer's or of /etc reaches a test (nor the processes it
+    starts): both settings files are named in an empty directory. Tests of the files name
+    their own."""
+    directory = tmp_path_factory.mktemp("settings-files")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HPCBRIDGE_CONFIG", str(directory / "config.toml"))
+        patch.setenv("HPCBRIDGE_SITE_CONFIG", str(directory / "site-config.toml"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
     """configure_logging() binds structlog and the root logger to the (captured) stderr of

@@ -26,9 +26,13 @@ def installed_entry_point() -> Path:
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """The environment of one run: no HPCBRIDGE_* of the developer, a data directory of
-    its own under tmp_path."""
+    its own under tmp_path, and no settings file (both named where there is none)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HPCBRIDGE_")}
     env.update(HPCBRIDGE_HOME=str(tmp_path / "home"), COLUMNS="200")
+    env.update(
+        HPCBRIDGE_CONFIG=str(tmp_path / "config" / "config.toml"),
+        HPCBRIDGE_SITE_CONFIG=str(tmp_path / "config" / "site-config.toml"),
+    )
     return env
 
 
