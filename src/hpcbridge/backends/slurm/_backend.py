@@ -330,7 +330,8 @@ class SlurmBackend:
         self._view(cluster.name).submitted([native_id])
         details = self._details(cluster, job, native_id)
         details["status_dir"] = status_dir
-        details["node_cache"] = NODE_CACHE_VARIABLE in request.env  # it will report
+        if NODE_CACHE_VARIABLE in request.env:
+            details["node_cache"] = True  # its node will report what it holds
         if placement is not None:
             details["placement"] = {**placement.to_data(), "reason": placement.sentence()}
         return Submitted(native_id=native_id, details=details)
@@ -452,7 +453,8 @@ class SlurmBackend:
             details["stdout"] = batch.stdout.replace("%a", str(position))
             details["stderr"] = batch.stderr.replace("%a", str(position))
             details["array_task"] = position
-            details["node_cache"] = NODE_CACHE_VARIABLE in request.env
+            if NODE_CACHE_VARIABLE in request.env:
+                details["node_cache"] = True
             out.append(Submitted(native_id=native_id, details=details))
         self._view(cluster.name).submitted(s.native_id for s in out)
         return out
