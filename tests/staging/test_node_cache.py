@@ -121,3 +121,18 @@ def test_an_unusable_cache_directory_still_runs_the_command(tmp_path: Path) -> N
     )
     assert done.returncode == 0 and b"node cache" in done.stderr
     assert "error" in json.loads((tmp_path / "s" / REPORT).read_text())
+
+
+def test_a_damaged_node_copy_is_replaced_not_served(tmp_path: Path) -> None:
+    payload = os.urandom(20_000)
+    cache_root = tmp_path / "nc"
+    entry = _stage(tmp_path / "a", "in.bin", payload)
+    run(_manifest(tmp_path / "a", [entry]), NodeCache(cache_root, 1 << 30), "n1")
+    cached = cache_root / "sha256" / str(entry["digest"]).partition(":")[2]
+    os.unlink(str(entry["path"]))
+    os.chmod(cached, 0o644)
+    cached.write_bytes(b"rot" + payload[3:])  # the node's disk changed it
+    again = _stage(tmp_path / "b", "in.bin", payload)
+    report = run(_manifest(tmp_path / "b", [again]), NodeCache(cache_root, 1 << 30), "n1")
+    assert report["bytes_copied"] == len(payload)
+    assert (tmp_path / "b" / "in.bin").read_bytes() == payload

@@ -3,8 +3,9 @@
 Run on the node as ``python -m hpcbridge.checkpoint.node_cache MANIFEST STATUS_DIR --
 ARGV...`` before ``verify_inputs``, with ``HPCBRIDGE_NODE_CACHE_DIR`` (``{node}`` becomes
 this node's name) and ``HPCBRIDGE_NODE_CACHE_MAX_BYTES``. Each input of the manifest is
-taken from the node cache when it holds the digest, or copied there from the staged copy on
-shared storage and hashed before it enters the cache; the job's path then becomes a link to
+taken from the node cache when it holds the digest (re-hashed there, a local read; a damaged
+copy is replaced), or copied there from the staged copy on shared storage and hashed before
+it enters the cache; the job's path then becomes a link to
 the cached object (a hard link, or a symbolic one across file systems), so ``verify_inputs``
 re-hashes what the job will read. ``STATUS_DIR/node_cache.json`` says what the node holds
 and how many bytes it copied; the control plane places later jobs by it.
@@ -67,7 +68,7 @@ class NodeCache:
         """Make ``path`` a link to the cached copy of ``digest``; the bytes copied."""
         cached = self._object(digest)
         copied = 0
-        if not (cached.is_file() and cached.stat().st_size == size):
+        if not self._intact(cached, size, digest):
             copied = self._copy_in(path, cached, digest)
             if copied < 0:
                 return 0  # the shared copy does not match: verify_inputs reports it
@@ -78,6 +79,18 @@ class NodeCache:
         os.utime(cached)  # recently used
         self._link(cached, path)
         return copied
+
+    @staticmethod
+    def _intact(cached: Path, size: int, digest: str) -> bool:
+        """Whether the node's copy still has ``digest``: re-hashed on every use (a local
+        read), and a damaged copy removed, so that it never fails job after job."""
+        if not cached.is_file():
+            return False
+        algorithm, _, expected = digest.partition(":")
+        if cached.stat().st_size == size and _digest_of(cached, algorithm) == expected:
+            return True
+        cached.unlink()
+        return False
 
     def _copy_in(self, source: Path, cached: Path, digest: str) -> int:
         algorithm, _, expected = digest.partition(":")
