@@ -90,3 +90,16 @@ def test_a_changed_directory_image_fails_the_attempt(
         assert "changed" not in _stdout(client, job.job_id)
     finally:
         client.close()
+
+
+def test_a_retried_submission_with_its_key_gets_the_same_pinned_job(
+    images: Images, settings: Settings, make_spec: Callable[..., JobSpec]
+) -> None:
+    spec = make_spec(command=MARKER_COMMAND, container={"image": str(images.directory)})
+    client = Client(settings)
+    try:  # the stored spec carries the digest, the retried one does not: still the same
+        first = client.submit(spec, idempotency_key="boxed-1")
+        again = client.submit(spec, idempotency_key="boxed-1")
+        assert again.job_id == first.job_id and first.spec["container"]["digest"]
+    finally:
+        client.close()
