@@ -1,21 +1,26 @@
-"""The text parsers against real Slurm 24.11 output (golden/slurm24/, see its README):
-``squeue --me -O ...`` and ``sacct -P -o ...`` with the backend's own columns.
+"""The CLI transport's parsers against real Slurm 24.11 output (golden/slurm24/, see its
+README): ``squeue --me -O ...`` and ``sacct -P -o ...`` with the backend's own columns, and the
+node list, which 24.11's ``sinfo --json`` no longer gives.
 
 Pure: no cluster needed.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from hpcbridge.backends.slurm import ClusterConfig
 from hpcbridge.backends.slurm._parse import (
+    parse_nodes_json,
     parse_sacct_parsable,
     parse_squeue_exit,
     parse_squeue_text,
 )
 from hpcbridge.backends.slurm._records import JobRecord
+from hpcbridge.backends.slurm._transport import CliTransport
 
 GOLDEN = Path(__file__).parent / "golden" / "slurm24"
 
@@ -77,3 +82,41 @@ def test_sacct_text_of_24_11() -> None:
     assert records["20_0"].job_id == 22
     remainder = [records[f"20_{i}"] for i in range(2, 6)]
     assert {(r.state, r.started_at, r.nodes) for r in remainder} == {("CANCELLED", None, ())}
+
+
+def test_scontrol_show_nodes_json_of_24_11() -> None:
+    nodes = {
+        n.name: n for n in parse_nodes_json((GOLDEN / "scontrol_show_nodes_drain.json").read_text())
+    }
+    assert sorted(nodes) == ["m1", "m2", "m3"]
+    assert (nodes["m1"].state, nodes["m1"].cpus_alloc, nodes["m1"].mem_alloc_mb) == (
+        "mixed",
+        1,
+        500,
+    )
+    assert (nodes["m2"].state, nodes["m2"].state_flags, nodes["m2"].reason) == (
+        "idle",
+        ("DRAIN",),
+        "hpcbridge test",
+    )
+    assert nodes["m3"].features == ("static", "bigmem")
+    assert nodes["m3"].partitions == ("batch", "spot", "prio")
+
+
+def test_the_cli_lists_nodes_with_scontrol_where_sinfo_groups_them(tmp_path: Path) -> None:
+    """24.11's ``sinfo --json`` has no node list: the transport asks ``scontrol show nodes
+    --json`` instead, from then on (stand-in commands print the recorded answers)."""
+    calls = tmp_path / "calls"
+    for command, golden in (
+        ("sinfo", "sinfo_drain.json"),
+        ("scontrol", "scontrol_show_nodes_drain.json"),
+    ):
+        script = tmp_path / command
+        script.write_text(f'#!/bin/sh\necho "$0 $*" >>{calls}\ncat {GOLDEN / golden}\n')
+        script.chmod(0o755)
+    env = {"PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    transport = CliTransport(ClusterConfig(), env)
+    assert [n.name for n in transport.nodes()] == ["m1", "m2", "m3"]
+    assert [n.state for n in transport.nodes()] == ["mixed", "idle", "idle"]
+    asked = [line.split(" ", 1)[1] for line in calls.read_text().splitlines()]
+    assert asked == ["--json", "show nodes --json", "show nodes --json"]

@@ -103,6 +103,7 @@ class CliTransport:
         self.commands = 0
         self._env = cluster.env(dict(os.environ if base_env is None else base_env))
         self._env["SLURM_TIME_FORMAT"] = "%s"
+        self._nodes_argv = ["sinfo", "--json"]
 
     def _run(self, argv: list[str], *, input: str | None = None, read_only: bool = True) -> str:
         self.commands += 1
@@ -191,14 +192,20 @@ class CliTransport:
         self._run(["scontrol", "requeue", native_id], read_only=False)
 
     def nodes(self) -> list[NodeRecord]:
-        argv = ["sinfo", "--json"]
+        """``sinfo --json`` lists nodes in 22.05; from 23.02 on it prints rows grouped by
+        partition and state (``"sinfo": [...]``) and ``scontrol show nodes --json``, which
+        22.05 lacks, lists them: the first answer says which this cluster needs."""
+        argv = self._nodes_argv
         out = self._run(argv)
         document = _json_or_transient(argv, out)
         errors = json_errors(document)
         if errors:
             raise TransientBackendError(
-                f"`sinfo --json` could not list nodes: {'; '.join(errors)}", argv=argv
+                f"`{' '.join(argv)}` could not list nodes: {'; '.join(errors)}", argv=argv
             )
+        if "nodes" not in document and "sinfo" in document:
+            self._nodes_argv = ["scontrol", "show", "nodes", "--json"]
+            return self.nodes()
         return parse_nodes_json(document)
 
     def partitions(self) -> list[PartitionRecord]:
