@@ -15,6 +15,7 @@ from hpcbridge.backends.slurm._watch import (
     MAX_STRETCH,
     SETTLE_S,
     SLOW_LOOK_S,
+    START_INTERVAL_S,
     QueueView,
     RunMark,
     ended_since,
@@ -258,6 +259,23 @@ def test_events_respect_the_event_interval() -> None:
     view = QueueView(records={"7": record("PENDING")}, event_look_at=8.0)
     assert not _wants(view, {"t7": RunMark(0, None)}, now=8.0 + EVENT_INTERVAL_S - 1)
     assert _wants(view, {"t7": RunMark(0, None)}, now=8.0 + EVENT_INTERVAL_S)
+
+
+def test_starts_bring_a_look_forward_only_start_interval_after_the_last_look() -> None:
+    # A busy queue starts jobs every second: looking at each start would ask slurmctld
+    # every EVENT_INTERVAL_S; a start waits for START_INTERVAL_S since the last look.
+    last = 100.0
+    view = QueueView(records={"7": record("PENDING")}, looked_at=last)
+    started: dict[str, RunMark | None] = {"t7": RunMark(0, None)}
+    assert not _wants(view, started, now=last + EVENT_INTERVAL_S)
+    assert not _wants(view, started, now=last + START_INTERVAL_S - 0.1)
+    assert _wants(view, started, now=last + START_INTERVAL_S)
+
+
+def test_an_end_that_needs_slurmctld_is_not_held_back_by_the_start_interval() -> None:
+    last = 100.0
+    view = QueueView(records={"7": record("RUNNING", requeue=True)}, looked_at=last)
+    assert _wants(view, {"t7": RunMark(0, 0)}, ended={"7"}, now=last + EVENT_INTERVAL_S)
 
 
 def test_an_end_of_a_requeueable_job_wants_a_look() -> None:

@@ -8,7 +8,10 @@ its exit status to ``run-<N>/exit`` when the program ends (``_render._RUNNER``).
 directory is visible from here (the CLI on shared storage), a stat tells that a job started
 or ended; an end is settled from accounting (sacct asks slurmdbd, not slurmctld), and only
 what accounting cannot settle (a requeue, a record that does not come) brings the next look
-at the queue forward, no more often than ``EVENT_INTERVAL_S``.
+at the queue forward, no more often than ``EVENT_INTERVAL_S``. A start only changes what is
+shown (running, on which nodes), not what hpcbridge must do: it brings a look forward to at
+most every ``START_INTERVAL_S`` since the last one, so that a busy queue, where jobs start
+every second, is still looked at a few times a minute.
 
 A slow answer is slurmctld saying it is busy: a look that takes ``SLOW_LOOK_S`` or more
 doubles the time to the next one (up to ``MAX_STRETCH`` times the interval), and the first
@@ -29,6 +32,8 @@ from hpcbridge.backends.slurm._records import JobRecord
 
 EVENT_INTERVAL_S = 5.0
 """Least time between two looks at the queue that the jobs' status files asked for."""
+START_INTERVAL_S = 15.0
+"""Least time since the last look before a start seen in the status files asks for one."""
 SETTLE_S = 2.0
 """How long an ended run may wait for accounting before the queue is asked instead."""
 SLOW_LOOK_S = 2.0
@@ -120,6 +125,10 @@ class QueueView:
     def may_bring_forward(self, now: float, interval_s: float) -> bool:
         return now - self.event_look_at >= min(EVENT_INTERVAL_S, interval_s) * self.stretch
 
+    def may_look_for_starts(self, now: float, interval_s: float) -> bool:
+        since = now - (self.looked_at if self.looked_at is not None else float("-inf"))
+        return since >= min(START_INTERVAL_S, interval_s) * self.stretch
+
     def looked(
         self,
         records: Mapping[str, JobRecord],
@@ -174,13 +183,15 @@ def wants_look(
     a run ended that accounting alone cannot settle (Slurm may requeue the job)."""
     if not view.may_bring_forward(now, interval_s):
         return False
+    for_starts = view.may_look_for_starts(now, interval_s)
     for ref in refs:
         native_id = ref.native_id
         if not native_id:
             continue
         record = view.records.get(native_id)
         mark = marks.get(ref.token)
-        if (record is not None or view.unseen(native_id)) and started_since(mark, record):
+        seen = record is not None or view.unseen(native_id)
+        if for_starts and seen and started_since(mark, record):
             return True
         if native_id not in ended:
             continue
