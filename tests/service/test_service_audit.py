@@ -4,8 +4,12 @@ verification, which names the first bad record."""
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -21,7 +25,8 @@ from hpcbridge.security import (
     read_head,
     record_hash,
 )
-from hpcbridge.security._audit import as_entry
+from hpcbridge.security import _audit as audit_module
+from hpcbridge.security._audit import AuditHead, AuditRecord, as_entry, export_head
 from hpcbridge.service import Service
 from hpcbridge.spec import JobSpec
 from hpcbridge.store import SqlStore, Store
@@ -242,3 +247,41 @@ def test_an_invalid_spec_is_recorded_as_an_error_and_stores_nothing(
     [record] = service.audit_list(PLATFORM)
     assert (record.action, record.outcome, record.project) == ("job.submit", "error", "a")
     assert "cannot run" in record.details["error"]
+
+
+def test_concurrent_exports_never_move_the_head_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each writer reads the head, then replaces it; slowed down, two writers that both
+    # read an older head would leave the one that wrote last, possibly the older record.
+    real_read = audit_module.read_head
+
+    def slow_read(path: Path) -> AuditHead | None:
+        head = real_read(path)
+        time.sleep(0.002)
+        return head
+
+    monkeypatch.setattr(audit_module, "read_head", slow_read)
+    head_path = tmp_path / "audit.head"
+    records = [
+        AuditRecord(
+            seq,
+            float(seq),
+            "a",
+            "cli",
+            "job.submit",
+            "allowed",
+            None,
+            None,
+            "local",
+            {},
+            "0" * 64,
+            f"{seq:064x}",
+        )
+        for seq in range(1, 121)
+    ]
+    random.Random(7).shuffle(records)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda record: export_head(head_path, record), records))
+    head = real_read(head_path)
+    assert head is not None and (head.seq, head.hash) == (120, f"{120:064x}")

@@ -9,11 +9,13 @@ the log is what those are checked against.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -142,11 +144,28 @@ def read_head(path: Path) -> AuditHead | None:
 
 def export_head(path: Path, record: AuditRecord) -> None:
     """Write the head atomically, readable by its owner only, unless a newer one is there
-    (another process of the same home wrote after this one)."""
-    current = read_head(path)
-    if current is not None and current.seq >= record.seq:
-        return
+    (another request or process of the same home wrote after this one). Reading and
+    replacing happen under a lock: two writers that both read an older head would
+    otherwise leave whichever wrote last, which may be the older record."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    with _head_lock(path):
+        current = read_head(path)
+        if current is not None and current.seq >= record.seq:
+            return
+        _replace_head(path, record)
+
+
+@contextlib.contextmanager
+def _head_lock(path: Path) -> Iterator[None]:
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # per open file: excludes other threads and processes
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _replace_head(path: Path, record: AuditRecord) -> None:
     text = json.dumps({"seq": record.seq, "hash": record.hash, "at": record.at})
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".audit-head-")
     try:
