@@ -192,9 +192,9 @@ class CliTransport:
         self._run(["scontrol", "requeue", native_id], read_only=False)
 
     def nodes(self) -> list[NodeRecord]:
-        """``sinfo --json`` lists nodes in 22.05; from 23.02 on it prints rows grouped by
-        partition and state (``"sinfo": [...]``) and ``scontrol show nodes --json``, which
-        22.05 lacks, lists them: the first answer says which this cluster needs."""
+        """``sinfo --json`` lists nodes in 22.05; 24.11's prints rows grouped by partition and
+        state (``"sinfo": [...]``) and ``scontrol show nodes --json``, which 22.05 lacks,
+        lists them: the first answer's shape says which this cluster needs."""
         argv = self._nodes_argv
         out = self._run(argv)
         document = _json_or_transient(argv, out)
