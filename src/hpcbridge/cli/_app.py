@@ -32,6 +32,8 @@ from hpcbridge.cli._why import job_cost_text
 from hpcbridge.client import Client
 from hpcbridge.errors import NotFoundError
 from hpcbridge.retention import AttemptFiles, attempt_files
+from hpcbridge.security import Principal
+from hpcbridge.service import MAX_PAGE, Service
 from hpcbridge.spec import JobSpec, load_spec_document, load_spec_file, parse_duration_s
 from hpcbridge.states import SLURM_STATE_CODES, JobState, StateFilter, parse_state_filter
 from hpcbridge.store import Attempt, Job, JobFilter
@@ -387,11 +389,12 @@ def status(job_id: JobArg, json_output: JsonOpt = False) -> None:
             remote.status(out, server, job_id, json_output)
         return
     with _client() as client:
-        job = client.get(job_id)
+        service, me = local_service(client)
+        job = service.get(me, job_id)
         if json_output:
             out.print_json(render.dumps(_full(client, job)))
             return
-        attempts = client.attempts(job_id)
+        attempts = service.attempts(me, job_id)
         files = _latest_files(client, attempts)
         panel = render.job_panel(
             job,
@@ -452,7 +455,7 @@ def list_jobs(
             remote.list_jobs(out, server, query, json_output)
         return
     with _client() as client:
-        jobs = client.list_jobs(query) if limit is None else client.newest_jobs(query)
+        jobs = _visible_jobs(*local_service(client), query, limit)
         if wanted:  # Slurm's TO, OOM, NF, PR: one way of failing
             jobs = [j for j in jobs if any(f.matches(j.state, j.failure_class) for f in wanted)]
         jobs = render.listing_order(jobs)
@@ -460,6 +463,21 @@ def list_jobs(
             out.print_json(render.dumps(jobs))
         else:
             out.print(render.jobs_table(jobs))
+
+
+def _visible_jobs(
+    service: Service, me: Principal, query: JobFilter, limit: int | None
+) -> list[Job]:
+    """The newest ``limit`` jobs of ``query`` that ``me`` may see (all: None), page by page."""
+    jobs: list[Job] = []
+    cursor: str | None = None
+    while True:
+        size = MAX_PAGE if limit is None else min(MAX_PAGE, limit - len(jobs))
+        page = service.list_jobs(me, query, cursor=cursor, limit=size)
+        jobs += page.items
+        cursor = page.next_cursor
+        if cursor is None or (limit is not None and len(jobs) >= limit):
+            return jobs
 
 
 @app.command()
@@ -489,15 +507,16 @@ def logs(
                 remote.logs(server, job_id, stderr=stderr, follow=follow, tail=tail)
         return
     with _client() as client:
-        job = client.get(job_id)
+        service, me = local_service(client)
+        job = service.get(me, job_id)
         if job.is_array_parent:
             raise NotFoundError(
                 f"{job_id} is an array job; its tasks have logs",
                 hint=f"e.g. 'hpcbridge logs {job_id}.{0}'",
             )
-        paths = client.log_paths(job_id, attempt)
+        paths = service.log_paths(me, job_id, attempt)
         if json_output:
-            number = attempt if attempt is not None else client.attempts(job_id)[-1].number
+            number = attempt if attempt is not None else service.attempts(me, job_id)[-1].number
             document = {"job_id": job.job_id, "attempt": number, "state": job.state}
             for name, stream in zip(("stdout", "stderr"), paths, strict=True):
                 document[name] = _stream(stream, tail)
@@ -558,7 +577,8 @@ def _copy_from(path: Path | None, position: int) -> int:
 def events(job_id: JobArg, json_output: JsonOpt = False) -> None:
     """The append-only event history of a job."""
     with _client() as client:
-        found = client.events(job_id)
+        service, me = local_service(client)
+        found = service.events(me, job_id)
         if json_output:
             out.print_json(render.dumps(found))
         else:
