@@ -17,7 +17,13 @@ from tests.cli.conftest import (
     cli_env,
     hpcbridge,
 )
-from tests.containers.conftest import Images, make_rootfs, make_tarball, podman_import
+from tests.containers.conftest import (
+    Images,
+    make_rootfs,
+    make_tarball,
+    podman_import,
+    podman_rmi,
+)
 
 __all__ = ["cli_env", "hpcbridge"]  # fixtures shared with the CLI suite
 
@@ -48,8 +54,8 @@ def test_provenance_names_the_digest_and_rerun_reproduces_the_output(
 ) -> None:
     tarball = make_tarball(make_rootfs(tmp_path / "root", "hb-test-image one"), tmp_path / "a.tar")
     tag = podman_import(tarball, images.podman.replace(":1", ":rerun"))
+    digest = podman_image_id(tag)
     try:
-        digest = podman_image_id(tag)
         _ok(hpcbridge("run", str(_job_file(tmp_path, tag))))
         job_id = json.loads(_ok(hpcbridge("list", "--json")))[0]["job_id"]
         doc = json.loads(_ok(hpcbridge("provenance", job_id, "--json")))
@@ -71,7 +77,9 @@ def test_provenance_names_the_digest_and_rerun_reproduces_the_output(
         line = assert_one_line_usage_error(hpcbridge("rerun", job_id))
         assert f"the spec pins {digest}" in line
     finally:
-        subprocess.run(["podman", "rmi", "--force", tag], capture_output=True, check=False)
+        for image in (tag, (digest or "").removeprefix("sha256:")):  # and the tag's old one
+            if image:
+                podman_rmi(image)
 
 
 def test_a_missing_image_or_runtime_is_refused_before_anything_is_stored(

@@ -3,7 +3,6 @@ image caught before the command runs."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,13 @@ from hpcbridge.config import Settings
 from hpcbridge.containers._digest import file_digest, podman_image_id, tree_digest
 from hpcbridge.spec import JobSpec
 from hpcbridge.states import FailureClass, JobState
-from tests.containers.conftest import Images, make_rootfs, make_tarball, podman_import
+from tests.containers.conftest import (
+    Images,
+    make_rootfs,
+    make_tarball,
+    podman_import,
+    podman_rmi,
+)
 
 MARKER_COMMAND = ["sh", "-c", "cat /etc/hb-image; echo in-image > made.txt; cat made.txt"]
 
@@ -60,6 +65,7 @@ def test_a_retagged_podman_image_fails_the_attempt_before_the_command_runs(
     tarball = make_tarball(make_rootfs(tmp_path / "root", "hb-test-image one"), tmp_path / "a.tar")
     tag = podman_import(tarball, images.podman.replace(":1", ":retag"))
     client = Client(settings)
+    pinned = ""
     try:
         ran = tmp_path / "ran"
         job = client.submit(make_spec(command=["touch", str(ran)], container={"image": tag}))
@@ -73,7 +79,9 @@ def test_a_retagged_podman_image_fails_the_attempt_before_the_command_runs(
         assert pinned in (done.reason or "") and not ran.exists()
     finally:
         client.close()
-        subprocess.run(["podman", "rmi", "--force", tag], capture_output=True, check=False)
+        for image in (tag, pinned.removeprefix("sha256:")):  # the one the tag moved off too
+            if image:
+                podman_rmi(image)
 
 
 def test_a_changed_directory_image_fails_the_attempt(
