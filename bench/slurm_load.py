@@ -281,7 +281,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         interval_s = ClusterConfig().queue_interval_s
     env = cluster_env()
     result: dict[str, Any] = {"job_s": args.job_s, "poll_interval_s": POLL_S}
-    with tempfile.TemporaryDirectory(prefix="hpcbridge-load-") as tmp:
+    with tempfile.TemporaryDirectory(
+        prefix="hpcbridge-load-",
+        ignore_cleanup_errors=True,  # cancelled jobs may still write
+    ) as tmp:
         if args.as_user is not None:
             run_as(args.as_user, Path(tmp), env)
         for label, jobs in (("one", 1), ("many", args.jobs)):
