@@ -1,15 +1,15 @@
-"""Self-healing on the real test cluster, with the checkpointing example job.
+"""Self-healing on the real test clusters, with the checkpointing example job.
 
 A node dies under a training job, and a spot job is preempted by a high-priority one: each
 time the job resumes from its last valid checkpoint and its result equals an uninterrupted
-run's, byte for byte.
+run's, byte for byte; on Slurm 22.05 and 24.11, through the CLI and (24.11) slurmrestd
+(``versioned_rig``; conftest.RIG_RUNS says why not 22.05 over REST).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -32,7 +32,8 @@ STEP_S = 0.1
 STEPS = ["--steps", "250", "--save-every", str(SAVE_EVERY), "--step-sleep", str(STEP_S)]
 
 
-def reference_result(tmp_path: Path) -> bytes:
+def reference_result(tmp_path: Path, cluster: SlurmCluster) -> bytes:
+    """An uninterrupted run, by the jobs' own Python (floats may differ between versions)."""
     out = tmp_path / "reference.json"
     env = {
         **os.environ,
@@ -40,16 +41,15 @@ def reference_result(tmp_path: Path) -> bytes:
         "PYTHONPATH": str(REPO / "src"),
     }
     fast = ["--steps", "250", "--save-every", str(SAVE_EVERY)]
-    subprocess.run(
-        [sys.executable, str(TRAIN), str(out), *fast], env=env, check=True, capture_output=True
-    )
+    argv = [*cluster.on_node, cluster.job_python, str(TRAIN), str(out), *fast]
+    subprocess.run(argv, env=env, check=True, capture_output=True)
     return out.read_bytes()
 
 
-def training_spec(result: Path, **fields: object) -> dict[str, object]:
+def training_spec(result: Path, python: str, **fields: object) -> dict[str, object]:
     return {
         "name": "train",
-        "command": [sys.executable, str(TRAIN), str(result), *STEPS],
+        "command": [python, str(TRAIN), str(result), *STEPS],
         "env": {"PYTHONPATH": str(REPO / "src")},
         "checkpoint": {"interval": "1h", "keep": 3, "grace": "8s", "signal": "SIGUSR1"},
         "retry": {"max_attempts": 4, "backoff": {"initial": "1s", "jitter": 0}},
@@ -68,12 +68,18 @@ def resumed_from(attempt_stdout: object) -> int:
     return starts[-1]
 
 
+def on_cluster(rig: Rig) -> SlurmCluster:
+    assert rig.cluster is not None, "versioned_rig names its cluster"
+    return rig.cluster
+
+
 def test_a_dead_node_costs_at_most_one_checkpoint_interval(
-    rig: Rig, slurm_cluster: SlurmCluster, tmp_path: Path
+    versioned_rig: Rig, tmp_path: Path
 ) -> None:
-    expected = reference_result(tmp_path)
+    rig, slurm_cluster = versioned_rig, on_cluster(versioned_rig)
+    expected = reference_result(tmp_path, slurm_cluster)
     result = tmp_path / "result.json"
-    job_id = rig.submit(slurm_spec(**training_spec(result)))
+    job_id = rig.submit(slurm_spec(**training_spec(result, slurm_cluster.job_python)))
     rig.wait_state(job_id, {JobState.RUNNING}, timeout_s=60)
     [first] = rig.attempts(job_id)
     [node] = first.nodes
@@ -99,13 +105,16 @@ def test_a_dead_node_costs_at_most_one_checkpoint_interval(
     assert recovered[0].data["recovered_from"] == "node_failure"
 
 
-def test_a_preempted_spot_job_saves_resumes_and_matches(
-    rig: Rig, slurm_cluster: SlurmCluster, tmp_path: Path
-) -> None:
-    expected = reference_result(tmp_path)
+def test_a_preempted_spot_job_saves_resumes_and_matches(versioned_rig: Rig, tmp_path: Path) -> None:
+    rig, slurm_cluster = versioned_rig, on_cluster(versioned_rig)
+    expected = reference_result(tmp_path, slurm_cluster)
     result = tmp_path / "result.json"
     spot = {"partition": slurm_cluster.preemptible_partition}
-    job_id = rig.submit(slurm_spec(**training_spec(result, placement=spot, resources={"nodes": 3})))
+    every_node = {"nodes": len(slurm_cluster.static_nodes)}
+    python = slurm_cluster.job_python
+    job_id = rig.submit(
+        slurm_spec(**training_spec(result, python, placement=spot, resources=every_node))
+    )
     rig.wait_state(job_id, {JobState.RUNNING}, timeout_s=60)
     rig.until(lambda: len(checkpoints(rig, job_id)) >= 1, 60, "a first checkpoint")
     urgent = rig.submit(
@@ -113,7 +122,7 @@ def test_a_preempted_spot_job_saves_resumes_and_matches(
             name="prio",
             command=["sleep", "3"],
             placement={"partition": slurm_cluster.priority_partition},
-            resources={"nodes": 3, "tasks_per_node": 2},
+            resources={**every_node, "tasks_per_node": slurm_cluster.cpus_per_node},
         )
     )
     assert rig.wait_done(urgent, timeout_s=120).state is JobState.SUCCEEDED
