@@ -137,6 +137,25 @@ def test_check_names_what_this_backend_cannot_honour(tmp_path: Path) -> None:
     assert backend.check(staged) == []  # staged by the control plane before sbatch
 
 
+def test_a_checkpoint_on_slurmrestd_v0_0_38_is_refused_before_anything_is_stored(
+    tmp_path: Path, slurm_cluster: SlurmCluster
+) -> None:
+    # slurmrestd 22.05 answers HTTP 400 "Invalid SIGNAL specification" to --signal=B:USR1@N,
+    # which a checkpoint needs: say so at submission instead of failing the job at sbatch.
+    configs = (cluster_config(slurm_cluster, "cli"), cluster_config(slurm_cluster, "rest"))
+    clusters = Clusters(configs)
+    backend = SlurmBackend(make_settings(tmp_path), clusters=clusters)
+    checkpointed = {"checkpoint": {"dir": str(tmp_path / "ckpt")}, "resources": {"walltime": "5m"}}
+    try:
+        refused = backend.check(slurm_spec(cluster="test-rest", **checkpointed))
+        assert [p.split(":")[0] for p in refused] == ["checkpoint"]
+        assert "transport: cli" in refused[0] and "v0.0.38" in refused[0]
+        assert backend.check(slurm_spec(cluster="test-cli", **checkpointed)) == []
+        assert backend.check(slurm_spec(cluster="test-rest")) == []  # no checkpoint, no refusal
+    finally:
+        backend.close()
+
+
 # -- submission errors on the real cluster --------------------------------------------------
 
 

@@ -221,6 +221,13 @@ class SlurmBackend:
                     f"deadline: cluster {cluster.name} uses slurmrestd v0.0.38, which cannot "
                     "set --deadline; remove it or use transport: cli"
                 )
+            if spec.checkpoint is not None and self._rest_version(cluster) == "v0.0.38":
+                problems.append(
+                    f"checkpoint: cluster {cluster.name} uses slurmrestd v0.0.38 (Slurm 22.05), "
+                    "which refuses the warning signal to the batch script that a checkpoint "
+                    "needs (--signal=B:USR1@N); use transport: cli for this cluster, or remove "
+                    "checkpoint"
+                )
         words = [*(spec.command or ()), *spec.env.values()]
         if any("\0" in word for word in words):
             problems.append("command/env: a value contains a NUL byte; remove it")
@@ -228,6 +235,18 @@ class SlurmBackend:
             problems += self._check_assoc(spec, cluster)
         problems += check_passthrough(spec, cluster.name, cluster.transport, cluster.negative_nice)
         return problems or self.preflight(spec)
+
+    def _rest_version(self, cluster: ClusterConfig) -> str | None:
+        """The data parser version slurmrestd and hpcbridge agreed on; None when it cannot
+        be asked now (sbatch's answer then has the last word)."""
+        transport = self.transport(cluster.name)
+        if not isinstance(transport, RestTransport):
+            return None
+        try:
+            return transport.version
+        except BackendError as exc:
+            log.info("rest_version_unknown", cluster=cluster.name, error=exc.message)
+            return None
 
     def preflight(self, spec: JobSpec) -> list[str]:
         """Ask the cluster whether it can run ``spec`` at all: its partitions, nodes and
