@@ -4,7 +4,6 @@ command with Podman or ch-run."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,9 +11,16 @@ import pytest
 
 from hpcbridge.client import Client
 from hpcbridge.config import Settings
+from hpcbridge.containers._digest import podman_image_id
 from hpcbridge.spec import JobSpec
 from hpcbridge.states import FailureClass, JobState
-from tests.containers.conftest import Images, make_rootfs, make_tarball, podman_import
+from tests.containers.conftest import (
+    Images,
+    make_rootfs,
+    make_tarball,
+    podman_import,
+    podman_rmi,
+)
 from tests.staging.test_stage_slurm import slurm_settings
 
 __all__ = ["slurm_settings"]  # the cluster fixture of the staging suite
@@ -38,6 +44,7 @@ def test_container_jobs_run_on_slurm_and_a_retag_is_caught_on_the_node(
     tarball = make_tarball(make_rootfs(tmp_path / "root", "hb-test-image one"), tmp_path / "a.tar")
     tag = podman_import(tarball, images.podman.replace(":1", ":slurm"))
     client = Client(slurm_settings)
+    first = podman_image_id(tag) or ""
     try:
         jobs = [
             client.submit(make_spec(backend="slurm", command=COMMAND, container={"image": image}))
@@ -61,4 +68,6 @@ def test_container_jobs_run_on_slurm_and_a_retag_is_caught_on_the_node(
         assert "changed since submission" in (failed.reason or "") and not ran.exists()
     finally:
         client.close()
-        subprocess.run(["podman", "rmi", "--force", tag], capture_output=True, check=False)
+        for image in (tag, first.removeprefix("sha256:")):  # and the image the tag moved off
+            if image:
+                podman_rmi(image)
