@@ -47,7 +47,15 @@ def test_container_jobs_run_on_slurm_and_a_retag_is_caught_on_the_node(
     first = podman_image_id(tag) or ""
     try:
         jobs = [
-            client.submit(make_spec(backend="slurm", command=COMMAND, container={"image": image}))
+            # Slurm runs a job in the directory it was submitted from: here, not the checkout.
+            client.submit(
+                make_spec(
+                    backend="slurm",
+                    command=COMMAND,
+                    container={"image": image},
+                    submit_dir=str(tmp_path),
+                )
+            )
             for image in (tag, str(images.directory))
         ]
         for job in client.wait([job.job_id for job in jobs], timeout_s=180):
