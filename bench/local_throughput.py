@@ -100,15 +100,20 @@ def _spawn_all(
 ) -> float:
     started = time.perf_counter()
     running: dict[int, subprocess.Popen[bytes]] = {}
+
+    def reap_one() -> None:
+        pid, status = os.wait()
+        child = running.pop(pid, None)  # None: a launcher of an earlier round that exited
+        if child is not None:
+            child.returncode = os.waitstatus_to_exitcode(status)
+
     for index in range(jobs):
-        if len(running) >= concurrency:
-            pid, status = os.wait()
-            running.pop(pid).returncode = os.waitstatus_to_exitcode(status)
+        while len(running) >= concurrency:
+            reap_one()
         child = spawn(index)
         running[child.pid] = child
     while running:
-        pid, status = os.wait()
-        running.pop(pid).returncode = os.waitstatus_to_exitcode(status)
+        reap_one()
     return jobs / (time.perf_counter() - started)
 
 

@@ -42,11 +42,11 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import psutil
 import pytest
 
 from hpcbridge.backends import AttemptRef, Backend, Deferred, LaunchRequest, Observation, Phase
 from hpcbridge.backends.local import LocalBackend
+from hpcbridge.backends.local._process import is_alive
 from hpcbridge.config import Settings
 from hpcbridge.spec import JobSpec, load_spec_document
 from hpcbridge.store import new_token
@@ -170,26 +170,25 @@ class LocalHarness:
         return self.backend
 
     def kill_outside(self, ref: AttemptRef) -> None:
-        for pid in self._shims(self.settings.runs_dir / ref.job_id):
+        for pid in self._groups(self.settings.runs_dir / ref.job_id):
             os.killpg(pid, signal.SIGKILL)
 
     def close(self) -> None:
-        for pid in self._shims(self.settings.runs_dir):
+        for pid in self._groups(self.settings.runs_dir):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
         self.backend.close()
 
     @staticmethod
-    def _shims(under: Path) -> list[int]:
-        """Live shim processes of attempts under ``under``, found by pid file and cmdline."""
+    def _groups(under: Path) -> list[int]:
+        """Live process groups of attempts under ``under``, found by their pid files."""
         pids = []
         for pid_file in under.rglob("pid"):
             try:
                 pid = int(pid_file.read_text())
-                cmdline = psutil.Process(pid).cmdline()
-            except (ValueError, OSError, psutil.Error):
+            except (ValueError, OSError):
                 continue
-            if str(pid_file.parent) in cmdline:
+            if is_alive(pid, pid_file.parent):
                 pids.append(pid)
         return pids
 

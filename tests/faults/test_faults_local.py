@@ -49,10 +49,9 @@ def _spec(name: str, out: Path, **fields: Any) -> Any:
 
 
 def _bury(backend: LocalBackend) -> None:
-    """A dead control plane's queue of not-yet-started attempts dies with it."""
-    with backend._lock:
-        backend._queue.clear()
-        backend._queued.clear()
+    """A dead control plane's queue of not-yet-started attempts dies with it: its pipe to
+    the launcher closes, and the launcher drops what it has not started."""
+    backend.close()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import json
 import os
 import shutil
@@ -12,11 +11,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
+from weakref import WeakMethod
 
 from hpcbridge.backends import gpu_sampler
 from hpcbridge.backends._protocol import (
@@ -29,17 +29,20 @@ from hpcbridge.backends._protocol import (
     WakeUp,
 )
 from hpcbridge.backends.local import _process as proc
-from hpcbridge.backends.local._capacity import Capacity, Request, free_gpu_ids
-from hpcbridge.backends.local._reaper import Reaper
+from hpcbridge.backends.local._capacity import Capacity, Request
+from hpcbridge.backends.local._link import LauncherLink
 from hpcbridge.config import Settings
 from hpcbridge.containers import wrap_argv
-from hpcbridge.errors import NotFoundError
+from hpcbridge.errors import BackendError, NotFoundError
 from hpcbridge.spec import JobSpec
 from hpcbridge.states import FailureClass
 
 _UNSUPPORTED_HINT = "or set backend: slurm"
 VERIFY_MODULE = "hpcbridge.checkpoint.verify_inputs"
 GPU_SAMPLE_INTERVAL_S = 5.0
+LAUNCH_GRACE_S = 10.0
+"""How long a pid file may stay claimed but empty (a launcher between its claim and the
+spawn) before the attempt counts as lost: its launcher died while starting it."""
 
 
 def _start_gpu_sampler(
@@ -67,29 +70,37 @@ def _start_gpu_sampler(
         return None  # no samples is better than no job
 
 
-@dataclass(frozen=True, slots=True)
-class _Start:
-    token: str
-    launch: dict[str, Any]
-    gpu_ids: list[int]
-
-
 @dataclass(order=True)
 class _Queued:
-    """An attempt waiting for a slot; ordered by priority, then arrival."""
+    """An attempt handed to the launcher, not started yet; ordered by priority, then arrival."""
 
     order: tuple[int, float, str]
     token: str = field(compare=False)
     launch: dict[str, Any] = field(compare=False)
     request: Request = field(compare=False)
 
+    def message(self) -> dict[str, Any]:
+        launch = self.launch
+        return {
+            "op": "queue",
+            "token": self.token,
+            "order": list(self.order),
+            "need": [self.request.cpus, self.request.mem_mb, self.request.gpus],
+            "dir": launch["dir"],
+            "cwd": launch.get("cwd") or str(Path(launch["dir"]) / "work"),
+            "argv": launch["argv"],
+            "env": launch["env"],
+        }
+
 
 class LocalBackend:
     """A small scheduler for this machine: queues attempts and starts them as slots free up.
 
-    Each attempt runs as a process group under ``<home>/runs/<job>/attempt-<n>``. What is
-    needed to start an attempt is kept in the store (the attempt's details), so after a
-    restart queued attempts are queued again and running ones are found by their pid file.
+    Each attempt runs as a process group under ``<home>/runs/<job>/attempt-<n>``, started,
+    reaped and recorded by one launcher process (``_launcher``), which also holds the
+    queue and starts the next attempt the moment a slot frees. What is needed to start an
+    attempt is kept in the store (the attempt's details), so after a restart queued
+    attempts are queued again and running ones are found by their pid file.
     """
 
     name = "local"
@@ -102,13 +113,14 @@ class LocalBackend:
         self._grace_s = settings.kill_grace_s
         self._wake = wake or (lambda: None)
         self._host = socket.gethostname()
-        self._queue: list[_Queued] = []
-        self._queued: dict[str, _Queued] = {}
+        self._queued: dict[str, _Queued] = {}  # handed to the launcher, not started yet
         self._in_use: dict[str, dict[str, Any]] = {}  # token -> resources of a live attempt
-        self._launched: dict[str, float] = {}  # token -> when this instance started it
-        self._children: dict[str, subprocess.Popen[bytes]] = {}
-        self._reaper = Reaper()
+        self._reserved: set[str] = set()  # live attempts the launcher holds as reservations
+        self._samplers: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
+        self._link: LauncherLink | None = None
+        self._link_lock = threading.Lock()  # taken before ``_lock``, never while holding it
+        self._environ: dict[str, str] = {}
         self._drain_file = self._runs / ".drained"
 
     @property
@@ -154,81 +166,98 @@ class LocalBackend:
             "cwd": request.env.get("HPCBRIDGE_DATA_DIR") or str(status_dir / "work"),
             **Request.of(spec.resources).as_details(),
         }
-        with self._lock:
-            self._enqueue(request.token, launch)
-            starts = self._start_ready()
-        self._start(starts)
-        running = request.token in self._launched
-        return Submitted(native_id=request.token, details=launch, running=running)
+        self._enqueue(request.token, launch)
+        # Started by the launcher within milliseconds; the next poll says so.
+        return Submitted(native_id=request.token, details=launch)
 
     def _enqueue(self, token: str, launch: dict[str, Any]) -> None:
-        if token in self._queued or token in self._in_use:
-            return
-        entry = _Queued(
-            (-int(launch.get("priority", 0)), launch["queued_at"], token),
-            token,
-            launch,
-            Request(launch["cpus"], launch["mem_mb"], launch["gpus"]),
-        )
-        heapq.heappush(self._queue, entry)
-        self._queued[token] = entry
+        with self._lock:
+            if token in self._queued or token in self._in_use:
+                return
+            entry = _Queued(
+                (-int(launch.get("priority", 0)), launch["queued_at"], token),
+                token,
+                launch,
+                Request(launch["cpus"], launch["mem_mb"], launch["gpus"]),
+            )
+            self._queued[token] = entry
+        self._send([entry.message()])
 
-    def _start_ready(self) -> list[_Start]:
-        """Reserve slots for queued attempts in order while they fit (call under the lock).
+    # -- the launcher ------------------------------------------------------------------------
 
-        Strict order, so a big job is never starved by small ones. The caller starts the
-        returned attempts with ``_start`` after releasing the lock: forking is slow.
-        """
-        if self._drain_file.exists():
-            return []  # quarantined: nothing new starts until an operator resumes the node
-        starts: list[_Start] = []
-        while self._queue:
-            head = self._queue[0]
-            wanted = head.request
-            if self._capacity.shortfall(wanted, self._in_use.values()) is not None:
-                break
-            heapq.heappop(self._queue)
-            del self._queued[head.token]
-            gpu_ids = free_gpu_ids(self._capacity.gpus, self._in_use.values(), wanted.gpus)
-            self._in_use[head.token] = {**wanted.as_details(), "gpu_ids": gpu_ids}
-            self._launched[head.token] = time.time()
-            starts.append(_Start(head.token, head.launch, gpu_ids))
-        return starts
+    def _send(self, messages: Sequence[dict[str, Any]]) -> None:
+        """Send to the launcher; start one (and send it the whole state) if none is running."""
+        with self._link_lock:
+            environ = dict(os.environ)  # jobs see this process's environment as it is now
+            if environ != self._environ and self._link is not None:
+                messages = [{"op": "environ", "env": environ}, *messages]
+            if self._link is not None and self._link.alive:
+                try:
+                    self._link.send(messages)
+                    self._environ = environ
+                    return
+                except OSError:
+                    self._link.alive = False
+            self._link = self._connect()
+            self._environ = environ
 
-    def _start(self, starts: list[_Start]) -> None:
-        for start in starts:
-            status_dir = Path(start.launch["dir"])
-            if proc.read_kill_order(status_dir) is not None:
-                with self._lock:  # cancelled while it waited: give the slot back
-                    self._in_use.pop(start.token, None)
-                    self._launched.pop(start.token, None)
-                continue
-            env = {**os.environ, **start.launch["env"]}
-            if start.gpu_ids:
-                env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, start.gpu_ids))
-                proc.write_gpu_ids(status_dir, start.gpu_ids)
-            cwd = Path(start.launch.get("cwd") or status_dir / "work")
-            child = proc.launch(status_dir, start.launch["argv"], env, cwd=cwd)
-            sampler = _start_gpu_sampler(status_dir, env, child.pid) if start.gpu_ids else None
-            with self._lock:
-                self._children[start.token] = child
-                # A kill ordered while it was being launched found no child to signal:
-                # ``kill`` writes its order under this lock, so one of us sees the other.
-                ordered = proc.read_kill_order(status_dir) is not None
-            if ordered:
-                proc.signal_group(child.pid, signal.SIGTERM)
-            self._reaper.watch(child, partial(self._reaped, start.token, sampler))
+    def _connect(self) -> LauncherLink:
+        """A new launcher, told the capacity, what runs already and what waits (in order)."""
+        link = LauncherLink(WeakMethod(self._on_reply), WeakMethod(self._wake_up))
+        capacity = self._capacity
+        with self._lock:
+            state: list[dict[str, Any]] = [
+                {
+                    "op": "capacity",
+                    "need": [capacity.cpus, capacity.mem_mb, capacity.gpus],
+                    "drain_file": str(self._drain_file),
+                }
+            ]
+            for token, used in self._in_use.items():  # started by a launcher before this one
+                self._reserved.add(token)
+                state.append(_reserve(token, used))
+            state += [entry.message() for entry in sorted(self._queued.values())]
+        try:
+            link.send(state)
+        except OSError as exc:
+            raise BackendError(f"the local launcher exited at once: {exc}") from exc
+        return link
 
-    def _reaped(self, token: str, sampler: subprocess.Popen[bytes] | None) -> None:
-        """The shim of ``token`` has exited and been reaped: its slot goes to the next."""
+    def _wake_up(self) -> None:
+        self._wake()
+
+    def _on_reply(self, reply: Mapping[str, Any]) -> None:
+        """What the launcher did (called on its reader thread)."""
+        token = str(reply["token"])
+        op = reply["op"]
+        sampler: subprocess.Popen[bytes] | None = None
+        with self._lock:
+            queued = self._queued.pop(token, None)
+            if op == "started":
+                cpus, mem_mb, gpus = reply["need"]
+                gpu_ids = list(reply["gpu_ids"])
+                self._in_use[token] = {
+                    "cpus": cpus,
+                    "mem_mb": mem_mb,
+                    "gpus": gpus,
+                    "gpu_ids": gpu_ids,
+                }
+                if gpu_ids and queued is not None:
+                    env = {
+                        **os.environ,
+                        **queued.launch["env"],
+                        "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpu_ids)),
+                    }
+                    started = _start_gpu_sampler(Path(queued.launch["dir"]), env, reply["pid"])
+                    if started is not None:
+                        self._samplers[token] = started
+                return
+            if op == "exited":
+                self._in_use.pop(token, None)
+                sampler = self._samplers.pop(token, None)
         if sampler is not None:
             sampler.terminate()
             sampler.wait()
-        with self._lock:
-            self._in_use.pop(token, None)
-            self._children.pop(token, None)
-            starts = self._start_ready()
-        self._start(starts)
         self._wake()
 
     def find(self, ref: AttemptRef) -> Submitted | None:
@@ -236,33 +265,33 @@ class LocalBackend:
             if ref.token in self._queued or ref.token in self._in_use:
                 return Submitted(native_id=ref.token, details=dict(ref.details))
         status_dir = self.status_dir(ref.job_id, ref.attempt)
-        if proc.read_pid(status_dir) is None:
-            return None  # never started: submitting again cannot run it twice
+        if proc.started_at(status_dir) is None:
+            return None  # never claimed: submitting again cannot run it twice
         return Submitted(native_id=ref.token, details={"dir": str(status_dir), **ref.details})
 
     def poll(self, refs: Sequence[AttemptRef], now: float) -> dict[str, Observation]:
         observations: dict[str, Observation] = {}
+        messages: list[dict[str, Any]] = []
         with self._lock:
             waiting = []
             for ref in refs:
                 if ref.token in self._queued:
                     waiting.append(ref)
                 else:
-                    observations[ref.token] = self._observe(ref, now)
-            starts = self._start_ready()
-            # Why the others wait, once slots freed by finished attempts are handed out:
-            # the reason does not flicker with the order of this loop, and each distinct
-            # request is judged once per poll, however long the queue.
+                    observations[ref.token] = self._observe(ref, now, messages)
+            # Why the others wait: each distinct request is judged once per poll.
             reasons = _WaitingReasons(self)
             for ref in waiting:
                 queued = self._queued.get(ref.token)
                 observations[ref.token] = (
                     reasons.of(queued) if queued is not None else _STARTING_NOW
                 )
-        self._start(starts)
+            relaunch = bool(self._queued) and (self._link is None or not self._link.alive)
+        if messages or relaunch:
+            self._send(messages)
         return observations
 
-    def _observe(self, ref: AttemptRef, now: float) -> Observation:
+    def _observe(self, ref: AttemptRef, now: float, messages: list[dict[str, Any]]) -> Observation:
         """What became of an attempt that is not in the queue (call under the lock)."""
         status_dir = self._dir(ref)
         nodes = (str(ref.details.get("host", self._host)),)
@@ -270,16 +299,16 @@ class LocalBackend:
         finished = proc.read_exit(status_dir)  # complete once there: the attempt is over
         pid: int | None = None
         alive = False
-        if finished is None:
+        if finished is None and started is not None:
             pid = proc.read_pid(status_dir)
-            # Liveness, then the exit file again: the shim writes its exit status before it
-            # dies, so a shim found dead has either left its status by now or never will.
+            # Liveness, then the exit file again: the launcher writes the exit status before
+            # it reaps the process, so one found gone has left its status by now or never will.
             alive = pid is not None and proc.is_alive(pid, status_dir)
             finished = proc.read_exit(status_dir)
         order = proc.read_kill_order(status_dir)
         if finished is not None:
-            self._release(ref.token)
-            failure = _failure(order, finished.code)
+            self._release(ref.token, messages)
+            failure = _failure(order, finished)
             return Observation(
                 phase=Phase.SUCCEEDED if failure is None else Phase.FAILED,
                 failure_class=failure,
@@ -288,7 +317,7 @@ class LocalBackend:
                 nodes=nodes,
                 started_at=started,
                 ended_at=finished.ended_at,
-                reason=_sentence(failure, finished.code),
+                reason=_sentence(failure, finished),
             )
         if alive and pid is not None:
             if ref.token not in self._in_use:  # started by an earlier control plane
@@ -296,6 +325,8 @@ class LocalBackend:
                     **{k: int(ref.details.get(k, 0)) for k in ("cpus", "mem_mb", "gpus")},
                     "gpu_ids": proc.read_gpu_ids(status_dir),
                 }
+                self._reserved.add(ref.token)
+                messages.append(_reserve(ref.token, self._in_use[ref.token]))
             if order is not None and now - order.time > float(
                 ref.details.get("grace_s", self._grace_s)
             ):
@@ -308,20 +339,29 @@ class LocalBackend:
                 rss_mb=rss,
                 details={"pid": pid},
             )
-        launched_at = self._launched.get(ref.token)
-        if pid is None and launched_at is not None and ref.token in self._in_use:
-            # Started, but the shim has not written its pid yet: running, never requeued.
-            return Observation(phase=Phase.RUNNING, nodes=nodes, started_at=launched_at)
-        self._release(ref.token)
-        if pid is None and order is not None:
+        if started is not None and pid is None and now - started < LAUNCH_GRACE_S:
+            # Claimed by a launcher that has not written the pid yet (one of an earlier
+            # control plane): it runs in a moment, or that launcher died while starting it.
+            return Observation(phase=Phase.PENDING, reason="being started")
+        self._release(ref.token, messages)
+        if started is None and order is not None:
             return Observation(
                 phase=Phase.FAILED,
                 failure_class=FailureClass(order.failure_class),
                 ended_at=now,
                 reason="stopped before it started",
             )
-        if pid is None and launched_at is None and "argv" in ref.details:
-            self._enqueue(ref.token, dict(ref.details))  # queued before a restart
+        if started is None and "argv" in ref.details:
+            # Queued before a restart: queued again (``_enqueue`` takes the lock itself).
+            launch = dict(ref.details)
+            entry = _Queued(
+                (-int(launch.get("priority", 0)), launch["queued_at"], ref.token),
+                ref.token,
+                launch,
+                Request(launch["cpus"], launch["mem_mb"], launch["gpus"]),
+            )
+            self._queued[ref.token] = entry
+            messages.append(entry.message())
             return Observation(phase=Phase.PENDING, reason="queued again after a restart")
         failure = FailureClass(order.failure_class) if order else FailureClass.LOST
         return Observation(
@@ -334,17 +374,16 @@ class LocalBackend:
             reason=(
                 "killed after the grace period"
                 if order
-                else "the process group vanished without recording an exit status; "
-                "something outside hpcbridge killed it"
+                else "it ended without a recorded exit status: the launcher that watched it "
+                "was killed, or something outside hpcbridge killed it"
             ),
         )
 
-    def _release(self, token: str) -> None:
+    def _release(self, token: str, messages: list[dict[str, Any]]) -> None:
         self._in_use.pop(token, None)
-        self._launched.pop(token, None)
-        child = self._children.pop(token, None)
-        if child is not None:
-            child.poll()
+        if token in self._reserved:
+            self._reserved.discard(token)
+            messages.append({"op": "release", "token": token})
 
     def _dir(self, ref: AttemptRef) -> Path:
         return Path(str(ref.details.get("dir") or self.status_dir(ref.job_id, ref.attempt)))
@@ -353,16 +392,13 @@ class LocalBackend:
         status_dir = self._dir(ref)
         with self._lock:
             queued = self._queued.pop(ref.token, None)
-            if queued is not None:  # it never starts
-                self._queue.remove(queued)
-                heapq.heapify(self._queue)
-            # The order first, then the process to signal: a launch in flight (the child
-            # not registered yet) reads the order under this lock and signals it itself.
+            # The order first, then the pid to signal: a start in flight (no pid on disk
+            # yet) reads the order after writing its pid, and signals it itself.
             proc.order_kill(status_dir, None, failure_class.value, now)
-            child = self._children.get(ref.token)
-        # The shim's pid is its process group: known from the child before its pid file.
-        pid = child.pid if child is not None else proc.read_pid(status_dir)
-        if pid is not None:
+        if queued is not None:  # it never starts
+            self._send([{"op": "drop", "token": ref.token}])
+        pid = proc.read_pid(status_dir)
+        if pid is not None and proc.read_exit(status_dir) is None:
             proc.signal_group(pid, signal.SIGTERM)
 
     def nodes(self) -> list[NodeInfo]:
@@ -383,8 +419,9 @@ class LocalBackend:
         self._check_node(node)
         self._drain_file.unlink(missing_ok=True)
         with self._lock:
-            starts = self._start_ready()
-        self._start(starts)
+            waiting = bool(self._queued)
+        if waiting:
+            self._send([{"op": "wake"}])
 
     def _check_node(self, node: str) -> None:
         if node != self._host:
@@ -401,33 +438,57 @@ class LocalBackend:
         return status_dir / proc.STDOUT_FILE, status_dir / proc.STDERR_FILE
 
     def close(self) -> None:
+        """What waits is not started (a later control plane queues it again from the
+        store); what runs goes on, and the launcher records how it ends."""
+        with self._link_lock:
+            if self._link is not None:
+                self._link.close()
+                self._link = None
         with self._lock:
-            for child in self._children.values():
-                child.poll()
+            samplers, self._samplers = list(self._samplers.values()), {}
+        for sampler in samplers:  # the launcher no longer tells us when their jobs end
+            sampler.terminate()
+            sampler.wait()
 
 
 class _WaitingReasons:
     """Why queued attempts wait, for one look at the queue (call under the lock): one
-    observation per distinct request, shared by every attempt that asks for the same."""
+    observation per distinct reason, shared by every attempt that waits for the same."""
 
     def __init__(self, backend: LocalBackend) -> None:
-        self._backend = backend
+        self._capacity = backend.capacity
+        self._in_use = list(backend._in_use.values())
+        self._queued = backend._queued
         self._drained = backend._drain_reason()
-        self._by_request: dict[Request, Observation] = {}
+        self._blocked: _Queued | bool | None = False  # not looked for yet
+        self._seen: dict[str, Observation] = {}
 
     def of(self, queued: _Queued) -> Observation:
-        seen = self._by_request.get(queued.request)
+        if self._drained is not None:
+            reason = f"this node is drained ({self._drained}); 'hpcbridge nodes resume' returns it"
+        else:
+            blocked = self._first_blocked()
+            if blocked is None or queued.order < blocked.order:
+                return _STARTING_NOW  # the launcher is starting it
+            shortfall = self._capacity.shortfall(queued.request, self._in_use)
+            reason = shortfall or "waiting behind jobs of higher priority or earlier submission"
+        seen = self._seen.get(reason)
         if seen is None:
-            seen = Observation(phase=Phase.PENDING, reason=self._reason(queued.request))
-            self._by_request[queued.request] = seen
+            seen = self._seen[reason] = Observation(phase=Phase.PENDING, reason=reason)
         return seen
 
-    def _reason(self, wanted: Request) -> str:
-        if self._drained is not None:
-            return f"this node is drained ({self._drained}); 'hpcbridge nodes resume' returns it"
-        backend = self._backend
-        shortfall = backend.capacity.shortfall(wanted, backend._in_use.values())
-        return shortfall or "waiting behind jobs of higher priority or earlier submission"
+    def _first_blocked(self) -> _Queued | None:
+        """The first queued attempt, in the launcher's strict order, that does not fit."""
+        if self._blocked is False:
+            self._blocked = None
+            used = list(self._in_use)
+            for entry in sorted(self._queued.values(), key=attrgetter("order")):
+                if self._capacity.shortfall(entry.request, used) is not None:
+                    self._blocked = entry
+                    break
+                used.append(entry.request.as_details())
+        assert self._blocked is not True
+        return self._blocked
 
 
 _STARTING_NOW = Observation(phase=Phase.PENDING)
@@ -501,15 +562,23 @@ def _unsupported_fields(spec: JobSpec) -> list[str]:
     return problems
 
 
-def _failure(order: proc.KillOrder | None, code: int) -> FailureClass | None:
+def _failure(order: proc.KillOrder | None, finished: proc.Exit) -> FailureClass | None:
     if order is not None:
         return FailureClass(order.failure_class)
-    return None if code == 0 else FailureClass.APP_ERROR
+    if finished.signal == signal.SIGKILL:  # not ours: an operator, the OOM killer, a node
+        return FailureClass.LOST
+    return None if finished.code == 0 else FailureClass.APP_ERROR
 
 
-def _sentence(failure: FailureClass | None, code: int) -> str | None:
+def _sentence(failure: FailureClass | None, finished: proc.Exit) -> str | None:
+    code = finished.code
     if failure is None:
         return None
+    if failure is FailureClass.LOST:
+        return (
+            "the job was killed by signal 9 SIGKILL, not by hpcbridge: "
+            "something outside hpcbridge killed it"
+        )
     if failure is FailureClass.APP_ERROR:
         if code > 128:
             name = signal.Signals(code - 128).name if code - 128 in signal.valid_signals() else ""
@@ -520,3 +589,8 @@ def _sentence(failure: FailureClass | None, code: int) -> str | None:
         FailureClass.OOM: "the job used more memory than it asked for and was stopped",
         FailureClass.CANCELLED: "the job was cancelled",
     }.get(failure, failure.value)
+
+
+def _reserve(token: str, used: Mapping[str, Any]) -> dict[str, Any]:
+    need = [int(used.get(k, 0)) for k in ("cpus", "mem_mb", "gpus")]
+    return {"op": "reserve", "token": token, "need": need, "gpu_ids": list(used.get("gpu_ids", []))}

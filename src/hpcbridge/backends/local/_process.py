@@ -1,8 +1,8 @@
 """One attempt as a process group, with its status kept in files so a restart finds it again.
 
-The job runs under a tiny POSIX-sh shim that writes its own pid first and the exit status
-last, into the attempt's directory. The shim survives SIGTERM (the job does not), so even
-when the control plane was killed the true outcome of every attempt is on disk.
+The launcher process (``_launcher``) claims the attempt's pid file, starts the job, and
+writes its exit status before reaping it; this module reads those files, writes kill
+orders and signals process groups for the control plane.
 """
 
 from __future__ import annotations
@@ -10,24 +10,23 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-# argv reaches the job as "$@": no user string is ever parsed by the shell. The command
-# runs at most once per attempt: not after a kill order, and not by a second shim of the
-# same attempt (a control plane restarted before the first wrote its pid): the pid file is
-# created with noclobber, and only the shim that created it runs the command.
-_SHIM = (
-    'd=$1; shift; trap : TERM INT HUP USR1 USR2; [ -e "$d/killed" ] && exit 0; '
-    'set -C; { echo $$ >"$d/pid"; } 2>/dev/null || exit 0; set +C; '
-    '"$@"; rc=$?; echo "$rc" >"$d/exit"; exit "$rc"'
+from hpcbridge.backends.local import _launcher
+
+# The files of an attempt's status directory, as the launcher writes them.
+PID_FILE, EXIT_FILE, KILL_FILE, GPU_FILE = (
+    _launcher.PID_FILE,
+    _launcher.EXIT_FILE,
+    _launcher.KILL_FILE,
+    _launcher.GPU_FILE,
 )
-PID_FILE, EXIT_FILE, KILL_FILE, GPU_FILE = "pid", "exit", "killed", "gpus"
-STDOUT_FILE, STDERR_FILE = "stdout.log", "stderr.log"
+STDOUT_FILE, STDERR_FILE = _launcher.STDOUT_FILE, _launcher.STDERR_FILE
+_CLOCK_SLACK_S = 1.0  # a process's start time is derived from the boot time, in whole seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +36,7 @@ class Exit:
 
     @property
     def signal(self) -> int | None:
-        # sh reports death by signal N as 128+N.
+        # Death by signal N is recorded as 128+N, as a shell reports it.
         return self.code - 128 if self.code > 128 else None
 
 
@@ -47,58 +46,19 @@ class KillOrder:
     time: float
 
 
-def launch(
-    status_dir: Path, argv: Sequence[str], env: Mapping[str, str], cwd: Path
-) -> subprocess.Popen[bytes]:
-    make_dirs(status_dir.parent, status_dir, cwd)
-    out = _open_log(status_dir / STDOUT_FILE)
-    try:
-        err = _open_log(status_dir / STDERR_FILE)
-        try:
-            return subprocess.Popen(
-                ["/bin/sh", "-c", _SHIM, "hpcbridge-shim", str(status_dir), *argv],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                cwd=cwd,
-                env=env,
-                start_new_session=True,  # own process group; outlives the control plane
-            )
-        finally:
-            os.close(err)
-    finally:
-        os.close(out)
-
-
-def _open_log(path: Path) -> int:
-    """A log file for appending, as ``open(path, "ab")`` makes it, without a file object."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
-
-
-def make_dirs(*paths: Path) -> None:
-    """Create each path in order (a parent before its child): one system call apiece."""
-    for path in paths:
-        try:
-            os.mkdir(path)
-        except FileExistsError:
-            continue
-        except FileNotFoundError:
-            path.mkdir(parents=True, exist_ok=True)
-
-
 def is_alive(pid: int, status_dir: Path) -> bool:
-    """``pid`` is still the shim of this attempt: alive, not a zombie, not a reused pid."""
+    """``pid`` is still this attempt's process: it exists (a zombie too: its launcher has
+    not recorded its exit yet) and started before its pid file was written, so it is not
+    a later process that was given the same pid."""
     try:
-        process = psutil.Process(pid)
-        return process.status() != psutil.STATUS_ZOMBIE and (
-            str(status_dir) in process.cmdline()[3:5]
-        )
-    except psutil.Error:
+        written = (status_dir / PID_FILE).stat().st_mtime
+        return psutil.Process(pid).create_time() <= written + _CLOCK_SLACK_S
+    except (OSError, psutil.Error):
         return False
 
 
 def started_at(status_dir: Path) -> float | None:
-    """Wall-clock start: when the shim wrote its pid file."""
+    """Wall-clock start: when the launcher wrote the pid file (None: never claimed)."""
     try:
         return (status_dir / PID_FILE).stat().st_mtime
     except FileNotFoundError:
