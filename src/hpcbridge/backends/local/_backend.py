@@ -203,7 +203,9 @@ class LocalBackend:
 
     def _connect(self) -> LauncherLink:
         """A new launcher, told the capacity, what runs already and what waits (in order)."""
-        link = LauncherLink(WeakMethod(self._on_reply), WeakMethod(self._wake_up))
+        link = LauncherLink(
+            WeakMethod(self._on_reply), WeakMethod(self._wake_up), self._runs / ".launcher.log"
+        )
         capacity = self._capacity
         with self._lock:
             state: list[dict[str, Any]] = [

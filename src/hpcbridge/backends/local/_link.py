@@ -15,6 +15,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -34,17 +35,25 @@ class LauncherLink:
     was killed); the owner then starts another and sends it the state again."""
 
     def __init__(
-        self, on_reply: weakref.WeakMethod[OnReply], on_gone: weakref.WeakMethod[OnGone]
+        self,
+        on_reply: weakref.WeakMethod[OnReply],
+        on_gone: weakref.WeakMethod[OnGone],
+        log_path: Path,
     ) -> None:
         # Plain pipes, no file objects: the reader thread owns the process and its stdout,
         # this object only the write end of its stdin, closed when it is closed or dropped.
         to_launcher, self._stdin = os.pipe()
         from_launcher, launcher_out = os.pipe()
+        # Its own log, never this process's stderr: it outlives us, and a pipe it held
+        # open would keep whoever reads our output (a shell's $(...)) waiting.
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
             process = subprocess.Popen(
                 [sys.executable, _launcher.__file__],
                 stdin=to_launcher,
                 stdout=launcher_out,
+                stderr=log_fd,
                 cwd="/",
                 start_new_session=True,  # no terminal's Ctrl-C reaches it: it outlives us
             )
@@ -57,6 +66,7 @@ class LauncherLink:
         finally:
             os.close(to_launcher)
             os.close(launcher_out)
+            os.close(log_fd)
         self._closer = weakref.finalize(self, os.close, self._stdin)
         self.alive = True
         self.pid = process.pid
