@@ -11,6 +11,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+from hpcbridge.containers._rootless import podman_environment
+
 _CHUNK = 1 << 20
 
 
@@ -56,6 +58,7 @@ def podman_image_id(image: str) -> str | None:
             text=True,
             timeout=60,
             check=False,
+            env=podman_environment(os.environ),
         )
     except (OSError, subprocess.SubprocessError):
         return None

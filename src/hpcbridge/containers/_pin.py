@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from hpcbridge.containers import _rootless
 from hpcbridge.containers._digest import current_digest
 from hpcbridge.errors import SpecError
 from hpcbridge.spec import Container, JobSpec
@@ -44,6 +45,8 @@ def problems(spec: JobSpec) -> list[str]:
     runtime = runtime_of(kind)
     if shutil.which(runtime) is None:
         return [f"container: {runtime} is not installed; {_INSTALL[runtime]}"]
+    if kind == PODMAN and (rootless := _rootless.problems()):
+        return rootless
     if kind != PODMAN and not Path(image).exists():
         return [
             f"container.image: {image} does not exist; give the path of a directory image "

@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from hpcbridge.containers import _rootless
 from hpcbridge.containers._digest import current_digest
 from hpcbridge.containers._marks import EXIT_CODE, MARK
 
@@ -96,7 +97,9 @@ def _gpu_devices() -> list[str]:
 
 
 def podman_argv(config: dict[str, Any], workdir: str, command: list[str]) -> list[str]:
-    argv = ["podman", *_oci_runtime(), "run", "--rm", "--pull=never", "--network=host"]
+    # --network=host: no slirp4netns or pasta needed, rootless or not.
+    manager = _rootless.cgroup_manager(_rootless.podman_environment(os.environ))
+    argv = ["podman", *_oci_runtime(), *manager, "run", "--rm", "--pull=never", "--network=host"]
     argv += _limits()
     argv += ["--volume", f"{workdir}:{workdir}", "--workdir", workdir]
     for mount in config["mounts"]:
@@ -146,6 +149,9 @@ def main(argv: list[str]) -> int:
         print("usage: launch CONFIG STATUS_DIR -- ARGV...", file=sys.stderr)
         return 2
     config, status_dir, command = json.loads(argv[0]), argv[1], argv[3:]
+    if config["kind"] == "podman" and (rootless := _rootless.problems()):
+        print(f"hpcbridge: cannot run Podman on this node: {'; '.join(rootless)}", file=sys.stderr)
+        return 125  # Podman's own status for "Podman itself failed"
     try:
         runtime_argv = argv_for(config, os.getcwd(), command)
     except ImageChangedError as exc:
@@ -157,8 +163,9 @@ def main(argv: list[str]) -> int:
     if "USER" not in os.environ:  # ch-run refuses to start without it
         os.environ["USER"] = pwd.getpwuid(os.getuid()).pw_name
     sys.stdout.flush()
+    env = _rootless.podman_environment(os.environ) if config["kind"] == "podman" else os.environ
     try:
-        os.execvp(runtime_argv[0], runtime_argv)
+        os.execvpe(runtime_argv[0], runtime_argv, env)
     except OSError as exc:
         print(f"hpcbridge: cannot run {runtime_argv[0]} on this node: {exc}", file=sys.stderr)
         return 127
