@@ -6,8 +6,8 @@ Same run, same files, alternating rounds (medians):
   2 GiB), staged with its expected checksum (hashed while it streams and enforced): 1.0 is
   as fast as ``cp``, which neither hashes nor verifies. Target >= 0.9.
 - ``small_vs_rsync_ratio``: ``rsync -a`` time / stage-in time for a tree of many small files
-  (default 10,000 of 4 KiB; up to 8 copied in parallel, each hashed and recorded in the
-  manifest). Target > 1.0.
+  (default 10,000 of 4 KiB; two copied at once between local paths, each hashed, recorded in
+  the manifest, and all made durable by one ``syncfs`` before it). Target > 1.0.
 - ``hash_vs_sha256sum_ratio`` / ``hash_vs_b3sum_ratio``: hpcbridge's hashing throughput of
   the large file (``algorithm``: BLAKE3 where installed, else SHA-256) over that of
   ``sha256sum`` / ``b3sum`` (null where the tool is not installed).

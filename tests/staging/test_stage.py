@@ -108,7 +108,7 @@ def test_retries_are_bounded_and_a_part_file_is_resumed(
 
     calls: list[float] = []
 
-    def broken(*args: object) -> object:
+    def broken(*args: object, **kwargs: object) -> object:
         raise OSError("connection reset")
 
     monkeypatch.setattr(_transfer, "_copy_once", broken)

@@ -72,8 +72,10 @@ class Cache:
             return None  # another file system, or evicted meanwhile: copy instead
         return FileRecord(task.dest.path, task.source.url, size, digest)
 
-    def keep(self, task: FileTask, record: FileRecord) -> None:
-        """Add a freshly staged file to the cache (a link, no copy), then evict."""
+    def keep(self, task: FileTask, record: FileRecord, *, evict: bool = True) -> None:
+        """Add a freshly staged file to the cache (a link, no copy), then evict (a stage of
+        many files passes ``evict=False`` and evicts once at its end: eviction lists the
+        whole cache)."""
         if not task.dest.local:
             return
         cached = self._object(record.digest)
@@ -88,7 +90,8 @@ class Cache:
                 self._remember(task, record)
         except OSError:
             return  # a cache that cannot be written costs speed, never correctness
-        self.evict()
+        if evict:
+            self.evict()
 
     def _remember(self, task: FileTask, record: FileRecord) -> None:
         index = self._index(task.source.url)

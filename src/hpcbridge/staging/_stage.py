@@ -26,9 +26,22 @@ from hpcbridge.staging._manifest import (
     write_manifest,
 )
 from hpcbridge.staging._plan import plan_in, plan_out
-from hpcbridge.staging._transfer import FileTask, Meter, Progress, Retry, still_valid, transfer
+from hpcbridge.staging._sync import sync_filesystems
+from hpcbridge.staging._transfer import (
+    DEFER_BELOW,
+    FileTask,
+    Meter,
+    Progress,
+    Retry,
+    still_valid,
+    transfer,
+)
 
 MAX_PARALLEL = 8
+"""Transfers at once where a side is remote: latency, not CPU, sets their pace."""
+MAX_PARALLEL_LOCAL = 2
+"""Transfers at once between local paths: more threads only queue on the interpreter lock
+and the directory's lock (8 threads copied small files 4x slower than one)."""
 DEFAULT_RETRY = Retry()
 
 
@@ -120,21 +133,29 @@ def _run(
                 progress(cached.size)
             return cached, 0
         began = time.monotonic()
-        record, copied = transfer(task, algorithm, retry, progress)
+        record, copied = transfer(task, algorithm, retry, progress, durable=False)
         remote = task.source if kind == "inputs" else task.dest
         with lock:
+            if task.dest.local and record.size < DEFER_BELOW:
+                unsynced.add(Path(record.path).parent)
             was_copied, was_s = endpoints.get(remote.endpoint, (0, 0.0))
             endpoints[remote.endpoint] = (was_copied + copied, was_s + time.monotonic() - began)
         if cache is not None:
-            cache.keep(task, record)
+            cache.keep(task, record, evict=False)
         return record, copied
 
     endpoints: dict[str, tuple[int, float]] = {}
+    unsynced: set[Path] = set()  # directories of files copied without their own fsync
     lock = threading.Lock()
-    with ThreadPoolExecutor(max(1, min(MAX_PARALLEL, len(tasks))), "hb-stage") as pool:
+    local = all(task.source.local and task.dest.local for task in tasks)
+    parallel = max(1, min(MAX_PARALLEL_LOCAL if local else MAX_PARALLEL, len(tasks)))
+    with ThreadPoolExecutor(parallel, "hb-stage") as pool:
         done = list(pool.map(one, tasks))  # the first error is raised here
     files = tuple(record for record, _ in done)
+    sync_filesystems(unsynced)  # every copied file is on disk before the manifest names it
     write_manifest(manifest, kind, files)
+    if cache is not None:
+        cache.evict()
     return StageReport(
         files=files,
         bytes_total=sum(f.size for f in files),

@@ -1,9 +1,12 @@
 """One file from a source to a destination, hashed as it streams, retried with backoff.
 
 A local destination is written as ``<name>.part`` and renamed only once complete and
-checked, so a crash or a full disk never leaves a partial file under the final name; a
-later try resumes a ``.part`` from where it stopped (hashing what is already there) where
-the source can seek.
+checked, so a full disk never leaves a partial file under the final name; a later try
+resumes a ``.part`` from where it stopped (hashing what is already there) where the source
+can seek. With ``durable=False`` a small file is not fsynced: the caller makes a whole
+stage durable at once (``sync_filesystems``) before its manifest names any file, so after
+a crash only the manifest's files are trusted, and those were on disk before it was
+written.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from fsspec.implementations.local import LocalFileSystem
 
 from hpcbridge.checkpoint._hashing import Hasher
 from hpcbridge.staging._digest import digest_file, new_hasher, split
@@ -24,6 +30,10 @@ from hpcbridge.staging._manifest import FileRecord
 from hpcbridge.staging._urls import Location
 
 BLOCK = 8 << 20
+DEFER_BELOW = 1 << 20
+"""With ``durable=False`` only files smaller than this skip their own fsync: a large
+file's fsync is a small part of copying it, and syncing it alone leaves others' dirty data
+on a shared file system out of its wait."""
 Progress = Callable[[int], None]
 
 
@@ -68,6 +78,8 @@ def transfer(
     retry: Retry,
     progress: Progress | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    *,
+    durable: bool = True,
 ) -> tuple[FileRecord, int]:
     """Copy with retries; return the record and the bytes that crossed the wire."""
     if task.expected is not None:
@@ -75,7 +87,7 @@ def transfer(
     last: StagingError | None = None
     for delay in [*retry.delays(), None]:
         try:
-            return _copy_once(task, algorithm, progress)
+            return _copy_once(task, algorithm, progress, durable=durable)
         except ChecksumMismatchError as exc:
             last = exc
             _discard(task.dest)  # a wrong copy is never resumed
@@ -92,32 +104,42 @@ def transfer(
     raise last
 
 
-def _copy_once(task: FileTask, algorithm: str, progress: Progress | None) -> tuple[FileRecord, int]:
+def _copy_once(
+    task: FileTask, algorithm: str, progress: Progress | None, *, durable: bool = True
+) -> tuple[FileRecord, int]:
     hasher = new_hasher(algorithm)
     if not task.dest.local:
         with (
             task.source.fs.open(task.source.path, "rb") as src,
             task.dest.fs.open(task.dest.path, "wb") as out,
         ):
-            copied = _pump(src, out, hasher, progress)
+            copied = _pump(src, out, hasher, progress, task.size)
         record = _checked(task, algorithm, hasher, copied)
         if task.dest.fs.size(task.dest.path) != copied:
             raise StagingError(f"{task.dest.url}: the stored object is not {copied} bytes long")
         return record, copied
-    part = Path(task.dest.path + ".part")
-    part.parent.mkdir(parents=True, exist_ok=True)
-    with open(part, "a+b") as out:
+    part = task.dest.path + ".part"
+    with _open_part(part) as out:  # unbuffered: each write is one system call
         _lock(out.fileno(), task)
         offset = _resumable(out.fileno(), task.size, hasher)
-        with task.source.fs.open(task.source.path, "rb") as src:
+        with _open_source(task.source) as src:
             if offset:
                 src.seek(offset)
-            copied = _pump(src, out, hasher, progress)
-        out.flush()
-        os.fsync(out.fileno())
-        record = _checked(task, algorithm, hasher, os.fstat(out.fileno()).st_size)
+            copied = _pump(src, out, hasher, progress, _remaining(task.size, offset))
+        if durable or offset + copied >= DEFER_BELOW:
+            os.fsync(out.fileno())
+        record = _checked(task, algorithm, hasher, offset + copied)
         os.replace(part, task.dest.path)  # still the only writer: the lock is held
     return record, copied
+
+
+def _open_part(part: str) -> Any:
+    """``part`` for appending, its directory made first where it is missing."""
+    try:
+        return open(part, "a+b", buffering=0)
+    except FileNotFoundError:
+        Path(part).parent.mkdir(parents=True, exist_ok=True)
+        return open(part, "a+b", buffering=0)
 
 
 def _checked(task: FileTask, algorithm: str, hasher: Hasher, size: int) -> FileRecord:
@@ -145,7 +167,9 @@ def _lock(fd: int, task: FileTask) -> None:
 def _resumable(fd: int, size: int | None, hasher: Hasher) -> int:
     """Bytes of an earlier ``.part`` to keep (hashed into ``hasher``); 0 starts afresh."""
     have = os.fstat(fd).st_size
-    if size is None or have > size or have == 0:
+    if have == 0:
+        return 0
+    if size is None or have > size:
         os.ftruncate(fd, 0)
         return 0
     offset = 0
@@ -158,17 +182,34 @@ def _resumable(fd: int, size: int | None, hasher: Hasher) -> int:
     return offset
 
 
-def _pump(src: object, out: object, hasher: object, progress: Progress | None) -> int:
+def _open_source(source: Location) -> Any:
+    """A local source as a plain unbuffered file (fsspec's local file object costs more
+    than copying a small file); any other, subclasses of the local one too, through its
+    filesystem."""
+    if type(source.fs) is LocalFileSystem:
+        return open(source.path, "rb", buffering=0)
+    return source.fs.open(source.path, "rb")
+
+
+def _remaining(size: int | None, offset: int) -> int | None:
+    return None if size is None else max(0, size - offset)
+
+
+def _pump(
+    src: Any, out: Any, hasher: Hasher, progress: Progress | None, expected: int | None = None
+) -> int:
+    """Copy to the end of ``src``; reads are sized to what is ``expected``, so a small file
+    costs a small read (plus one at its end), not an 8 MiB buffer."""
     total = 0
-    read = src.read  # type: ignore[attr-defined]
-    write = out.write  # type: ignore[attr-defined]
-    update = hasher.update  # type: ignore[attr-defined]
-    while block := read(BLOCK):
+    read, write, update = src.read, out.write, hasher.update
+    size = BLOCK if expected is None else min(BLOCK, expected + 1)
+    while block := read(size):
         update(block)
         write(block)
         total += len(block)
         if progress is not None:
             progress(len(block))
+        size = BLOCK
     return total
 
 

@@ -1,0 +1,81 @@
+"""A stage of many small files is made durable once, before its manifest vouches for them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pytest
+
+from hpcbridge.spec import JobSpec
+from hpcbridge.staging import INPUTS, Retry, _stage, _transfer, manifest_dir, stage_in
+from hpcbridge.staging._sync import sync_filesystems
+
+
+def test_small_files_are_synced_once_before_the_manifest_large_ones_each(
+    tmp_path: Path, make_spec: Callable[..., JobSpec], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "source"
+    for n in range(30):
+        (source / f"d{n % 3}").mkdir(parents=True, exist_ok=True)
+        (source / f"d{n % 3}" / f"f{n}").write_bytes(os.urandom(100 + n))
+    (source / "big.bin").write_bytes(os.urandom(_transfer.DEFER_BELOW + 1))
+    data = tmp_path / "data"
+    manifest = manifest_dir(data) / INPUTS
+    synced: list[set[Path]] = []
+    fsyncs: list[int] = []
+    manifest_then: list[bool] = []
+    real_fsync = os.fsync
+
+    def spy_sync(paths: Iterable[Path]) -> None:
+        paths = set(paths)
+        manifest_then.append(manifest.exists())
+        synced.append(paths)
+        sync_filesystems(paths)
+
+    def spy_fsync(fd: int) -> None:
+        fsyncs.append(os.fstat(fd).st_size)
+        real_fsync(fd)
+
+    monkeypatch.setattr(_stage, "sync_filesystems", spy_sync)
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    spec = make_spec(stage_in=[{"source": str(source), "dest": "in"}])
+    report = stage_in(spec, data, retry=Retry(attempts=1))
+
+    assert len(report.files) == 31 and manifest.exists()
+    assert manifest_then == [False]  # synced before the manifest named a file
+    assert synced == [{data / "in" / f"d{n}" for n in range(3)}]  # one call, every directory
+    # os.fsync is patched for every module: the manifest's own fsync is seen here too
+    assert _transfer.DEFER_BELOW + 1 in fsyncs  # the large file had its own fsync...
+    assert not [size for size in fsyncs if 100 <= size < 130]  # ...no small file did
+
+    synced.clear()
+    stage_in(spec, data, retry=Retry(attempts=1))  # everything kept: nothing to sync
+    assert synced == [set()]
+
+
+def test_a_direct_transfer_is_durable_on_its_own(tmp_path: Path) -> None:
+    from hpcbridge.staging._urls import locate  # noqa: PLC0415
+
+    (tmp_path / "s").write_bytes(b"small")
+    task = _transfer.FileTask(locate(str(tmp_path / "s"), tmp_path), locate("d", tmp_path), 5)
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+
+    def spy_fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "fsync", spy_fsync)
+        _transfer.transfer(task, "sha256", Retry(attempts=1))
+    assert len(fsyncs) == 1 and (tmp_path / "d").read_bytes() == b"small"
+
+
+def test_sync_filesystems_takes_each_file_system_once_and_skips_missing_paths(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    sync_filesystems([tmp_path / "a", tmp_path / "b", tmp_path / "gone", Path("/proc")])
