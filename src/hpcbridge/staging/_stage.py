@@ -68,7 +68,7 @@ class StageReport:
             "duration_s": round(self.duration_s, 3),
             "manifest": str(self.manifest),
             "endpoints": {
-                name: {"bytes": copied, "seconds": round(seconds, 3)}
+                name: {"bytes": copied, "seconds": round(seconds, 6)}
                 for name, (copied, seconds) in sorted(self.endpoints.items())
             },
         }
