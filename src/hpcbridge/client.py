@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from hpcbridge.backends import AttemptRef, Backend, available_backends, load_backend
+from hpcbridge.backends import AttemptRef, Backend, WakeUp, available_backends, load_backend
 from hpcbridge.config import Settings
 from hpcbridge.containers import pin as pin_container
 from hpcbridge.containers import problems as container_problems
@@ -83,7 +83,7 @@ ACTIVE_STATES = frozenset(s for s in JobState if not s.terminal)
 class _Backends(Mapping[str, Backend]):
     """Backends loaded on first use, so a laptop never needs Slurm's configuration."""
 
-    def __init__(self, settings: Settings, wake: Callable[[], None]) -> None:
+    def __init__(self, settings: Settings, wake: WakeUp) -> None:
         self._settings = settings
         self._wake = wake
         self._loaded: dict[str, Backend] = {}
@@ -154,7 +154,8 @@ class Client:
         self.store = store or open_store(self.settings)
         self._clock = clock
         self._wake = threading.Event()
-        self.backends = _Backends(self.settings, self._wake.set)
+        self._settled = threading.Event()  # the backends have nothing left in flight
+        self.backends = _Backends(self.settings, self._woken)
         self._leader = leadership_for(
             self.store,
             self.settings.home / "reconciler.lock",
@@ -535,6 +536,11 @@ class Client:
                     task.job_id, expected_version=task.version, now=now, cancel_requested=True
                 )
 
+    def _woken(self, *, settled: bool = False) -> None:
+        if settled:
+            self._settled.set()
+        self._wake.set()
+
     def reconcile_once(self) -> CycleReport | None:
         """One reconciler cycle if this process is (or becomes) the leader."""
         if not self._leader.try_acquire():
@@ -576,6 +582,7 @@ class Client:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError("timed out waiting for jobs to finish")
             started = time.monotonic()
+            self._settled.clear()  # what settles from here on, this cycle may not see
             try:
                 report = self.reconcile_once()
                 failures = 0
@@ -596,10 +603,12 @@ class Client:
                 self._wake.clear()
             elif spent > _BUSY_CYCLE_S:
                 # A long cycle that changed things: pause as long as it took before the next,
-                # so that the loop never holds the interpreter (and a core) for more than
-                # half the time. The backends' threads start the next processes meanwhile,
-                # and the next cycle takes in everything that happened in one pass.
-                time.sleep(min(spent, self.settings.poll_interval_s))
+                # so that the loop never holds a core for more than half the time while the
+                # backends start and reap the next processes (each cycle looks at every
+                # active job, so back-to-back cycles would spend that on fewer changes);
+                # the next cycle takes in everything that happened in one pass. Once the
+                # backends have nothing left in flight, the pause ends: the rest is in.
+                self._settled.wait(min(spent, self.settings.poll_interval_s))
 
     def has_active_jobs(self) -> bool:
         return bool(self.store.list_jobs(JobFilter(states=ACTIVE_STATES, limit=1)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -92,6 +93,7 @@ def test_slurm_attempt_is_charged_allocated_tres_times_elapsed(tmp_path: Path) -
     assert cost.amount == pytest.approx(5.22)
     assert (cost.card, cost.currency, cost.waste) == ("hpc1/2026-01", "EUR", False)
     assert AttemptCost.from_details(cost.as_details()) == cost
+    assert set(cost.as_details()) == {f.name for f in dataclasses.fields(AttemptCost)}
 
 
 def test_the_card_in_force_when_the_attempt_started_applies(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ it cannot honour, ``submit`` one attempt, ``poll`` all active attempts in one ba
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -152,5 +152,9 @@ def split_array_token(token: str) -> tuple[str, int] | None:
     return None
 
 
-WakeUp = Callable[[], None]
-"""Called by a backend when something changed, so the reconciler need not wait a full period."""
+class WakeUp(Protocol):
+    """Called by a backend when something changed, so the reconciler need not wait a full
+    period; ``settled`` when nothing it was given is still waiting or running, so that a
+    pause between busy cycles can end at once (the last results are all in)."""
+
+    def __call__(self, *, settled: bool = False) -> None: ...

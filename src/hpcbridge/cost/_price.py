@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from hpcbridge.cost._cards import ANY, CardBook, RateCard
@@ -75,7 +75,19 @@ class AttemptCost:
     """The amount by what was charged: cores, gpus, memory, licence:<name>, storage, egress."""
 
     def as_details(self) -> dict[str, Any]:
-        return {key: value for key, value in asdict(self).items() if value is not None}
+        # Spelled out: ``asdict`` deep-copies through the fields on every finished attempt.
+        data: dict[str, Any] = {
+            "amount": self.amount,
+            "currency": self.currency,
+            "card": self.card,
+            "waste": self.waste,
+            "core_hours": self.core_hours,
+            "gpu_hours": self.gpu_hours,
+            "mem_gb_hours": self.mem_gb_hours,
+            "licence_hours": self.licence_hours,
+            "items": dict(self.items),
+        }
+        return {key: value for key, value in data.items() if value is not None}
 
     @classmethod
     def from_details(cls, data: object) -> AttemptCost | None:

@@ -81,7 +81,9 @@ class LicenceBook:
 
     def decided(self, needs: Sequence[LicenceNeed], actions: Sequence[Action]) -> None:
         """A job released to the queue takes its licences from what later jobs see."""
-        if any(isinstance(a, Transition) and a.target is JobState.QUEUED for a in actions):
+        if needs and any(
+            isinstance(a, Transition) and a.target is JobState.QUEUED for a in actions
+        ):
             for need in needs:
                 self._free[need.pool] = max(0, self._free[need.pool] - need.count)
 

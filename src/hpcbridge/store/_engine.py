@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import JSON, Connection, Engine, Table, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError
-from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.dml import Insert, Update
 
 from hpcbridge.errors import ConfigError
 from hpcbridge.store._filesystems import refuse_network_filesystem
@@ -44,10 +44,36 @@ def update_row(
         params = {**values, **{f"_{k}": v for k, v in where.items()}}
         return int(conn.execute(statement, params).rowcount)
     sql = _update_sql(table, tuple(values), tuple(where))
-    bound = [
+    return _on_driver(conn, sql, [*_bound(table, values), *where.values()])
+
+
+def insert_row(conn: Connection, statement: Insert, table: Table, values: dict[str, Any]) -> None:
+    """One row's hot INSERT (``statement`` is ``insert(table)``), straight to the driver
+    on SQLite as in ``update_row``: one for every attempt the reconciler prepares."""
+    if conn.dialect.name != "sqlite":
+        conn.execute(statement, values)
+        return
+    _on_driver(conn, _insert_sql(table, tuple(values)), _bound(table, values))
+
+
+def run_plain(conn: Connection, sql: str) -> None:
+    """A statement without parameters or results (``SAVEPOINT``, ``RELEASE``), straight
+    to the driver on SQLite as in ``update_row``: two for every job a cycle changes."""
+    if conn.dialect.name != "sqlite":
+        conn.exec_driver_sql(sql)
+        return
+    _on_driver(conn, sql, [])
+
+
+def _bound(table: Table, values: dict[str, Any]) -> list[Any]:
+    return [
         json.dumps(value) if isinstance(table.c[name].type, JSON) else value
         for name, value in values.items()
-    ] + list(where.values())
+    ]
+
+
+def _on_driver(conn: Connection, sql: str, bound: list[Any]) -> int:
+    """``sql`` run on the connection's SQLite cursor; driver errors wrapped as SQLAlchemy's."""
     dbapi = conn.dialect.loaded_dbapi
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -64,6 +90,12 @@ def _update_sql(table: Table, columns: tuple[str, ...], keys: tuple[str, ...]) -
     assigned = ", ".join(f'"{table.c[name].name}" = ?' for name in columns)
     matched = " AND ".join(f'"{table.c[name].name}" = ?' for name in keys)
     return f'UPDATE "{table.name}" SET {assigned} WHERE {matched}'
+
+
+@functools.cache
+def _insert_sql(table: Table, columns: tuple[str, ...]) -> str:
+    named = ", ".join(f'"{table.c[name].name}"' for name in columns)
+    return f'INSERT INTO "{table.name}" ({named}) VALUES ({", ".join("?" * len(columns))})'
 
 
 def make_engine(url: str) -> Engine:

@@ -46,7 +46,7 @@ from hpcbridge.states import AttemptState, FailureClass, JobState
 from hpcbridge.store import _sql_security as sql_security
 from hpcbridge.store._cost_sql import grouped_totals, unrecorded_filter
 from hpcbridge.store._cost_totals import CostTotals
-from hpcbridge.store._engine import make_engine, migrate, update_row
+from hpcbridge.store._engine import insert_row, make_engine, migrate, run_plain, update_row
 from hpcbridge.store._protocol import (
     ACTIVE_ATTEMPT_STATES,
     iterate_chunks,
@@ -167,18 +167,18 @@ class SqlStore:
         # statement, and SQLAlchemy's nested transaction costs about five times as much.
         depth = getattr(self._local, "savepoints", 0)
         name = f"hpcbridge_sp{depth}"
-        conn.exec_driver_sql(f"SAVEPOINT {name}")
+        run_plain(conn, f"SAVEPOINT {name}")
         self._local.savepoints = depth + 1
         try:
             yield
         except BaseException:
             del events[buffered:]  # buffered rows of the undone writes
             self._forget()  # what the undone writes taught the caches is not true
-            conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
-            conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+            run_plain(conn, f"ROLLBACK TO SAVEPOINT {name}")
+            run_plain(conn, f"RELEASE SAVEPOINT {name}")
             raise
         else:
-            conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+            run_plain(conn, f"RELEASE SAVEPOINT {name}")
         finally:
             self._local.savepoints = depth
 
@@ -249,7 +249,8 @@ class SqlStore:
                 )
         except IntegrityError as exc:
             raise StoreError(f"cannot create jobs: {exc.orig}") from exc
-        return [_job(row) for row in rows]
+        # Known from here on: their first events and transitions need not look them up.
+        return [self._remember(_job(row)) for row in rows]
 
     def get_job(self, job_id: str) -> Job:
         with self._read() as conn:
@@ -426,7 +427,7 @@ class SqlStore:
         # PostgreSQL aborts a transaction on any error, so guard with a savepoint;
         # SQLite undoes just the failed statement.
         with conn.begin_nested() if conn.dialect.name != "sqlite" else nullcontext():
-            conn.execute(_INSERT_ATTEMPT, _attempt_row(attempt))
+            insert_row(conn, _INSERT_ATTEMPT, attempts_t, _attempt_row(attempt))
 
     def update_attempt(self, job_id: JobId, number: int, **fields: Any) -> Attempt:
         fields = attempt_fields(fields)
@@ -699,8 +700,11 @@ class SqlStore:
         self._engine.dispose()
 
 
+_STORED_ENUMS = (JobState, FailureClass, AttemptState)  # a tuple: a union is built per call
+
+
 def _column_value(value: Any) -> Any:
-    if isinstance(value, JobState | FailureClass | AttemptState):
+    if isinstance(value, _STORED_ENUMS):
         return value.value
     return value
 

@@ -111,7 +111,7 @@ class LocalBackend:
             settings.local_cpus, settings.local_mem_mb, settings.local_gpus
         )
         self._grace_s = settings.kill_grace_s
-        self._wake = wake or (lambda: None)
+        self._wake: WakeUp = wake or _no_wake
         self._host = socket.gethostname()
         self._queued: dict[str, _Queued] = {}  # handed to the launcher, not started yet
         self._in_use: dict[str, dict[str, Any]] = {}  # token -> resources of a live attempt
@@ -257,10 +257,11 @@ class LocalBackend:
             if op == "exited":
                 self._in_use.pop(token, None)
                 sampler = self._samplers.pop(token, None)
+            settled = not self._queued and not self._in_use
         if sampler is not None:
             sampler.terminate()
             sampler.wait()
-        self._wake()
+        self._wake(settled=settled)
 
     def find(self, ref: AttemptRef) -> Submitted | None:
         with self._lock:
@@ -495,6 +496,10 @@ class _WaitingReasons:
 
 _STARTING_NOW = Observation(phase=Phase.PENDING)
 """A queued attempt that this very poll handed a slot: it runs by the next one."""
+
+
+def _no_wake(*, settled: bool = False) -> None:
+    """Without a reconciler to wake (a backend used on its own)."""
 
 
 def _write_script(status_dir: Path, spec: JobSpec) -> list[str]:
