@@ -55,3 +55,23 @@ def test_a_command_that_is_not_found_exits_127_and_says_so(two_cpus: LocalHarnes
     _, stderr = h.backend.log_paths(ref) if isinstance(h.backend, LocalBackend) else (None, None)
     assert stderr is not None
     assert stderr.read_text().endswith("/nonexistent/nosuch-command: not found\n")
+
+
+def test_the_reconciler_is_told_when_nothing_is_left_in_flight(two_cpus: LocalHarness) -> None:
+    """Each exit wakes the reconciler; the last one also says that everything is in, so a
+    pause between busy cycles ends at once instead of leaving the last results waiting."""
+    h = two_cpus
+    calls: list[bool] = []
+
+    def wake(*, settled: bool = False) -> None:
+        calls.append(settled)
+
+    h.backend = LocalBackend(h.settings, wake)
+    marks = [h.shared_dir / f"job{i}" for i in range(4)]
+    refs = [h.launch(h.spec(command=[h.python, "-c", PROGRAM, str(m)])) for m in marks]
+    seen = [h.wait(ref, timeout_s=20) for ref in refs]
+    assert [s.phase for s in seen] == [Phase.SUCCEEDED] * 4
+    wait_for(lambda: len(calls) >= 4, 5, "a wake-up for each exit")
+    # Two slots for four one-second jobs: the first exits leave work queued or running.
+    assert calls[0] is False and calls[-1] is True, calls
+    assert calls.count(True) == 1, calls
