@@ -146,6 +146,7 @@ def test_gpus_of() -> None:
     assert gpus_of("gpu:fake:2(S:0)") == {"fake": 2}
     assert gpus_of("gpu:2,gpu:a100:1,mps:100") == {"": 2, "a100": 1}
     assert gpus_of("") == {}
+    assert gpus_of("gpu:fake:2(IDX:0,2),gpu:tesla:1(IDX:N/A)") == {"fake": 2, "tesla": 1}
 
 
 def test_licences() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hpcbridge.backends.slurm._locality import Holdings, node_cache_env, node_cache_step
-from hpcbridge.backends.slurm._placement import choose_node
+from hpcbridge.backends.slurm._placement import choose_node, free_gpus
 from hpcbridge.backends.slurm._records import NodeRecord
 
 MB = 1_000_000
@@ -19,14 +19,16 @@ def node(
     flags: tuple[str, ...] = (),
     cpus_alloc: int = 0,
     partitions: tuple[str, ...] = ("batch",),
+    gres: str = "",
+    gres_used: str = "",
 ) -> NodeRecord:
     return NodeRecord(
         name=name,
         state=state,
         state_flags=flags,
         features=(),
-        gres="",
-        gres_used="",
+        gres=gres,
+        gres_used=gres_used,
         cpus_alloc=cpus_alloc,
         cpus_total=2,
         mem_alloc_mb=0,
@@ -79,6 +81,63 @@ def test_a_mixed_node_with_room_is_usable() -> None:
         INPUTS, holdings, [node("n2", "mixed", cpus_alloc=1)], partition="batch", cpus=1
     )
     assert chosen is not None and chosen.node == "n2"
+
+
+@pytest.mark.parametrize(
+    ("gres", "gres_used", "free"),
+    [
+        ("gpu:fake:2", "gpu:fake:0(IDX:N/A)", {"fake": 2, "": 2}),  # 22.05, idle
+        ("gpu:fake:2(S:0)", "gpu:fake:2(IDX:0-1)", {"fake": 0, "": 0}),
+        ("gpu:2", "gpu:1", {"": 1}),
+        (
+            "gpu:a100:2,gpu:v100:2",
+            "gpu:a100:1(IDX:0),gpu:v100:2(IDX:2,3)",
+            {"a100": 1, "v100": 0, "": 1},
+        ),
+        ("gpu:fake:2", "gpu:1", {"fake": 1, "": 1}),  # a count without type: from any type
+        ("", "", {"": 0}),
+        ("gpu:fake:2,mps:100", "gpu:fake:0,mps:50", {"fake": 2, "": 2}),
+    ],
+)
+def test_free_gpus_by_type(gres: str, gres_used: str, free: dict[str, int]) -> None:
+    assert free_gpus(node("n1", gres=gres, gres_used=gres_used)) == free
+
+
+GPU = "gpu:fake:2"
+
+
+@pytest.mark.parametrize(
+    ("used", "wanted", "placed"),
+    [
+        ("gpu:fake:0(IDX:N/A)", {"fake": 2}, True),
+        ("gpu:fake:0(IDX:N/A)", {"": 2}, True),  # gpus: 2 without a type takes any
+        ("gpu:fake:1(IDX:0)", {"fake": 1}, True),
+        ("gpu:fake:1(IDX:0)", {"": 2}, False),
+        ("gpu:fake:2(IDX:0-1)", {"fake": 1}, False),  # the holder's GPUs are all taken
+        ("gpu:fake:0(IDX:N/A)", {"a100": 1}, False),  # no GPU of that type there
+    ],
+)
+def test_a_gpu_job_goes_to_the_holder_only_with_its_gpus_free_now(
+    used: str, wanted: dict[str, int], placed: bool
+) -> None:
+    holder = node("n2", "mixed", cpus_alloc=1, gres_used=used, gres=GPU)
+    holdings = {"n2": dict(INPUTS)}
+    chosen = choose_node(INPUTS, holdings, [holder], partition="batch", cpus=1, gpus=wanted)
+    assert (chosen is not None) is placed
+
+
+def test_an_array_is_placed_only_where_all_its_tasks_fit_at_once() -> None:
+    holdings = {"n2": dict(INPUTS)}
+    two = choose_node(INPUTS, holdings, [node("n2")], partition="batch", cpus=1, tasks=2)
+    assert two is not None and two.tasks == 2
+    assert two.sentence().endswith("; room there now for 2 array tasks at once")
+    assert two.to_data()["tasks"] == 2
+    assert choose_node(INPUTS, holdings, [node("n2")], partition="batch", cpus=1, tasks=3) is None
+    gpus = {"fake": 1}
+    holder = node("n2", gres_used="gpu:fake:1(IDX:0)", gres=GPU)
+    assert choose_node(INPUTS, holdings, [holder], partition=None, cpus=1, gpus=gpus) is not None
+    two_gpus = choose_node(INPUTS, holdings, [holder], partition=None, cpus=1, gpus=gpus, tasks=2)
+    assert two_gpus is None  # two tasks need two free GPUs
 
 
 def test_a_node_holding_less_than_half_the_bytes_is_not_pinned() -> None:

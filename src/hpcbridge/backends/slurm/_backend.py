@@ -50,7 +50,7 @@ from hpcbridge.backends.slurm._locality import (
 from hpcbridge.backends.slurm._parse import TERMINAL_STATES
 from hpcbridge.backends.slurm._passthrough import check_passthrough
 from hpcbridge.backends.slurm._placement import Placement, choose_node
-from hpcbridge.backends.slurm._preflight import refusals
+from hpcbridge.backends.slurm._preflight import gpus_of, refusals
 from hpcbridge.backends.slurm._records import JobRecord, NodeRecord, PartitionRecord
 from hpcbridge.backends.slurm._render import (
     SECOND_START_EXIT_CODE,
@@ -84,8 +84,9 @@ from hpcbridge.states import FailureClass
 
 log = structlog.get_logger("hpcbridge.backends.slurm")
 
-_NODE_ARGS = ("--nodelist", "-w", "--exclude", "-x")
-"""sbatch arguments of a spec that choose nodes itself: placement leaves such jobs alone."""
+_OWN_CHOICE_ARGS = ("--nodelist", "-w", "--exclude", "-x", "--gres", "--gpus", "-G")
+"""sbatch arguments of a spec that choose nodes or GPUs itself: placement leaves such jobs
+alone."""
 
 OOM_MARKERS = ("exceeded memory limit", "Exceeded job memory limit", "oom-kill", "Out Of Memory")
 """What slurmstepd writes to a job's stderr when it kills it for memory."""
@@ -352,28 +353,32 @@ class SlurmBackend:
         if NODE_CACHE_VARIABLE in request.env:
             details["node_cache"] = True  # its node will report what it holds
         if placement is not None:
-            details["placement"] = {**placement.to_data(), "reason": placement.sentence()}
+            details["placement"] = placement.to_data()
         return Submitted(native_id=native_id, details=details)
 
     def _holdings(self, cluster: ClusterConfig) -> Holdings:
         return Holdings(self._settings.home / "slurm" / f"{cluster.name}.node_cache.json")
 
     def _place(
-        self, request: LaunchRequest, cluster: ClusterConfig, job: BatchJob
+        self, request: LaunchRequest, cluster: ClusterConfig, job: BatchJob, *, tasks: int = 1
     ) -> Placement | None:
-        """A usable node whose cache holds most of the job's inputs; None leaves the choice
-        to Slurm. Never for a burst job (its partition is the decision), a multi-node or GPU
-        job, one that names nodes itself, or over REST (v0.0.38 sets no node list here)."""
+        """A usable node whose cache holds most of the job's inputs and could start it now
+        (with the GPUs it asks for free there); None leaves the choice to Slurm. ``tasks``
+        array tasks of one shape are placed together, only where all of them fit at once:
+        ``--nodelist`` applies to every task, and tasks pinned to a node without room
+        for them all would queue for it one after another while other nodes idle.
+
+        Never for a burst job (its partition is the decision), a multi-node job (its
+        ranks read the shared copy: the node cache step is off for it), or one whose
+        sbatch_args name nodes or GPUs (placement cannot weigh what it does not see)."""
         manifest = request.env.get(MANIFEST_VARIABLE)
         spec = request.spec
         if (
             not manifest
             or not cluster.node_cache_dir
-            or cluster.transport != "cli"
             or spec.burst.decided == "burst"
             or job.nodes != 1
-            or job.gres is not None
-            or any(arg.startswith(_NODE_ARGS) for arg in job.extra_args)
+            or any(arg.startswith(_OWN_CHOICE_ARGS) for arg in job.extra_args)
         ):
             return None
         inputs = inputs_of(manifest)
@@ -392,7 +397,28 @@ class SlurmBackend:
             partition=job.partition,
             cpus=job.tasks_per_node * job.cpus_per_task,
             mem_mb=job.mem_mb,
+            gpus=gpus_of(job.gres or ""),
+            tasks=tasks,
         )
+
+    def _place_array(
+        self,
+        requests: Sequence[LaunchRequest],
+        cluster: ClusterConfig,
+        batch: BatchJob,
+        throttle: int | None,
+    ) -> Placement | None:
+        """The node for a whole array (``_place``), where every task has the same inputs:
+        tasks with inputs of their own would each want another node, and one sbatch
+        --array names one node list for all of them."""
+        at_once = min(len(requests), throttle or len(requests))
+        placement = self._place(requests[0], cluster, batch, tasks=at_once)
+        if placement is None:
+            return None
+        first = inputs_of(requests[0].env[MANIFEST_VARIABLE])
+        if any(inputs_of(r.env.get(MANIFEST_VARIABLE, "")) != first for r in requests[1:]):
+            return None
+        return placement
 
     def _learn_node_caches(self, cluster: ClusterConfig, refs: Sequence[AttemptRef]) -> None:
         """Fold new node cache reports of ``refs`` into what each node holds."""
@@ -463,6 +489,9 @@ class SlurmBackend:
             array=array,
             log_stem=f"{key}.%a",
         )
+        placement = self._place_array(requests, cluster, batch, throttle)
+        if placement is not None:
+            batch = dataclasses.replace(batch, nodelist=placement.node)
         array_id = self.transport(cluster.name).submit(batch)
         out = []
         for position, (request, status_dir) in zip(positions, with_dirs, strict=True):
@@ -474,6 +503,8 @@ class SlurmBackend:
             details["array_task"] = position
             if NODE_CACHE_VARIABLE in request.env:
                 details["node_cache"] = True
+            if placement is not None:
+                details["placement"] = placement.to_data()
             out.append(Submitted(native_id=native_id, details=details))
         self._view(cluster.name).submitted(s.native_id for s in out)
         return out

@@ -78,12 +78,15 @@ class ClusterFacts:
 
 
 _GRES_ITEM = re.compile(r"^gpu(?::([^:(]+))?(?::(\d+))(?:\(.*\))?$")
+_GRES_COMMA = re.compile(r",(?![^(]*\))")
+"""A comma between GRES, not one inside ``(IDX:0,2)``."""
 
 
 def gpus_of(gres: str) -> dict[str, int]:
-    """``gpu:fake:2(S:0),gpu:1`` -> ``{'fake': 2, '': 1}``; other GRES are left out."""
+    """``gpu:fake:2(S:0),gpu:1`` -> ``{'fake': 2, '': 1}``; other GRES are left out. Reads
+    a node's ``gres`` and ``gres_used`` (``gpu:fake:2(IDX:0,2)``) and a job's request."""
     out: dict[str, int] = {}
-    for item in gres.split(","):
+    for item in _GRES_COMMA.split(gres):
         match = _GRES_ITEM.match(item.strip())
         if match is not None:
             kind = match.group(1) or ""

@@ -69,7 +69,8 @@ class BatchJob:
     reservation: str | None = None
     nice: int | None = None
     nodelist: str | None = None
-    """The node holding the job's inputs (``_placement``); CLI only."""
+    """The node holding the job's inputs (``_placement``): ``--nodelist``, or the node
+    list of a REST submission (``nodelist`` in v0.0.38, ``required_nodes`` later)."""
     extra_args: tuple[str, ...] = ()
     """The spec's ``sbatch_args`` (CLI only), checked against what hpcbridge sets."""
     environment: Mapping[str, str] = field(default_factory=dict)
@@ -400,6 +401,8 @@ def rest_job(job: BatchJob) -> dict[str, Any]:
         "qos": job.qos,
         "reservation": job.reservation,
         "nice": job.nice,
+        # sbatch -w; v0.0.38 refuses "required_nodes" ("Disabled key") but takes "nodelist"
+        "nodelist": job.nodelist,
     }
     body.update({key: value for key, value in optional.items() if value is not None})
     return body

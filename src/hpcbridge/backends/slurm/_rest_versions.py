@@ -5,8 +5,8 @@ several (22.05: v0.0.36-38; 24.11: v0.0.40-42) and drops old ones as Slurm moves
 transport reads the server's OpenAPI document and speaks the newest version both sides know.
 Reading is tolerant of both generations (``_parse``); writing a job is not, so it is here:
 v0.0.38 takes ``environment`` as a mapping and plain numbers, v0.0.40 and later a list of
-``K=V`` strings, numbers as ``{set, infinite, number}``, ``tres_per_node`` for GRES and
-``kill_warning_*`` for the checkpoint signal.
+``K=V`` strings, numbers as ``{set, infinite, number}``, ``tres_per_node`` for GRES,
+``kill_warning_*`` for the checkpoint signal and ``required_nodes`` as a list of names.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ def job_v41(job: BatchJob) -> dict[str, Any]:
         "qos": job.qos,
         "reservation": job.reservation,
         "nice": job.nice,
+        "required_nodes": [job.nodelist] if job.nodelist else None,
     }
     body.update({key: value for key, value in optional.items() if value is not None})
     if job.signal:  # "B:USR1@60": to the batch shell, 60 s before the end
