@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +37,16 @@ def manifest_dir(data_dir: Path) -> Path:
 
 
 def write_manifest(path: Path, kind: str, files: Iterable[FileRecord]) -> None:
-    document = {
-        "version": VERSION,
-        "kind": kind,
-        "files": [asdict(f) for f in sorted(files, key=lambda f: f.path)],
-    }
+    # One line per file, each encoded by the C encoder (``indent`` takes the pure-Python
+    # one, which cost more than copying a 4 KiB file).
+    lines = ",\n".join(
+        json.dumps({"path": f.path, "source": f.source, "size": f.size, "digest": f.digest})
+        for f in sorted(files, key=lambda f: f.path)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as f:
-        json.dump(document, f, indent=1)
-        f.write("\n")
+        f.write(f'{{"version": {VERSION}, "kind": {json.dumps(kind)}, "files": [\n{lines}\n]}}\n')
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
