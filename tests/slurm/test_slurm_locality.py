@@ -14,9 +14,8 @@ import os
 import pwd
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,7 +25,6 @@ from hpcbridge.backends.slurm import ClusterConfig, Clusters, SlurmBackend
 from hpcbridge.backends.slurm._locality import Holdings
 from hpcbridge.client import Client
 from hpcbridge.config import Settings
-from hpcbridge.reconciler import _environment
 from hpcbridge.service import explain
 from hpcbridge.spec import JobSpec, load_spec_document
 from hpcbridge.staging import _stage
@@ -311,7 +309,12 @@ def _hold_gpus(node: str, env: dict[str, str]) -> str:
 
 
 def _holder_over_rest(
-    tmp_path: Path, control: list[str], url: str, user: str, env: dict[str, str]
+    tmp_path: Path,
+    control: list[str],
+    url: str,
+    user: str,
+    env: dict[str, str],
+    extra: Sequence[str] = (),
 ) -> str:
     """``_second_goes_to_the_first_node`` through the slurmrestd at ``url`` of the cluster
     of ``control`` (its script, whose ``token`` prints a JWT for ``user``)."""
@@ -320,6 +323,7 @@ def _holder_over_rest(
         f"rest_url: {url}",
         f"rest_user: {user}",
         f"token_command: [{', '.join(control)}, token, '3600']",
+        *extra,
     ]
     source = tmp_path / "in.bin"
     source.write_bytes(os.urandom(PAYLOAD_BYTES))
@@ -353,7 +357,7 @@ def test_over_slurmrestd_v0_0_41_the_node_list_goes_in_the_job(
     python = tmp_path / "node-python"
     python.write_text(f'#!/bin/sh\nPYTHONPATH={REPO / "src"} exec /usr/bin/python3 "$@"\n')
     python.chmod(0o755)
-    monkeypatch.setattr(_environment, "sys", SimpleNamespace(executable=str(python)))
     monkeypatch.setattr(_stage, "default_algorithm", lambda: "sha256")
     url = exports["HPCBRIDGE_SLURM24_REST_URL"]
-    assert _holder_over_rest(tmp_path, control, url, "root", env).startswith("m")
+    holder = _holder_over_rest(tmp_path, control, url, "root", env, [f"job_python: {python}"])
+    assert holder.startswith("m")

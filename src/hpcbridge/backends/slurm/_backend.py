@@ -88,6 +88,8 @@ _OWN_CHOICE_ARGS = ("--nodelist", "-w", "--exclude", "-x", "--gres", "--gpus", "
 """sbatch arguments of a spec that choose nodes or GPUs itself: placement leaves such jobs
 alone."""
 
+PYTHON_VARIABLE = "HPCBRIDGE_PYTHON"
+"""The interpreter the job script's own steps run with (set where the job has such steps)."""
 OOM_MARKERS = ("exceeded memory limit", "Exceeded job memory limit", "oom-kill", "Out Of Memory")
 """What slurmstepd writes to a job's stderr when it kills it for memory."""
 
@@ -443,6 +445,8 @@ class SlurmBackend:
         live on storage the cluster shares (and, with the CLI transport, this host reads)."""
         status_dir = str(self.log_dir(cluster) / "status" / request.token)
         env = {**request.env, "HPCBRIDGE_STATUS_DIR": status_dir}
+        if cluster.job_python and PYTHON_VARIABLE in env:  # the nodes' Python, not ours
+            env[PYTHON_VARIABLE] = cluster.job_python
         if MANIFEST_VARIABLE in env:  # staged inputs: through the node's cache, if it has one
             nodes = request.spec.resources.nodes
             env |= node_cache_env(cluster.node_cache_dir, cluster.node_cache_max_gb, nodes)

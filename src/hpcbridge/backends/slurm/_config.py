@@ -71,6 +71,12 @@ class ClusterConfig(BaseModel):
         default="/usr/local/bin:/usr/bin:/bin",
         description="PATH given to jobs submitted over REST (the CLI exports the login PATH)",
     )
+    job_python: str | None = Field(
+        default=None,
+        description="Python with hpcbridge installed, as the compute nodes see it (runs the "
+        "input check, the node cache and the container launcher before the command); "
+        "default: this control plane's own interpreter, for an installation the nodes share",
+    )
     spot_partitions: tuple[str, ...] = Field(
         default=(),
         description="Partitions whose jobs may be preempted (metrics label them spot)",
