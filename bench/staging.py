@@ -12,9 +12,17 @@ Same run, same files, alternating rounds (medians):
   the large file (``algorithm``: BLAKE3 where installed, else SHA-256) over that of
   ``sha256sum`` / ``b3sum`` (null where the tool is not installed).
 
-The source files are in the page cache (written just before), destinations are fresh
-directories on the same file system, and each copy is removed before the next round. Read
-the ratios with ``load_average_1m``: on a shared machine the medians move.
+- ``large_vs_cp_sync_ratio`` / ``small_vs_rsync_sync_ratio``: the same against ``cp``
+  followed by ``sync FILE`` and ``rsync -a`` followed by ``sync -f DIR``: the stage makes
+  its copies durable before its manifest names them (a large file by its own fsync, small
+  ones by one ``syncfs``), while plain ``cp`` and ``rsync`` return with the data still in
+  the page cache. Where writeback is slow, the plain ratios measure that difference.
+
+The source files are in the page cache (written just before, then synced), destinations
+are fresh directories on the same file system, and each copy is removed and the removal
+synced before the next runner starts (on ext4 mounted with ``discard`` a removal's
+journal commit otherwise falls on whoever runs next). Read the ratios with
+``load_average_1m``: on a shared machine the medians move.
 
     python bench/staging.py [--large-mib 2048] [--small-files 10000] [--small-kib 4]
                             [--repeat 3] [--dir D]
@@ -39,6 +47,7 @@ from hpcbridge.spec import JobSpec, load_spec_document
 from hpcbridge.staging import default_algorithm, digest_file, stage_in
 
 CHUNK = 64 << 20
+RUNNERS = ("cp", "cp_sync", "stage_large", "rsync", "rsync_sync", "stage_small")
 
 
 def write_random(path: Path, size: int) -> None:
@@ -129,22 +138,33 @@ def measure(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     large_spec = spec_for(large, "large.bin", f"{algorithm}:{digest}")
     small_spec = spec_for(small_root, "small")
 
-    cp_s, stage_large_s, rsync_s, stage_small_s, hash_s = [], [], [], [], [first_hash_s]
-    for _ in range(args.repeat):  # alternate, so that load changes hit both sides alike
-        target = fresh(work / "cp")
-        target.mkdir()
-        cp_s.append(run(["cp", str(large), str(target / "large.bin")]))
-        fresh(target)
-        target = fresh(work / "stage-large")
-        stage_large_s.append(timed(partial(stage_in, large_spec, target)))
-        fresh(target)
-        target = fresh(work / "rsync")
-        rsync_s.append(run(["rsync", "-a", f"{small_root}/", f"{target}/"]))
-        fresh(target)
-        target = fresh(work / "stage-small")
-        stage_small_s.append(timed(partial(stage_in, small_spec, target)))
-        fresh(target)
+    times: dict[str, list[float]] = {name: [] for name in RUNNERS}
+    hash_s = [first_hash_s]
+    copies = {
+        "cp": lambda target: run(["cp", str(large), str(target / "large.bin")]),
+        "cp_sync": lambda target: run(
+            ["sh", "-c", 'cp "$1" "$2" && sync "$2"', "sh", str(large), str(target / "large.bin")]
+        ),
+        "stage_large": lambda target: timed(partial(stage_in, large_spec, target)),
+        "rsync": lambda target: run(["rsync", "-a", f"{small_root}/", f"{target}/"]),
+        "rsync_sync": lambda target: run(
+            ["sh", "-c", 'rsync -a "$1/" "$2/" && sync -f "$2"', "sh", str(small_root), str(target)]
+        ),
+        "stage_small": lambda target: timed(partial(stage_in, small_spec, target)),
+    }
+    os.sync()  # the sources are written: their writeback is no runner's cost
+    for _ in range(args.repeat):  # alternate, so that load changes hit all sides alike
+        for name in RUNNERS:
+            target = fresh(work / name)
+            target.mkdir()
+            times[name].append(copies[name](target))
+            # Deleting a copy costs the next runner (on ext4 mounted with discard, the
+            # journal commit that frees its blocks): finish it before the next one starts.
+            fresh(target)
+            os.sync()
         hash_s.append(timed(partial(digest_file, large, algorithm)))
+    cp_s, stage_large_s = times["cp"], times["stage_large"]
+    rsync_s, stage_small_s = times["rsync"], times["stage_small"]
 
     ours_gbps = large_size / 1e9 / statistics.median(hash_s)
     sha256sum = hash_tool_gbps("sha256sum", large, large_size, args.repeat)
@@ -158,9 +178,17 @@ def measure(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         "cp_s": round(statistics.median(cp_s), 3),
         "stage_large_s": round(statistics.median(stage_large_s), 3),
         "large_vs_cp_ratio": ratio(statistics.median(cp_s), statistics.median(stage_large_s)),
+        "cp_sync_s": round(statistics.median(times["cp_sync"]), 3),
+        "large_vs_cp_sync_ratio": ratio(
+            statistics.median(times["cp_sync"]), statistics.median(stage_large_s)
+        ),
         "rsync_s": round(statistics.median(rsync_s), 3),
         "stage_small_s": round(statistics.median(stage_small_s), 3),
         "small_vs_rsync_ratio": ratio(statistics.median(rsync_s), statistics.median(stage_small_s)),
+        "rsync_sync_s": round(statistics.median(times["rsync_sync"]), 3),
+        "small_vs_rsync_sync_ratio": ratio(
+            statistics.median(times["rsync_sync"]), statistics.median(stage_small_s)
+        ),
         "hash_GBps": round(ours_gbps, 3),
         "sha256sum_GBps": None if sha256sum is None else round(sha256sum, 3),
         "b3sum_GBps": None if b3sum is None else round(b3sum, 3),

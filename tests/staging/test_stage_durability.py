@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -79,3 +80,33 @@ def test_sync_filesystems_takes_each_file_system_once_and_skips_missing_paths(
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     sync_filesystems([tmp_path / "a", tmp_path / "b", tmp_path / "gone", Path("/proc")])
+
+
+class _ShortWrites:
+    """A destination that takes at most half of each write, as a kernel may."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.cut = 0
+
+    def write(self, data: memoryview) -> int:
+        taken = len(data) // 2 if len(data) > 4096 else len(data)
+        self.cut += taken < len(data)
+        self.data += data[:taken]
+        return taken
+
+
+def test_a_large_file_streams_through_one_buffer_and_every_byte_is_written(
+    tmp_path: Path,
+) -> None:
+    """Past one block, a local file is read into a reused buffer; a write that takes only
+    part of a block is continued, so the copy and its digest are of every byte."""
+    payload = os.urandom(2 * _transfer.BLOCK + 12345)
+    (tmp_path / "big.bin").write_bytes(payload)
+    out = _ShortWrites()
+    hasher = hashlib.sha256()
+    with open(tmp_path / "big.bin", "rb", buffering=0) as src:
+        copied = _transfer._pump(src, out, hasher, None, len(payload))
+    assert copied == len(payload) and bytes(out.data) == payload
+    assert hasher.hexdigest() == hashlib.sha256(payload).hexdigest()
+    assert out.cut >= 3  # each block's write was cut, and continued

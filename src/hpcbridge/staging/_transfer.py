@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import os
 import threading
 import time
@@ -198,19 +199,44 @@ def _remaining(size: int | None, offset: int) -> int | None:
 def _pump(
     src: Any, out: Any, hasher: Hasher, progress: Progress | None, expected: int | None = None
 ) -> int:
-    """Copy to the end of ``src``; reads are sized to what is ``expected``, so a small file
-    costs a small read (plus one at its end), not an 8 MiB buffer."""
+    """Copy to the end of ``src``, hashing what is written; reads are sized to what is
+    ``expected``, so a small file costs a small read (plus one at its end), not an 8 MiB
+    buffer. A large local file is read into one buffer, reused: a fresh 8 MiB object per
+    block costs its page faults again each time."""
+    if isinstance(src, io.FileIO) and (expected is None or expected >= BLOCK):
+        return _pump_into(src, out, hasher, progress)
     total = 0
-    read, write, update = src.read, out.write, hasher.update
+    read, update = src.read, hasher.update
     size = BLOCK if expected is None else min(BLOCK, expected + 1)
     while block := read(size):
         update(block)
-        write(block)
+        _write_all(out, block)
         total += len(block)
         if progress is not None:
             progress(len(block))
         size = BLOCK
     return total
+
+
+def _pump_into(src: io.FileIO, out: Any, hasher: Hasher, progress: Progress | None) -> int:
+    buffer = memoryview(bytearray(BLOCK))
+    total = 0
+    while got := src.readinto(buffer):
+        block = buffer[:got]
+        hasher.update(block)
+        _write_all(out, block)
+        total += got
+        if progress is not None:
+            progress(got)
+    return total
+
+
+def _write_all(out: Any, data: bytes | memoryview) -> None:
+    """All of ``data``: an unbuffered file's write may take only part of it."""
+    view = memoryview(data)
+    while view:
+        written = out.write(view)
+        view = view[written if written is not None else len(view) :]
 
 
 def _discard(dest: Location) -> None:
