@@ -206,3 +206,23 @@ def test_one_writer_per_destination(tmp_path: Path) -> None:
     record, copied = _transfer.transfer(task, "sha256", Retry(attempts=1))
     assert (copied, (data / "s.bin").read_bytes()) == (100, b"x" * 100)
     assert record.size == 100
+
+
+def test_a_tree_with_links_stages_linked_files_and_refuses_other_links(
+    tmp_path: Path, make_spec: Callable[..., JobSpec]
+) -> None:
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "a.txt").write_text("a")
+    (tree / "b.txt").write_text("bb")
+    (tree / "to-b.txt").symlink_to(tree / "b.txt")
+    (tree / "to-sub").symlink_to(tree / "sub")
+    entry = {"source": str(tree), "dest": "in", "exclude": ["to-sub"]}
+    report = stage_in(make_spec(stage_in=[entry]), tmp_path / "data")
+    staged = sorted(
+        Path(f.path).relative_to(tmp_path / "data" / "in").as_posix() for f in report.files
+    )
+    assert staged == ["b.txt", "sub/a.txt", "to-b.txt"]
+    assert (tmp_path / "data" / "in" / "to-b.txt").read_text() == "bb"
+    with pytest.raises(StagingError, match="to-sub is a symbolic link to a directory"):
+        stage_in(make_spec(stage_in=[{"source": str(tree), "dest": "in2"}]), tmp_path / "data")
