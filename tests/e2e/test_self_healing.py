@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from hpcbridge.backends.local._process import read_pid
 from hpcbridge.client import Client
 from hpcbridge.config import Settings
 from hpcbridge.spec import load_spec_document
@@ -100,9 +101,10 @@ def _kill_when_running(client: Client, job_id: str) -> None:
     while time.monotonic() < deadline:
         client.reconcile_once()
         attempt = client.attempts(job_id)[-1] if client.attempts(job_id) else None
-        pid_file = Path(attempt.details["dir"]) / "pid" if attempt and attempt.details else None
-        if pid_file is not None and pid_file.exists():
-            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+        # The pid file is claimed (created empty) before the spawn: read it once written.
+        pid = read_pid(Path(attempt.details["dir"])) if attempt and attempt.details else None
+        if pid is not None:
+            os.killpg(pid, signal.SIGKILL)
             return
         time.sleep(0.05)
     raise AssertionError("the job never started")

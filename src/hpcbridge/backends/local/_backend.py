@@ -117,6 +117,7 @@ class LocalBackend:
         self._in_use: dict[str, dict[str, Any]] = {}  # token -> resources of a live attempt
         self._reserved: set[str] = set()  # live attempts the launcher holds as reservations
         self._samplers: dict[str, subprocess.Popen[bytes]] = {}
+        self._closed = False  # a late reply from the launcher starts no sampler
         self._lock = threading.Lock()
         self._link: LauncherLink | None = None
         self._link_lock = threading.Lock()  # taken before ``_lock``, never while holding it
@@ -244,7 +245,7 @@ class LocalBackend:
                     "gpus": gpus,
                     "gpu_ids": gpu_ids,
                 }
-                if gpu_ids and queued is not None:
+                if gpu_ids and queued is not None and not self._closed:
                     env = {
                         **os.environ,
                         **queued.launch["env"],
@@ -448,6 +449,7 @@ class LocalBackend:
                 self._link.close()
                 self._link = None
         with self._lock:
+            self._closed = True
             samplers, self._samplers = list(self._samplers.values()), {}
         for sampler in samplers:  # the launcher no longer tells us when their jobs end
             sampler.terminate()
