@@ -1,6 +1,7 @@
 """Benchmark of data staging against the copy tools; prints one JSON object.
 
-Same run, same files, alternating rounds (medians):
+Same run, same files; the large-file runners, then the small-file ones, each in rounds
+in a rotated order (medians):
 
 - ``large_vs_cp_ratio``: ``cp`` time / hpcbridge stage-in time for one large file (default
   2 GiB), staged with its expected checksum (hashed while it streams and enforced): 1.0 is
@@ -19,10 +20,13 @@ Same run, same files, alternating rounds (medians):
   the page cache. Where writeback is slow, the plain ratios measure that difference.
 
 The source files are in the page cache (written just before, then synced), destinations
-are fresh directories on the same file system, and each copy is removed and the removal
+are fresh directories on the same file system. Each large copy is removed and the removal
 synced before the next runner starts (on ext4 mounted with ``discard`` a removal's
-journal commit otherwise falls on whoever runs next). Read the ratios with
-``load_average_1m``: on a shared machine the medians move.
+journal commit otherwise falls on whoever runs next); the small-file copies are all kept
+until the last round (on ext4, creating a file skips the inodes of its block group deleted
+in the last minutes: removing each tree made every later runner pay for the one before,
+by up to 5x). Read the ratios with ``load_average_1m``: on a shared machine the medians
+move.
 
     python bench/staging.py [--large-mib 2048] [--small-files 10000] [--small-kib 4]
                             [--repeat 3] [--dir D]
@@ -47,7 +51,8 @@ from hpcbridge.spec import JobSpec, load_spec_document
 from hpcbridge.staging import default_algorithm, digest_file, stage_in
 
 CHUNK = 64 << 20
-RUNNERS = ("cp", "cp_sync", "stage_large", "rsync", "rsync_sync", "stage_small")
+PHASES = (("cp", "cp_sync", "stage_large"), ("rsync", "rsync_sync", "stage_small"))
+RUNNERS = tuple(name for phase in PHASES for name in phase)
 
 
 def write_random(path: Path, size: int) -> None:
@@ -153,16 +158,28 @@ def measure(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         "stage_small": lambda target: timed(partial(stage_in, small_spec, target)),
     }
     os.sync()  # the sources are written: their writeback is no runner's cost
-    for _ in range(args.repeat):  # alternate, so that load changes hit all sides alike
-        for name in RUNNERS:
-            target = fresh(work / name)
-            target.mkdir()
-            times[name].append(copies[name](target))
-            # Deleting a copy costs the next runner (on ext4 mounted with discard, the
-            # journal commit that frees its blocks): finish it before the next one starts.
+    for phase in PHASES:  # the large copies' removals must not slow the small-file runners
+        kept: list[Path] = []
+        for index in range(args.repeat):
+            # A rotated order each round: no runner always follows the same one.
+            for name in phase[index % len(phase) :] + phase[: index % len(phase)]:
+                target = fresh(work / f"{name}-{index}")
+                target.mkdir()
+                times[name].append(copies[name](target))
+                if name in PHASES[0]:
+                    # 2 GiB each: removed at once, and the removal (on ext4 mounted with
+                    # discard, a journal commit that frees its blocks) finished here.
+                    fresh(target)
+                    os.sync()
+                else:
+                    # Kept to the end of the phase: on ext4, creating a file skips the
+                    # inodes of its group deleted in the last minutes, so removing each
+                    # tree would make every later runner pay for the one before.
+                    kept.append(target)
+        for target in kept:
             fresh(target)
-            os.sync()
-        hash_s.append(timed(partial(digest_file, large, algorithm)))
+        os.sync()
+    hash_s += [timed(partial(digest_file, large, algorithm)) for _ in range(args.repeat)]
     cp_s, stage_large_s = times["cp"], times["stage_large"]
     rsync_s, stage_small_s = times["rsync"], times["stage_small"]
 

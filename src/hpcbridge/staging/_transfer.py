@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,16 +220,51 @@ def _pump(
 
 
 def _pump_into(src: io.FileIO, out: Any, hasher: Hasher, progress: Progress | None) -> int:
-    buffer = memoryview(bytearray(BLOCK))
+    """Two buffers, taking turns: a block is hashed on a thread of its own while it is
+    written and the next one read (both release the interpreter lock), so the slower of
+    hashing and copying sets the pace, not their sum. Blocks are hashed in order: each
+    waits for the one before, which also frees that block's buffer for the next read."""
+    buffers = (memoryview(bytearray(BLOCK)), memoryview(bytearray(BLOCK)))
     total = 0
-    while got := src.readinto(buffer):
-        block = buffer[:got]
-        hasher.update(block)
-        _write_all(out, block)
-        total += got
-        if progress is not None:
-            progress(got)
+    flush = _early_writeback(out)
+    hashed: Future[object] | None = None
+    turn = 0
+    with ThreadPoolExecutor(1, "hb-stage-hash") as hashing:
+        try:
+            while got := src.readinto(buffers[turn]):
+                block = buffers[turn][:got]
+                turn ^= 1
+                if hashed is not None:
+                    hashed.result()
+                hashed = hashing.submit(hasher.update, block)
+                _write_all(out, block)
+                flush(got)
+                total += got
+                if progress is not None:
+                    progress(got)
+        finally:
+            if hashed is not None:
+                hashed.result()
     return total
+
+
+def _early_writeback(out: Any) -> Callable[[int], None]:
+    """For a local destination: after each block, start writing it to disk and let it
+    leave the page cache (``POSIX_FADV_DONTNEED`` on dirty pages starts their writeback
+    without waiting), so the fsync at the end waits for the last blocks only, not for
+    all of them, and a large stage does not push other files out of the page cache."""
+    if not isinstance(out, io.FileIO) or not hasattr(os, "posix_fadvise"):
+        return lambda _: None
+    fd = out.fileno()
+    position = out.tell()
+
+    def flush(length: int) -> None:
+        nonlocal position
+        with contextlib.suppress(OSError):  # advice only
+            os.posix_fadvise(fd, position, length, os.POSIX_FADV_DONTNEED)
+        position += length
+
+    return flush
 
 
 def _write_all(out: Any, data: bytes | memoryview) -> None:
