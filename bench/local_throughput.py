@@ -36,9 +36,10 @@ another (or after anything that deleted many files nearby) creates files more sl
 
     python bench/local_throughput.py [--jobs 1000] [--concurrency N] [--rounds 3] [--dir D]
 
-Measured with the launcher (2 cores, 1,000 jobs x 3 rounds): on a tmpfs ``ratio`` 0.31-0.33,
-``parallel_ratio`` 1.94-2.04, about 840 jobs/s (478 with the per-job shim before); on ext4
-with file creation at 130-260 us, 250-440 jobs/s, below the files floor's own fall.
+Measured (2 cores, 1,000 jobs x 3 rounds): on a tmpfs ``ratio`` 0.39-0.42,
+``parallel_ratio`` 2.36-2.62, about 1,000 jobs/s (840 before the control plane's CPU per
+job fell by a third, 478 with the per-job shim); on ext4 with file creation at 75 us,
+0.29 and 1.81 (737 jobs/s), where the files floor itself is 0.56 of direct spawns.
 
 ``--dir`` (default: the system's temporary directory, which ``TMPDIR`` sets) holds the
 store, the job directories and GNU parallel's temporary files (its ``TMPDIR``). On a tmpfs
