@@ -413,14 +413,14 @@ class SlurmBackend:
         """The node for a whole array (``_place``), where every task has the same inputs:
         tasks with inputs of their own would each want another node, and one sbatch
         --array names one node list for all of them."""
-        at_once = min(len(requests), throttle or len(requests))
-        placement = self._place(requests[0], cluster, batch, tasks=at_once)
-        if placement is None:
+        manifest = requests[0].env.get(MANIFEST_VARIABLE)
+        if manifest is None:
             return None
-        first = inputs_of(requests[0].env[MANIFEST_VARIABLE])
+        first = inputs_of(manifest)  # read before asking the cluster what its nodes do
         if any(inputs_of(r.env.get(MANIFEST_VARIABLE, "")) != first for r in requests[1:]):
             return None
-        return placement
+        at_once = min(len(requests), throttle or len(requests))
+        return self._place(requests[0], cluster, batch, tasks=at_once)
 
     def _learn_node_caches(self, cluster: ClusterConfig, refs: Sequence[AttemptRef]) -> None:
         """Fold new node cache reports of ``refs`` into what each node holds."""
