@@ -164,6 +164,28 @@ def test_a_job_without_gpus_sees_none(two_gpus: LocalHarness) -> None:
     assert json.loads(out.read_text()) in (None, "")
 
 
+def test_each_job_sees_the_environment_as_it_was_at_its_submission(
+    harness: LocalHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One launcher serves every job: a variable set, changed or removed between two
+    submissions reaches the next job, and only that one."""
+    h = harness
+    program = (
+        "import json, os, sys; json.dump(os.environ.get('HB_TEST_VAR'), open(sys.argv[1], 'w'))"
+    )
+    seen = []
+    for value in ("one", "two", None):
+        if value is None:
+            monkeypatch.delenv("HB_TEST_VAR")
+        else:
+            monkeypatch.setenv("HB_TEST_VAR", value)
+        out = h.shared_dir / f"env-{len(seen)}.json"
+        ref = h.launch(h.spec(command=[h.python, "-c", program, str(out)]))
+        assert h.wait(ref).phase is Phase.SUCCEEDED
+        seen.append(json.loads(out.read_text()))
+    assert seen == ["one", "two", None]
+
+
 # -- what the local executor refuses ---------------------------------------------------------
 
 

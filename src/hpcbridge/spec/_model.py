@@ -226,7 +226,9 @@ class JobSpec(_Model):
     stage_out: tuple[StageOut, ...] = ()
     container: Container | None = None
     checkpoint: CheckpointPolicy | None = None
-    retry: RetryPolicy = RetryPolicy()
+    # A factory: the policy is unhashable (a dict field), so a default would be deep-copied
+    # by every load of a spec that leaves it out.
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
     array: ArraySpec | None = None
     priority: int = Field(default=0, ge=-1000, le=1000)
     deadline: datetime | None = None

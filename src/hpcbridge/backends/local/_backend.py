@@ -30,6 +30,7 @@ from hpcbridge.backends._protocol import (
 )
 from hpcbridge.backends.local import _process as proc
 from hpcbridge.backends.local._capacity import Capacity, Request
+from hpcbridge.backends.local._launcher import make_dirs, open_log
 from hpcbridge.backends.local._link import LauncherLink
 from hpcbridge.config import Settings
 from hpcbridge.containers import wrap_argv
@@ -121,7 +122,9 @@ class LocalBackend:
         self._lock = threading.Lock()
         self._link: LauncherLink | None = None
         self._link_lock = threading.Lock()  # taken before ``_lock``, never while holding it
-        self._environ: dict[str, str] = {}
+        self._environ: dict[str, str] = {}  # what the launcher was last told
+        self._environ_raw: dict[Any, Any] | None = None
+        self._environ_now: dict[str, str] = {}
         self._drain_file = self._runs / ".drained"
 
     @property
@@ -167,6 +170,12 @@ class LocalBackend:
             "cwd": request.env.get("HPCBRIDGE_DATA_DIR") or str(status_dir / "work"),
             **Request.of(spec.resources).as_details(),
         }
+        # Made here, beside the launcher rather than in its way: it starts jobs one at a time,
+        # and creating these was half of its work for a short job (it makes any that are
+        # missing, as after a restart).
+        make_dirs(str(status_dir.parent), str(status_dir), launch["cwd"])
+        for log in (proc.STDOUT_FILE, proc.STDERR_FILE):
+            os.close(open_log(str(status_dir / log)))
         self._enqueue(request.token, launch)
         # Started by the launcher within milliseconds; the next poll says so.
         return Submitted(native_id=request.token, details=launch)
@@ -189,7 +198,7 @@ class LocalBackend:
     def _send(self, messages: Sequence[dict[str, Any]]) -> None:
         """Send to the launcher; start one (and send it the whole state) if none is running."""
         with self._link_lock:
-            environ = dict(os.environ)  # jobs see this process's environment as it is now
+            environ = self._environment_now()  # jobs see this process's environment as it is now
             if environ != self._environ and self._link is not None:
                 messages = [{"op": "environ", "env": environ}, *messages]
             if self._link is not None and self._link.alive:
@@ -201,6 +210,14 @@ class LocalBackend:
                     self._link.alive = False
             self._link = self._connect()
             self._environ = environ
+
+    def _environment_now(self) -> dict[str, str]:
+        """``dict(os.environ)``, decoded again only when its raw entries changed: decoding it
+        for every submission cost as much as the rest of the submission."""
+        raw = getattr(os.environ, "_data", None)  # CPython's raw mapping, compared in C
+        if raw is None or raw != self._environ_raw:
+            self._environ_raw, self._environ_now = raw and dict(raw), dict(os.environ)
+        return self._environ_now
 
     def _connect(self) -> LauncherLink:
         """A new launcher, told the capacity, what runs already and what waits (in order)."""

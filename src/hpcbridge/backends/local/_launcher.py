@@ -155,7 +155,7 @@ class Launcher:
             self._reply(op="skipped", token=token, why="killed")
             return
         cwd = str(job["cwd"])
-        _make_dirs(os.path.dirname(status_dir), status_dir, cwd)
+        make_dirs(os.path.dirname(status_dir), status_dir, cwd)
         try:  # the claim: whoever creates the pid file runs the command, no one else
             pid_fd = os.open(
                 os.path.join(status_dir, PID_FILE),
@@ -239,9 +239,9 @@ def _next_exit() -> tuple[int, int] | None:
 def _spawn(
     status_dir: str, argv: list[str], env: dict[str, str], cwd: str
 ) -> subprocess.Popen[bytes]:
-    out = _open_log(os.path.join(status_dir, STDOUT_FILE))
+    out = open_log(os.path.join(status_dir, STDOUT_FILE))
     try:
-        err = _open_log(os.path.join(status_dir, STDERR_FILE))
+        err = open_log(os.path.join(status_dir, STDERR_FILE))
         try:
             try:
                 return _popen(argv, env, cwd, out, err)
@@ -279,7 +279,7 @@ def _spawn_failed(status_dir: str, cwd: str, exc: OSError) -> int:
     else:
         what, code = f"{exc.filename}: {exc.strerror}", EXIT_NOT_EXECUTABLE
     with contextlib.suppress(OSError):
-        err = _open_log(os.path.join(status_dir, STDERR_FILE))
+        err = open_log(os.path.join(status_dir, STDERR_FILE))
         try:
             os.write(err, f"{NAME}: {what}\n".encode())
         finally:
@@ -287,7 +287,7 @@ def _spawn_failed(status_dir: str, cwd: str, exc: OSError) -> int:
     return code
 
 
-def _open_log(path: str) -> int:
+def open_log(path: str) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
 
 
@@ -299,7 +299,8 @@ def _write(path: str, text: str) -> None:
         os.close(fd)
 
 
-def _make_dirs(*paths: str) -> None:
+def make_dirs(*paths: str) -> None:
+    """Each of ``paths`` (parents first) made unless it exists."""
     for path in paths:
         try:
             os.mkdir(path)
