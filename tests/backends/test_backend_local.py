@@ -173,7 +173,7 @@ def test_each_job_sees_the_environment_as_it_was_at_its_submission(
     program = (
         "import json, os, sys; json.dump(os.environ.get('HB_TEST_VAR'), open(sys.argv[1], 'w'))"
     )
-    seen = []
+    seen: list[str | None] = []
     for value in ("one", "two", None):
         if value is None:
             monkeypatch.delenv("HB_TEST_VAR")

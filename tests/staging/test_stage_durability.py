@@ -1,4 +1,5 @@
-"""A stage of many small files is made durable once, before its manifest vouches for them."""
+"""What a stage waits for the disk for: outputs are durable before their manifest names them
+(many small files by one syncfs), inputs are hashed again before every use instead."""
 
 from __future__ import annotations
 
@@ -9,51 +10,95 @@ from pathlib import Path
 
 import pytest
 
+from hpcbridge.checkpoint import verify_inputs
 from hpcbridge.spec import JobSpec
-from hpcbridge.staging import INPUTS, Retry, _stage, _transfer, manifest_dir, stage_in
+from hpcbridge.staging import (
+    INPUTS,
+    OUTPUTS,
+    Retry,
+    _stage,
+    _transfer,
+    manifest_dir,
+    stage_in,
+    stage_out,
+)
 from hpcbridge.staging._sync import sync_filesystems
 
 
-def test_small_files_are_synced_once_before_the_manifest_large_ones_each(
+class _DiskWaits:
+    """What a stage waits for the disk for: syncfs calls (and whether the manifest existed
+    then), and the size of each fsynced file."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, manifest: Path) -> None:
+        self.synced: list[set[Path]] = []
+        self.fsyncs: list[int] = []
+        self.manifest_then: list[bool] = []
+        real_fsync = os.fsync
+
+        def spy_sync(paths: Iterable[Path]) -> None:
+            paths = set(paths)
+            self.manifest_then.append(manifest.exists())
+            self.synced.append(paths)
+            sync_filesystems(paths)
+
+        def spy_fsync(fd: int) -> None:
+            self.fsyncs.append(os.fstat(fd).st_size)
+            real_fsync(fd)
+
+        monkeypatch.setattr(_stage, "sync_filesystems", spy_sync)
+        monkeypatch.setattr(os, "fsync", spy_fsync)  # the manifest's own fsync is seen too
+
+
+def _small_and_large(root: Path) -> None:
+    for n in range(30):
+        (root / f"d{n % 3}").mkdir(parents=True, exist_ok=True)
+        (root / f"d{n % 3}" / f"f{n}").write_bytes(os.urandom(100 + n))
+    (root / "big.bin").write_bytes(os.urandom(_transfer.DEFER_BELOW + 1))
+
+
+def test_outputs_small_files_are_synced_once_before_the_manifest_large_ones_each(
     tmp_path: Path, make_spec: Callable[..., JobSpec], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source = tmp_path / "source"
-    for n in range(30):
-        (source / f"d{n % 3}").mkdir(parents=True, exist_ok=True)
-        (source / f"d{n % 3}" / f"f{n}").write_bytes(os.urandom(100 + n))
-    (source / "big.bin").write_bytes(os.urandom(_transfer.DEFER_BELOW + 1))
-    data = tmp_path / "data"
+    data, results = tmp_path / "data", tmp_path / "results"
+    _small_and_large(data / "out")
+    manifest = manifest_dir(data) / OUTPUTS
+    waits = _DiskWaits(monkeypatch, manifest)
+    spec = make_spec(stage_out=[{"source": "out", "dest": str(results)}])
+    report = stage_out(spec, data, succeeded=True, retry=Retry(attempts=1))
+
+    assert len(report.files) == 31 and manifest.exists()
+    assert waits.manifest_then == [False]  # synced before the manifest named a file
+    assert waits.synced == [{results / f"d{n}" for n in range(3)}]  # one call, every directory
+    assert _transfer.DEFER_BELOW + 1 in waits.fsyncs  # the large file had its own fsync...
+    assert not [size for size in waits.fsyncs if 100 <= size < 130]  # ...no small file did
+
+
+def test_inputs_wait_for_no_disk_and_a_torn_copy_is_found_and_copied_again(
+    tmp_path: Path, make_spec: Callable[..., JobSpec], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inputs are hashed again before every use, so their copies are not fsynced: a copy a
+    crash tore (its blocks never written: zeros) is found by the job wrapper's check and
+    by the next stage-in (before every attempt), which copies it again."""
+    source, data = tmp_path / "source", tmp_path / "data"
+    _small_and_large(source)
     manifest = manifest_dir(data) / INPUTS
-    synced: list[set[Path]] = []
-    fsyncs: list[int] = []
-    manifest_then: list[bool] = []
-    real_fsync = os.fsync
-
-    def spy_sync(paths: Iterable[Path]) -> None:
-        paths = set(paths)
-        manifest_then.append(manifest.exists())
-        synced.append(paths)
-        sync_filesystems(paths)
-
-    def spy_fsync(fd: int) -> None:
-        fsyncs.append(os.fstat(fd).st_size)
-        real_fsync(fd)
-
-    monkeypatch.setattr(_stage, "sync_filesystems", spy_sync)
-    monkeypatch.setattr(os, "fsync", spy_fsync)
+    waits = _DiskWaits(monkeypatch, manifest)
     spec = make_spec(stage_in=[{"source": str(source), "dest": "in"}])
     report = stage_in(spec, data, retry=Retry(attempts=1))
 
     assert len(report.files) == 31 and manifest.exists()
-    assert manifest_then == [False]  # synced before the manifest named a file
-    assert synced == [{data / "in" / f"d{n}" for n in range(3)}]  # one call, every directory
-    # os.fsync is patched for every module: the manifest's own fsync is seen here too
-    assert _transfer.DEFER_BELOW + 1 in fsyncs  # the large file had its own fsync...
-    assert not [size for size in fsyncs if 100 <= size < 130]  # ...no small file did
+    assert waits.synced in ([], [set()])  # no syncfs of a directory...
+    copies = [size for size in waits.fsyncs if 100 <= size < 130]
+    assert not copies and _transfer.DEFER_BELOW + 1 not in waits.fsyncs  # ...no fsync of a copy
 
-    synced.clear()
-    stage_in(spec, data, retry=Retry(attempts=1))  # everything kept: nothing to sync
-    assert synced == [set()]
+    torn = data / "in" / "big.bin"
+    torn.write_bytes(bytes(torn.stat().st_size))  # same size, blocks lost
+    (problem,) = verify_inputs.problems(manifest)  # the job wrapper would not run the command
+    assert "big.bin: checksum mismatch" in problem
+    again = stage_in(spec, data, retry=Retry(attempts=1))
+    assert again.bytes_copied == torn.stat().st_size  # only the torn file, copied again
+    assert torn.read_bytes() == (source / "big.bin").read_bytes()
+    assert verify_inputs.problems(manifest) == []
 
 
 def test_a_direct_transfer_is_durable_on_its_own(tmp_path: Path) -> None:

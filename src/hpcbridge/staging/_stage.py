@@ -30,6 +30,7 @@ from hpcbridge.staging._plan import plan_in, plan_out
 from hpcbridge.staging._sync import sync_filesystems
 from hpcbridge.staging._transfer import (
     DEFER_BELOW,
+    Durability,
     FileTask,
     Meter,
     Progress,
@@ -139,6 +140,9 @@ def _run(
 ) -> StageReport:
     started = time.monotonic()
     algorithm = default_algorithm()
+    # Inputs are hashed again before every use, so a copy need not be on disk to be safe;
+    # outputs (the results, their source possibly gone next) are, before the manifest.
+    durable: Durability = "none" if kind == "inputs" else "batch"
     if isinstance(progress, Meter):
         progress.total = sum(t.size or 0 for t in tasks)
 
@@ -160,10 +164,10 @@ def _run(
                 progress(cached.size)
             return cached, 0
         began = time.monotonic()
-        record, copied = transfer(task, algorithm, retry, progress, durable=False)
+        record, copied = transfer(task, algorithm, retry, progress, durable=durable)
         remote = task.source if kind == "inputs" else task.dest
         with lock:
-            if task.dest.local and record.size < DEFER_BELOW:
+            if durable == "batch" and task.dest.local and record.size < DEFER_BELOW:
                 unsynced.add(Path(record.path).parent)
             was_copied, was_s = endpoints.get(remote.endpoint, (0, 0.0))
             endpoints[remote.endpoint] = (was_copied + copied, was_s + time.monotonic() - began)
@@ -180,7 +184,7 @@ def _run(
         with ThreadPoolExecutor(min(MAX_PARALLEL, len(tasks)) or 1, "hb-stage") as pool:
             done = list(pool.map(one, tasks))  # the first error is raised here
     files = tuple(record for record, _ in done)
-    sync_filesystems(unsynced)  # every copied file is on disk before the manifest names it
+    sync_filesystems(unsynced)  # every output is on disk before the manifest names it
     write_manifest(manifest, kind, files)
     if cache is not None:
         cache.evict()

@@ -3,10 +3,8 @@
 A local destination is written as ``<name>.part`` and renamed only once complete and
 checked, so a full disk never leaves a partial file under the final name; a later try
 resumes a ``.part`` from where it stopped (hashing what is already there) where the source
-can seek. With ``durable=False`` a small file is not fsynced: the caller makes a whole
-stage durable at once (``sync_filesystems``) before its manifest names any file, so after
-a crash only the manifest's files are trusted, and those were on disk before it was
-written.
+can seek. How much of a copy is on disk before it is renamed into place is the caller's
+choice (``Durability``). A large local file is copied by the kernel (``_kernel_copy``).
 """
 
 from __future__ import annotations
@@ -21,21 +19,31 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fsspec.implementations.local import LocalFileSystem
 
 from hpcbridge.checkpoint._hashing import Hasher
 from hpcbridge.staging._digest import digest_file, new_hasher, split
 from hpcbridge.staging._errors import ChecksumMismatchError, StagingError
+from hpcbridge.staging._kernel_copy import copy_in_kernel
 from hpcbridge.staging._manifest import FileRecord
 from hpcbridge.staging._urls import Location
 
 BLOCK = 8 << 20
 DEFER_BELOW = 1 << 20
-"""With ``durable=False`` only files smaller than this skip their own fsync: a large
-file's fsync is a small part of copying it, and syncing it alone leaves others' dirty data
-on a shared file system out of its wait."""
+"""With ``durable="batch"`` only files smaller than this skip their own fsync: syncing a
+large file alone leaves others' dirty data on a shared file system out of its wait."""
+
+Durability = Literal["each", "batch", "none"]
+"""``each``: every file is fsynced before it is renamed into place. ``batch``: files
+smaller than ``DEFER_BELOW`` are left to the caller, who makes a whole stage durable at
+once (``sync_filesystems``) before its manifest names them. ``none``: nothing waits for the
+disk, for copies that are hashed again before every use (staged inputs: a retry stages
+them again and re-hashes what it keeps, the cache re-hashes an object before it links it,
+and the job wrapper hashes them before the command runs), so that a copy a crash tore is
+found and copied again, never used. Waiting for the disk made a 2 GiB input take twice as
+long as ``cp``."""
 Progress = Callable[[int], None]
 
 
@@ -81,7 +89,7 @@ def transfer(
     progress: Progress | None = None,
     sleep: Callable[[float], None] = time.sleep,
     *,
-    durable: bool = True,
+    durable: Durability = "each",
 ) -> tuple[FileRecord, int]:
     """Copy with retries; return the record and the bytes that crossed the wire."""
     if task.expected is not None:
@@ -107,7 +115,7 @@ def transfer(
 
 
 def _copy_once(
-    task: FileTask, algorithm: str, progress: Progress | None, *, durable: bool = True
+    task: FileTask, algorithm: str, progress: Progress | None, *, durable: Durability = "each"
 ) -> tuple[FileRecord, int]:
     hasher = new_hasher(algorithm)
     if not task.dest.local:
@@ -124,15 +132,44 @@ def _copy_once(
     with _open_part(part) as out:  # unbuffered: each write is one system call
         _lock(out.fileno(), task)
         offset = _resumable(out.fileno(), task.size, hasher)
+        writeback = durable != "none"  # started early only where an fsync will wait for it
         with _open_source(task.source) as src:
-            if offset:
-                src.seek(offset)
-            copied = _pump(src, out, hasher, progress, _remaining(task.size, offset))
-        if durable or offset + copied >= DEFER_BELOW:
+            copied = _copy_local(src, out, part, offset, hasher, progress, task.size, writeback)
+        if durable == "each" or (durable == "batch" and offset + copied >= DEFER_BELOW):
             os.fsync(out.fileno())
         record = _checked(task, algorithm, hasher, offset + copied)
         os.replace(part, task.dest.path)  # still the only writer: the lock is held
     return record, copied
+
+
+def _copy_local(
+    src: Any,
+    out: io.FileIO,
+    part: str,
+    offset: int,
+    hasher: Hasher,
+    progress: Progress | None,
+    size: int | None,
+    writeback: bool,
+) -> int:
+    """From ``src`` at ``offset`` to its end into ``part`` (open as ``out``, appending):
+    a large local file by the kernel where it can, anything else through a buffer."""
+    remaining = _remaining(size, offset)
+    if isinstance(src, io.FileIO) and (remaining is None or remaining >= BLOCK):
+        fd = out.fileno()
+
+        def after_block(position: int, length: int) -> None:
+            if writeback:
+                _start_writeback(fd, position, length)
+            if progress is not None:
+                progress(length)
+
+        copied = copy_in_kernel(src.fileno(), part, fd, offset, hasher, BLOCK, after_block)
+        if copied is not None:
+            return copied
+    if offset:
+        src.seek(offset)
+    return _pump(src, out, hasher, progress, remaining, writeback=writeback)
 
 
 def _open_part(part: str) -> Any:
@@ -198,14 +235,20 @@ def _remaining(size: int | None, offset: int) -> int | None:
 
 
 def _pump(
-    src: Any, out: Any, hasher: Hasher, progress: Progress | None, expected: int | None = None
+    src: Any,
+    out: Any,
+    hasher: Hasher,
+    progress: Progress | None,
+    expected: int | None = None,
+    *,
+    writeback: bool = True,
 ) -> int:
     """Copy to the end of ``src``, hashing what is written; reads are sized to what is
     ``expected``, so a small file costs a small read (plus one at its end), not an 8 MiB
     buffer. A large local file is read into one buffer, reused: a fresh 8 MiB object per
     block costs its page faults again each time."""
     if isinstance(src, io.FileIO) and (expected is None or expected >= BLOCK):
-        return _pump_into(src, out, hasher, progress)
+        return _pump_into(src, out, hasher, progress, writeback)
     total = 0
     read, update = src.read, hasher.update
     size = BLOCK if expected is None else min(BLOCK, expected + 1)
@@ -219,14 +262,16 @@ def _pump(
     return total
 
 
-def _pump_into(src: io.FileIO, out: Any, hasher: Hasher, progress: Progress | None) -> int:
+def _pump_into(
+    src: io.FileIO, out: Any, hasher: Hasher, progress: Progress | None, writeback: bool
+) -> int:
     """Two buffers, taking turns: a block is hashed on a thread of its own while it is
     written and the next one read (both release the interpreter lock), so the slower of
     hashing and copying sets the pace, not their sum. Blocks are hashed in order: each
     waits for the one before, which also frees that block's buffer for the next read."""
     buffers = (memoryview(bytearray(BLOCK)), memoryview(bytearray(BLOCK)))
     total = 0
-    flush = _early_writeback(out)
+    flush = _early_writeback(out) if writeback else _no_writeback
     hashed: Future[object] | None = None
     turn = 0
     with ThreadPoolExecutor(1, "hb-stage-hash") as hashing:
@@ -248,23 +293,33 @@ def _pump_into(src: io.FileIO, out: Any, hasher: Hasher, progress: Progress | No
     return total
 
 
+def _no_writeback(length: int) -> None:
+    """Dirty pages left to the kernel's own writeback."""
+
+
 def _early_writeback(out: Any) -> Callable[[int], None]:
-    """For a local destination: after each block, start writing it to disk and let it
-    leave the page cache (``POSIX_FADV_DONTNEED`` on dirty pages starts their writeback
-    without waiting), so the fsync at the end waits for the last blocks only, not for
-    all of them, and a large stage does not push other files out of the page cache."""
-    if not isinstance(out, io.FileIO) or not hasattr(os, "posix_fadvise"):
-        return lambda _: None
+    """``_start_writeback`` after each block written to a local destination."""
+    if not isinstance(out, io.FileIO):
+        return _no_writeback
     fd = out.fileno()
     position = out.tell()
 
     def flush(length: int) -> None:
         nonlocal position
-        with contextlib.suppress(OSError):  # advice only
-            os.posix_fadvise(fd, position, length, os.POSIX_FADV_DONTNEED)
+        _start_writeback(fd, position, length)
         position += length
 
     return flush
+
+
+def _start_writeback(fd: int, position: int, length: int) -> None:
+    """Start writing a block to disk and let it leave the page cache (``POSIX_FADV_DONTNEED``
+    on dirty pages starts their writeback without waiting), so that the fsync at the end
+    waits for the last blocks only, and a large copy does not push other files out of the
+    page cache."""
+    if hasattr(os, "posix_fadvise"):
+        with contextlib.suppress(OSError):  # advice only
+            os.posix_fadvise(fd, position, length, os.POSIX_FADV_DONTNEED)
 
 
 def _write_all(out: Any, data: bytes | memoryview) -> None:
