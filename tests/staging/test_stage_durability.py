@@ -1,5 +1,6 @@
-"""What a stage waits for the disk for: outputs are durable before their manifest names them
-(many small files by one syncfs), inputs are hashed again before every use instead."""
+"""What a stage waits for the disk for: outputs, and inputs for a job on another node, are
+durable before their manifest names them (many small files by one syncfs); a local job's
+inputs are not, being hashed again before every use."""
 
 from __future__ import annotations
 
@@ -56,35 +57,46 @@ def _small_and_large(root: Path) -> None:
     (root / "big.bin").write_bytes(os.urandom(_transfer.DEFER_BELOW + 1))
 
 
-def test_outputs_small_files_are_synced_once_before_the_manifest_large_ones_each(
-    tmp_path: Path, make_spec: Callable[..., JobSpec], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("kind", ["outputs", "inputs for another node"])
+def test_small_files_are_synced_once_before_the_manifest_large_ones_each(
+    tmp_path: Path,
+    make_spec: Callable[..., JobSpec],
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
 ) -> None:
-    data, results = tmp_path / "data", tmp_path / "results"
-    _small_and_large(data / "out")
-    manifest = manifest_dir(data) / OUTPUTS
-    waits = _DiskWaits(monkeypatch, manifest)
-    spec = make_spec(stage_out=[{"source": "out", "dest": str(results)}])
-    report = stage_out(spec, data, succeeded=True, retry=Retry(attempts=1))
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    if kind == "outputs":
+        _small_and_large(data / "out")
+        manifest, copies = manifest_dir(data) / OUTPUTS, elsewhere
+        waits = _DiskWaits(monkeypatch, manifest)
+        spec = make_spec(stage_out=[{"source": "out", "dest": str(elsewhere)}])
+        report = stage_out(spec, data, succeeded=True, retry=Retry(attempts=1))
+    else:  # the default: a job on another node may start after this machine crashed
+        _small_and_large(elsewhere)
+        manifest, copies = manifest_dir(data) / INPUTS, data / "in"
+        waits = _DiskWaits(monkeypatch, manifest)
+        spec = make_spec(stage_in=[{"source": str(elsewhere), "dest": "in"}])
+        report = stage_in(spec, data, retry=Retry(attempts=1))
 
     assert len(report.files) == 31 and manifest.exists()
     assert waits.manifest_then == [False]  # synced before the manifest named a file
-    assert waits.synced == [{results / f"d{n}" for n in range(3)}]  # one call, every directory
+    assert waits.synced == [{copies / f"d{n}" for n in range(3)}]  # one call, every directory
     assert _transfer.DEFER_BELOW + 1 in waits.fsyncs  # the large file had its own fsync...
     assert not [size for size in waits.fsyncs if 100 <= size < 130]  # ...no small file did
 
 
-def test_inputs_wait_for_no_disk_and_a_torn_copy_is_found_and_copied_again(
+def test_inputs_for_this_machine_wait_for_no_disk_and_a_torn_copy_is_copied_again(
     tmp_path: Path, make_spec: Callable[..., JobSpec], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Inputs are hashed again before every use, so their copies are not fsynced: a copy a
-    crash tore (its blocks never written: zeros) is found by the job wrapper's check and
-    by the next stage-in (before every attempt), which copies it again."""
+    """A local job's inputs need not outlive this machine, so their copies are not synced: a
+    copy a crash tore (its blocks never written: zeros) is found by the job wrapper's check
+    and by the next stage-in (before every attempt), which copies it again."""
     source, data = tmp_path / "source", tmp_path / "data"
     _small_and_large(source)
     manifest = manifest_dir(data) / INPUTS
     waits = _DiskWaits(monkeypatch, manifest)
     spec = make_spec(stage_in=[{"source": str(source), "dest": "in"}])
-    report = stage_in(spec, data, retry=Retry(attempts=1))
+    report = stage_in(spec, data, retry=Retry(attempts=1), durable=False)
 
     assert len(report.files) == 31 and manifest.exists()
     assert waits.synced in ([], [set()])  # no syncfs of a directory...
@@ -95,7 +107,7 @@ def test_inputs_wait_for_no_disk_and_a_torn_copy_is_found_and_copied_again(
     torn.write_bytes(bytes(torn.stat().st_size))  # same size, blocks lost
     (problem,) = verify_inputs.problems(manifest)  # the job wrapper would not run the command
     assert "big.bin: checksum mismatch" in problem
-    again = stage_in(spec, data, retry=Retry(attempts=1))
+    again = stage_in(spec, data, retry=Retry(attempts=1), durable=False)
     assert again.bytes_copied == torn.stat().st_size  # only the torn file, copied again
     assert torn.read_bytes() == (source / "big.bin").read_bytes()
     assert verify_inputs.problems(manifest) == []

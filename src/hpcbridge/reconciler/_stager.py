@@ -95,7 +95,9 @@ class Stager:
         where = data_dir(self._checkpoints, job.job_id)
         try:
             if job.state is JobState.STAGING_IN:
-                report = stage_in(spec, where, cache=self._cache, progress=meter)
+                # A local job's copies need not outlive this machine: a crash ends it too.
+                here = spec.backend == "local"
+                report = stage_in(spec, where, cache=self._cache, progress=meter, durable=not here)
                 verb = "staged in and verified"
             else:
                 report = stage_out(spec, where, succeeded=job.failure_class is None, progress=meter)

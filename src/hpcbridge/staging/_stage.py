@@ -86,12 +86,20 @@ def stage_in(
     retry: Retry = DEFAULT_RETRY,
     progress: Progress | None = None,
     cache: Cache | None = None,
+    durable: bool = True,
 ) -> StageReport:
-    """Inputs into ``data_dir``; with a ``cache``, inputs it holds are linked, not copied."""
+    """Inputs into ``data_dir``; with a ``cache``, inputs it holds are linked, not copied.
+
+    ``durable=False`` where the copies need not outlive this machine: a job that runs here
+    ends with it, and its retry stages again, re-hashing what it keeps (so does the cache
+    before it links an object, and the job wrapper before the command runs), so a copy
+    that a crash tore is found and copied again. Elsewhere (a job on another node, which
+    may start after this machine crashed) the copies are on disk before the manifest."""
     tasks = plan_in(spec.stage_in, data_dir)
     earlier = {r.path: r for r in read_manifest(manifest_dir(data_dir) / INPUTS)}
     manifest = manifest_dir(data_dir) / INPUTS
-    return _run(tasks, earlier, manifest, "inputs", retry, progress, cache)
+    mode: Durability = "batch" if durable else "none"
+    return _run(tasks, earlier, manifest, "inputs", retry, progress, cache, mode)
 
 
 def stage_out(
@@ -103,7 +111,9 @@ def stage_out(
     progress: Progress | None = None,
 ) -> StageReport:
     tasks = plan_out(spec.stage_out, data_dir, succeeded=succeeded)
-    return _run(tasks, {}, manifest_dir(data_dir) / OUTPUTS, "outputs", retry, progress)
+    return _run(
+        tasks, {}, manifest_dir(data_dir) / OUTPUTS, "outputs", retry, progress, None, "batch"
+    )
 
 
 def _by_directory(
@@ -136,13 +146,11 @@ def _run(
     kind: str,
     retry: Retry,
     progress: Progress | None,
-    cache: Cache | None = None,
+    cache: Cache | None,
+    durable: Durability,
 ) -> StageReport:
     started = time.monotonic()
     algorithm = default_algorithm()
-    # Inputs are hashed again before every use, so a copy need not be on disk to be safe;
-    # outputs (the results, their source possibly gone next) are, before the manifest.
-    durable: Durability = "none" if kind == "inputs" else "batch"
     if isinstance(progress, Meter):
         progress.total = sum(t.size or 0 for t in tasks)
 
@@ -184,7 +192,7 @@ def _run(
         with ThreadPoolExecutor(min(MAX_PARALLEL, len(tasks)) or 1, "hb-stage") as pool:
             done = list(pool.map(one, tasks))  # the first error is raised here
     files = tuple(record for record, _ in done)
-    sync_filesystems(unsynced)  # every output is on disk before the manifest names it
+    sync_filesystems(unsynced)  # every copy is on disk before the manifest names it
     write_manifest(manifest, kind, files)
     if cache is not None:
         cache.evict()

@@ -39,11 +39,8 @@ Durability = Literal["each", "batch", "none"]
 """``each``: every file is fsynced before it is renamed into place. ``batch``: files
 smaller than ``DEFER_BELOW`` are left to the caller, who makes a whole stage durable at
 once (``sync_filesystems``) before its manifest names them. ``none``: nothing waits for the
-disk, for copies that are hashed again before every use (staged inputs: a retry stages
-them again and re-hashes what it keeps, the cache re-hashes an object before it links it,
-and the job wrapper hashes them before the command runs), so that a copy a crash tore is
-found and copied again, never used. Waiting for the disk made a 2 GiB input take twice as
-long as ``cp``."""
+disk: for copies that need not outlive this machine (``stage_in``'s ``durable=False``).
+Waiting for the disk made a 2 GiB input take twice as long as ``cp``."""
 Progress = Callable[[int], None]
 
 
