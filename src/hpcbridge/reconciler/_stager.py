@@ -19,6 +19,7 @@ import structlog
 from hpcbridge.backends import Observation
 from hpcbridge.checkpoint.verify_inputs import EXIT_CODE as VERIFY_EXIT_CODE
 from hpcbridge.checkpoint.verify_inputs import MARK as VERIFY_MARK
+from hpcbridge.checkpoint.verify_inputs import TORN_EXIT_CODE as VERIFY_TORN_EXIT_CODE
 from hpcbridge.errors import HpcbridgeError
 from hpcbridge.reconciler._environment import data_dir
 from hpcbridge.reconciler._stage_outcome import StageOutcome
@@ -129,14 +130,22 @@ def _data(report: StageReport) -> dict[str, object]:
 
 def unverified_inputs(seen: Observation, attempt: Attempt) -> Observation:
     """A failed attempt whose wrapper found its inputs changed since staging (the mark
-    ``verify_inputs`` leaves) failed with ``checksum_mismatch``, not as the program."""
+    ``verify_inputs`` leaves) failed with ``checksum_mismatch``, not as the program; with
+    ``staging_error`` (retried, staging again) where a crash tore copies not yet on disk."""
     status_dir = attempt.status_dir
-    if status_dir is None or seen.exit_code != VERIFY_EXIT_CODE:
+    failure_class = _VERIFY_FAILURES.get(seen.exit_code) if seen.exit_code is not None else None
+    if status_dir is None or failure_class is None:
         return seen
     try:
         why = (Path(status_dir) / VERIFY_MARK).read_text().strip()
     except OSError:
         return seen
-    return dataclasses.replace(
-        seen, failure_class=FailureClass.CHECKSUM_MISMATCH, reason=why or seen.reason
-    )
+    return dataclasses.replace(seen, failure_class=failure_class, reason=why or seen.reason)
+
+
+_VERIFY_FAILURES = {
+    VERIFY_EXIT_CODE: FailureClass.CHECKSUM_MISMATCH,
+    # torn by a crash before it reached the disk: a staging failure, retried by default
+    # (the retry stages again, re-hashing what it keeps)
+    VERIFY_TORN_EXIT_CODE: FailureClass.STAGING_ERROR,
+}

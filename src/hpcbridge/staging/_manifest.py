@@ -36,7 +36,11 @@ def manifest_dir(data_dir: Path) -> Path:
     return data_dir / ".hpcbridge"
 
 
-def write_manifest(path: Path, kind: str, files: Iterable[FileRecord]) -> None:
+def write_manifest(
+    path: Path, kind: str, files: Iterable[FileRecord], *, unsynced_boot: str | None = None
+) -> None:
+    """``unsynced_boot``: the files were left to this boot's writeback, not synced (the
+    node's check then tells a crash's torn copy from a changed one)."""
     # One line per file, each encoded by the C encoder (``indent`` takes the pure-Python
     # one, which cost more than copying a 4 KiB file).
     lines = ",\n".join(
@@ -46,7 +50,10 @@ def write_manifest(path: Path, kind: str, files: Iterable[FileRecord]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as f:
-        f.write(f'{{"version": {VERSION}, "kind": {json.dumps(kind)}, "files": [\n{lines}\n]}}\n')
+        boot = "" if unsynced_boot is None else f', "unsynced_boot": {json.dumps(unsynced_boot)}'
+        f.write(
+            f'{{"version": {VERSION}, "kind": {json.dumps(kind)}{boot}, "files": [\n{lines}\n]}}\n'
+        )
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

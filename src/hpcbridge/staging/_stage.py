@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hpcbridge.checkpoint.verify_inputs import boot_id
 from hpcbridge.spec import JobSpec
 from hpcbridge.staging._cache import Cache
 from hpcbridge.staging._digest import default_algorithm
@@ -98,7 +99,8 @@ def stage_in(
     tasks = plan_in(spec.stage_in, data_dir)
     earlier = {r.path: r for r in read_manifest(manifest_dir(data_dir) / INPUTS)}
     manifest = manifest_dir(data_dir) / INPUTS
-    mode: Durability = "batch" if durable else "none"
+    # Left to writeback only where the node's check can tell a crash's torn copy (by boot).
+    mode: Durability = "none" if not durable and boot_id() is not None else "batch"
     return _run(tasks, earlier, manifest, "inputs", retry, progress, cache, mode)
 
 
@@ -193,7 +195,7 @@ def _run(
             done = list(pool.map(one, tasks))  # the first error is raised here
     files = tuple(record for record, _ in done)
     sync_filesystems(unsynced)  # every copy is on disk before the manifest names it
-    write_manifest(manifest, kind, files)
+    write_manifest(manifest, kind, files, unsynced_boot=boot_id() if durable == "none" else None)
     if cache is not None:
         cache.evict()
     return StageReport(
