@@ -31,6 +31,8 @@ from hpcbridge.staging._manifest import FileRecord
 from hpcbridge.staging._urls import Location
 
 BLOCK = 8 << 20
+SMALL = 1 << 20
+"""Local files smaller than this are copied by ``_copy_small``."""
 DEFER_BELOW = 1 << 20
 """With ``durable="batch"`` only files smaller than this skip their own fsync: syncing a
 large file alone leaves others' dirty data on a shared file system out of its wait."""
@@ -126,6 +128,11 @@ def _copy_once(
             raise StagingError(f"{task.dest.url}: the stored object is not {copied} bytes long")
         return record, copied
     part = task.dest.path + ".part"
+    if type(task.source.fs) is LocalFileSystem and task.size is not None and task.size < SMALL:
+        record = _copy_small(task, algorithm, hasher, part, sync=durable == "each")
+        if progress is not None:
+            progress(record.size)
+        return record, record.size
     with _open_part(part) as out:  # unbuffered: each write is one system call
         _lock(out.fileno(), task)
         offset = _resumable(out.fileno(), task.size, hasher)
@@ -167,6 +174,48 @@ def _copy_local(
     if offset:
         src.seek(offset)
     return _pump(src, out, hasher, progress, remaining, writeback=writeback)
+
+
+def _copy_small(
+    task: FileTask, algorithm: str, hasher: Hasher, part: str, *, sync: bool
+) -> FileRecord:
+    """A small local file through raw descriptors, read in one call: among many small
+    files, file objects and a read to find the end cost a quarter of the stage. A
+    ``.part`` an earlier try left is started afresh, not resumed."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+    try:
+        out = os.open(part, flags, 0o644)
+    except FileNotFoundError:
+        Path(part).parent.mkdir(parents=True, exist_ok=True)
+        out = os.open(part, flags, 0o644)
+    try:
+        _lock(out, task)
+        os.ftruncate(out, 0)  # only now that no one else writes it
+        src = os.open(task.source.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            size, want = 0, (task.size or 0) + 1
+            while block := os.read(src, want):
+                hasher.update(block)
+                _write_all_fd(out, block)
+                size += len(block)
+                if len(block) < want:  # a short read of a regular file is its end
+                    break
+                want = BLOCK  # it grew since it was listed: _checked will say so
+        finally:
+            os.close(src)
+        if sync:
+            os.fsync(out)
+        record = _checked(task, algorithm, hasher, size)
+        os.replace(part, task.dest.path)  # still the only writer: the lock is held
+    finally:
+        os.close(out)
+    return record
+
+
+def _write_all_fd(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _open_part(part: str) -> Any:
