@@ -27,8 +27,9 @@ hpcbridge/GNU parallel, ``xargs_ratio`` = hpcbridge/xargs, ``files_floor_ratio``
 floor/raw, ``ratio_vs_files_floor`` = hpcbridge/floor; ``start_latency_p50_ms`` /
 ``_p95_ms``: submit call to the job's first instruction, one job at a time while slots are
 free; ``create_file_us``: what creating one empty file costs in ``--dir`` (median of each
-round's median). hpcbridge creates seven inodes per job there (three directories, two logs,
-and the launcher's pid and exit files), the floor five and GNU parallel two (its buffers,
+round's median). hpcbridge creates seven inodes per job there (three directories and two
+logs when the job is submitted, the launcher's pid and exit files around its run), the
+floor five and GNU parallel two (its buffers,
 deleted at once); raw and xargs none. Where ``create_file_us`` is large, the ratios measure
 the filesystem as much as the runners: on ext4 without a journal, for one, creating a file
 skips every inode of its block group deleted in the last few minutes, so a run right after
@@ -36,10 +37,11 @@ another (or after anything that deleted many files nearby) creates files more sl
 
     python bench/local_throughput.py [--jobs 1000] [--concurrency N] [--rounds 3] [--dir D]
 
-Measured (2 cores, 1,000 jobs x 3 rounds): on a tmpfs ``ratio`` 0.39-0.42,
-``parallel_ratio`` 2.36-2.62, about 1,000 jobs/s (840 before the control plane's CPU per
-job fell by a third, 478 with the per-job shim); on ext4 with file creation at 75 us,
-0.29 and 1.81 (737 jobs/s), where the files floor itself is 0.56 of direct spawns.
+Measured (2 cores, 1,000 jobs x 3 rounds): on a tmpfs ``ratio`` 0.40-0.44,
+``parallel_ratio`` 2.62-2.67, 870-1,030 jobs/s (840 before the control plane's CPU per
+job fell by a third, 478 with the per-job shim). On ext4 it follows file creation: 0.37
+and 2.50 with files created in 24 us, 0.24 and 1.55 at 80 us, where the files floor
+itself was 0.35 of direct spawns (hpcbridge at 0.5-0.8 of that floor).
 
 ``--dir`` (default: the system's temporary directory, which ``TMPDIR`` sets) holds the
 store, the job directories and GNU parallel's temporary files (its ``TMPDIR``). On a tmpfs
