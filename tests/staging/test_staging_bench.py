@@ -20,9 +20,14 @@ def test_the_staging_bench_prints_one_json_object_with_its_ratios(tmp_path: Path
     (line,) = done.stdout.splitlines()
     result = json.loads(line)
     assert result["large_bytes"] == 8 << 20 and result["small_files"] == 50
-    for key in ("cp_s", "stage_large_s", "rsync_s", "stage_small_s", "hash_GBps"):
-        assert result[key] > 0, key
-    assert result["large_vs_cp_ratio"] > 0 and result["small_vs_rsync_ratio"] > 0
+    runners = {"cp", "cp_sync", "stage_large", "stage_large_durable"}
+    runners |= {"rsync", "rsync_sync", "stage_small", "stage_small_durable"}
+    assert set(result["seconds"]) == set(result["median_seconds"]) == runners
+    assert all(len(times) == 1 for times in result["per_round_seconds"].values())
+    assert all(seconds > 0 for seconds in result["seconds"].values()) and result["hash_GBps"] > 0
+    ratios = ["large_vs_cp", "large_durable_vs_cp_sync", "small_vs_rsync"]
+    for name in [*ratios, "small_durable_vs_rsync_sync"]:
+        assert result[f"{name}_ratio"] > 0 and result["median_ratios"][name] > 0, name
     assert (result["hash_vs_sha256sum_ratio"] is None) == (shutil.which("sha256sum") is None)
     assert (result["hash_vs_b3sum_ratio"] is None) == (shutil.which("b3sum") is None)
     assert list(tmp_path.iterdir()) == []  # it cleans up after itself
